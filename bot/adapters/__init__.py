@@ -1,0 +1,1 @@
+"""Front ends: thin translators between a platform and the conversation layer."""

@@ -1,0 +1,1 @@
+"""The conversation layer shared by every adapter (CLI, Slack, Discord)."""

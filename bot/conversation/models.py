@@ -1,0 +1,74 @@
+"""Platform-neutral conversation types: what an adapter hands in, and what it renders out.
+
+Adapters translate a platform event into an IncomingMessage, call
+ConversationService.handle(...) (sync; call it off the event loop with asyncio.to_thread),
+and render the Reply. Nothing here knows Slack or Discord.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from bot.core.types import Answer
+
+
+class ReplyKind(str, Enum):
+    ANSWER = "answer"  # quotes that answer the question
+    ABSTAIN = "abstain"  # knowledge does not cover it; lists closest sections
+    HELP = "help"  # greeting / help / thanks / empty question
+    ADMIN = "admin"  # result of an admin command (status, reindex, rollback, report)
+    REFUSED = "refused"  # not allowed (admin command by a non-admin, channel not allowed, DMs off)
+    RATE_LIMITED = "rate_limited"  # over the limit: told once when to retry
+    IGNORED = "ignored"  # nothing to send (bot's own message, duplicate, already told about limit)
+    ERROR = "error"  # index missing/corrupt or a failure; text says what to do
+
+
+class FeedbackVote(int, Enum):
+    UP = 1
+    DOWN = -1
+
+
+@dataclass(frozen=True)
+class IncomingMessage:
+    """One message addressed to the bot (mention, DM, slash command, thread follow-up)."""
+
+    platform: str  # "cli" | "slack" | "discord"
+    user_id: str
+    channel_id: str
+    text: str  # raw text as the platform gave it (mentions are stripped by the layer)
+    thread_id: str | None = None  # the thread it was posted in, if any
+    message_id: str | None = None  # the platform's id for this message (used to start a thread)
+    is_dm: bool = False
+    is_admin: bool = False  # adapter decides from platform facts (Manage Server, configured IDs)
+    is_bot: bool = False  # sent by a bot (the bot itself included): always ignored
+    addressed: bool = True  # mention, DM or slash command; False for a plain thread message
+    private: bool = False  # answer only to the asker (ephemeral)
+    event_id: str | None = None  # platform event id for de-duplication of retries
+
+
+@dataclass(frozen=True)
+class Button:
+    action_id: str  # "qabot_feedback_up" | "qabot_feedback_down" | "qabot_share"
+    label: str
+    value: str  # opaque payload round-tripped by the platform (fits 2000 chars)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the bot says back; adapters render `answer` richly or fall back to `text`."""
+
+    kind: ReplyKind
+    text: str  # complete plain-text rendering (Markdown-ish), usable by any adapter
+    answer: Answer | None = None
+    buttons: tuple[Button, ...] = ()
+    hints: tuple[str, ...] = ()  # follow-up suggestions
+    private: bool = False
+    index_version: str = ""
+    # opaque id of this answer for feedback buttons (stored with question and passage ids)
+    answer_id: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def should_send(self) -> bool:
+        return self.kind is not ReplyKind.IGNORED

@@ -1,0 +1,149 @@
+"""Turns a question into an Answer: normalise, retrieve, decide whether the knowledge covers it, pick quotes."""
+
+from __future__ import annotations
+
+import time
+
+from bot.core.normalize import SmallTalk, has_words, normalize_question, small_talk
+from bot.core.retriever import Candidate, HybridRetriever, Retrieval
+from bot.core.types import Answer, AnswerKind, Confidence, Quote
+
+MAX_QUOTES = 3
+# Abstention: below this similarity the best passage is about something else.
+MIN_SIMILARITY = 0.38
+# Between MIN and this, the question must also share words with the knowledge to be answered.
+WEAK_SIMILARITY = 0.50
+MIN_KNOWN_FRACTION = 0.5
+HIGH_SIMILARITY = 0.62
+MEDIUM_SIMILARITY = 0.50
+# Further quotes must score close to the first one: a quote that is clearly worse is noise.
+QUOTE_MARGIN = 0.07
+
+HELP_TEXT = (
+    "I answer questions about the knowledge I was given by quoting the passages that answer them. "
+    "Ask me something like “What is the difference between machine learning and generative AI?”"
+)
+SMALLTALK_REPLIES = {
+    SmallTalk.GREETING: "Hi! " + HELP_TEXT,
+    SmallTalk.HELP: HELP_TEXT,
+    SmallTalk.THANKS: "You're welcome! Ask me anything else about the knowledge.",
+}
+EMPTY_TEXT = "I didn't catch a question there. " + HELP_TEXT
+ABSTAIN_TEXT = "The knowledge I have doesn't cover that, so I won't guess."
+
+
+def _similarity(c: Candidate) -> float:
+    return max(c.dense, c.sentence)
+
+
+class Answerer:
+    def __init__(self, retriever: HybridRetriever, *, index_version: str):
+        self.retriever = retriever
+        self.index_version = index_version
+        self.passages = retriever.index.passages
+        self.doc_urls = {d["path"]: d.get("source_url") for d in retriever.index.manifest.get("documents", [])}
+
+    def answer(self, question: str) -> Answer:
+        started = time.perf_counter()
+        normalized = normalize_question(question)
+
+        def done(kind: AnswerKind, **fields) -> Answer:
+            return Answer(
+                question=question,
+                normalized_question=normalized,
+                kind=kind,
+                index_version=self.index_version,
+                took_ms=(time.perf_counter() - started) * 1000,
+                **fields,
+            )
+
+        if not normalized or not has_words(normalized):
+            return done(AnswerKind.EMPTY, confidence=None, message=EMPTY_TEXT)
+        chat = small_talk(normalized)
+        if chat is not None:
+            return done(AnswerKind.SMALLTALK, confidence=None, message=SMALLTALK_REPLIES[chat])
+
+        found = self.retriever.retrieve(normalized)
+        if not found.candidates or not self._covered(found):
+            return done(
+                AnswerKind.ABSTAIN,
+                confidence=None,
+                message=ABSTAIN_TEXT,
+                closest_sections=self._closest_sections(found),
+                extra=self._debug(found),
+            )
+        top = found.candidates[0]
+        chosen = [top]
+        for cand in found.candidates[1:]:
+            if len(chosen) == MAX_QUOTES:
+                break
+            if cand.score < top.score - QUOTE_MARGIN or _similarity(cand) < MIN_SIMILARITY:
+                break
+            if any(self._overlaps(cand.row, c.row) for c in chosen):
+                continue
+            chosen.append(cand)
+        quotes = tuple(self._quote(c) for c in chosen)
+        return done(
+            AnswerKind.ANSWER,
+            confidence=self._confidence(found),
+            quotes=quotes,
+            message="Here is what the knowledge says:",
+            extra=self._debug(found),
+        )
+
+    def _covered(self, found: Retrieval) -> bool:
+        sim = _similarity(found.candidates[0])
+        if sim < MIN_SIMILARITY:
+            return False
+        if sim < WEAK_SIMILARITY and found.known_fraction < MIN_KNOWN_FRACTION:
+            return False
+        return True
+
+    def _confidence(self, found: Retrieval) -> Confidence:
+        top = found.candidates[0]
+        sim = _similarity(top)
+        if sim >= HIGH_SIMILARITY and top.lexical > 0:
+            return Confidence.HIGH
+        if sim >= MEDIUM_SIMILARITY:
+            return Confidence.MEDIUM
+        return Confidence.LOW
+
+    def _overlaps(self, a: int, b: int) -> bool:
+        ta, tb = self.passages[a]["text"], self.passages[b]["text"]
+        return ta in tb or tb in ta
+
+    def _quote(self, c: Candidate) -> Quote:
+        p = self.passages[c.row]
+        sentences = p["sentences"]
+        highlight = tuple(sentences[c.best_sentence]) if len(sentences) > 1 else None
+        section_path = tuple(p["section_path"])
+        return Quote(
+            text=p["text"],
+            document=p["doc_title"],
+            doc_path=p["doc_path"],
+            section=" > ".join(section_path) if section_path else p["doc_title"],
+            section_path=section_path,
+            score=round(float(c.score), 4),
+            passage_id=p["id"],
+            source_url=self.doc_urls.get(p["doc_path"]),
+            highlight=highlight,  # type: ignore[arg-type]
+        )
+
+    def _closest_sections(self, found: Retrieval) -> tuple[str, ...]:
+        seen: list[str] = []
+        for cand in found.candidates:
+            p = self.passages[cand.row]
+            name = " > ".join(p["section_path"]) or p["doc_title"]
+            if name not in seen:
+                seen.append(name)
+            if len(seen) == 3:
+                break
+        return tuple(seen)
+
+    @staticmethod
+    def _debug(found: Retrieval) -> dict:
+        top = found.candidates[0] if found.candidates else None
+        return {
+            "similarity": round(_similarity(top), 4) if top else 0.0,
+            "known_fraction": round(found.known_fraction, 3),
+        }

@@ -1,0 +1,64 @@
+"""Query-time sentence encoder: the all-MiniLM-L6-v2 transformer exported to ONNX, run with onnxruntime.
+
+Same vectors as sentence-transformers (mean pooling over the attention mask, L2 normalised; parity is
+tested to cosine >= 0.9999) at a fraction of the start-up cost: no torch import on the query path.
+The exported model and its tokenizer live inside each index version (`encoder/`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+ENCODER_DIR = "encoder"
+ONNX_FILE = "model.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+CONFIG_FILE = "encoder.json"
+
+
+class OnnxEncoder:
+    """Loads once (about half a second), then encodes a short question in a few milliseconds."""
+
+    def __init__(self, encoder_dir: Path, *, threads: int | None = None):
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        config = json.loads((encoder_dir / CONFIG_FILE).read_text(encoding="utf-8"))
+        self.max_seq_length = int(config["max_seq_length"])
+        self.dim = int(config["embedding_dim"])
+        self.tokenizer = Tokenizer.from_file(str(encoder_dir / TOKENIZER_FILE))
+        self.tokenizer.enable_truncation(self.max_seq_length)
+        self.tokenizer.enable_padding(pad_id=int(config.get("pad_token_id", 0)), pad_token="[PAD]")
+        options = ort.SessionOptions()
+        # One short question is too small to gain from more threads; they only add jitter.
+        options.intra_op_num_threads = threads or int(os.environ.get("QABOT_ENCODER_THREADS", "1"))
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(
+            str(encoder_dir / ONNX_FILE), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        self._input_names = {i.name for i in self.session.get_inputs()}
+
+    def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        """Normalised float32 vectors, one row per text."""
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(texts), batch_size):
+            batch = self.tokenizer.encode_batch(texts[start : start + batch_size])
+            ids = np.array([e.ids for e in batch], dtype=np.int64)
+            mask = np.array([e.attention_mask for e in batch], dtype=np.int64)
+            feeds = {"input_ids": ids, "attention_mask": mask}
+            if "token_type_ids" in self._input_names:
+                feeds["token_type_ids"] = np.array([e.type_ids for e in batch], dtype=np.int64)
+            (hidden,) = self.session.run(["last_hidden_state"], feeds)
+            weights = mask[..., None].astype(np.float32)
+            summed = (hidden * weights).sum(axis=1)
+            pooled = summed / np.clip(weights.sum(axis=1), 1e-9, None)
+            norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+            out[start : start + len(batch)] = pooled / np.clip(norms, 1e-12, None)
+        return out
+
+    def encode_one(self, text: str) -> np.ndarray:
+        return self.encode([text])[0]

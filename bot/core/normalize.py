@@ -1,0 +1,76 @@
+"""Question normalisation: chat mentions, Markdown, control characters and whitespace out; words kept."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from enum import Enum
+
+MAX_QUESTION_CHARS = 2000  # longer input is cut here (the encoder reads 256 tokens anyway)
+
+_SLACK_MENTION = re.compile(r"<[@#!][^>\s]*>")  # <@U012AB>, <@U012AB|name>, <#C123|general>, <!here>
+_DISCORD_MENTION = re.compile(r"<(?:@[!&]?|#)\d+>")  # <@123>, <@!123>, <@&123>, <#123>
+_AT_NAME = re.compile(r"(?<![\w.])@(?:qabot|everyone|here|channel)\b[:,]?", re.IGNORECASE)
+_LEADING_AT = re.compile(r"^\s*@[\w.-]+[:,]?\s+")
+_LINK = re.compile(r"<(https?://[^|>]+)(?:\|([^>]+))?>")  # Slack link markup
+_MD_LINK = re.compile(r"\[([^\]]+)\]\([^)]+\)")
+_MD_CODE_FENCE = re.compile(r"```[a-zA-Z0-9_-]*\n?|```")
+_MD_MARKS = re.compile(r"(?<!\w)[*_~`]+|[*_~`]+(?!\w)|^\s{0,3}(?:>|#{1,6}|[-*+]\s)\s*", re.MULTILINE)
+_WS = re.compile(r"\s+")
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-_]")
+
+_GREETING = re.compile(
+    r"^(hi|hii+|hello|hey+|yo|hola|howdy|good (morning|afternoon|evening)|gm|sup|what'?s up)( there)?( bot| qabot)?[!. ]*$",
+    re.IGNORECASE,
+)
+_HELP = re.compile(
+    r"^(help|\?|/help|commands|usage|how (do|can) i use (you|this|this bot|qabot)|what can you do|"
+    r"who are you|what are you|what do you do)[?!. ]*$",
+    re.IGNORECASE,
+)
+_THANKS = re.compile(
+    r"^(thanks?( you)?|thx|ty|tysm|cheers|great|awesome|cool|nice|ok(ay)?|got it|perfect|thank u)"
+    r"( (so much|a lot|bot|qabot|!+))*[!. ]*$",
+    re.IGNORECASE,
+)
+
+
+class SmallTalk(str, Enum):
+    GREETING = "greeting"
+    HELP = "help"
+    THANKS = "thanks"
+
+
+def normalize_question(raw: str) -> str:
+    """The question as words: mentions, markup, control characters and extra spaces removed."""
+    text = unicodedata.normalize("NFKC", raw)
+    text = _ANSI.sub(" ", text)
+    text = "".join(ch if (ch in "\n\t" or unicodedata.category(ch)[0] != "C") else " " for ch in text)
+    text = text[: MAX_QUESTION_CHARS * 2]
+    text = _LINK.sub(lambda m: m.group(2) or m.group(1), text)
+    text = _SLACK_MENTION.sub(" ", text)
+    text = _DISCORD_MENTION.sub(" ", text)
+    text = _AT_NAME.sub(" ", text)
+    text = _LEADING_AT.sub(" ", text)
+    text = _MD_LINK.sub(r"\1", text)
+    text = _MD_CODE_FENCE.sub(" ", text)
+    text = _MD_MARKS.sub(" ", text)
+    text = _WS.sub(" ", text).strip()
+    return text[:MAX_QUESTION_CHARS].strip()
+
+
+def small_talk(question: str) -> SmallTalk | None:
+    """Greetings, help requests and thanks get a short help reply, not a passage."""
+    q = question.strip()
+    if _HELP.match(q):
+        return SmallTalk.HELP
+    if _GREETING.match(q):
+        return SmallTalk.GREETING
+    if _THANKS.match(q):
+        return SmallTalk.THANKS
+    return None
+
+
+def has_words(question: str) -> bool:
+    """False for input with no letters or digits at all (only emoji, punctuation, symbols)."""
+    return any(ch.isalnum() for ch in question)

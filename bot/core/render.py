@@ -1,0 +1,33 @@
+"""Plain-text rendering of an Answer (terminal, and the fallback text every adapter can send)."""
+
+from __future__ import annotations
+
+from bot.core.types import Answer, AnswerKind
+
+CONFIDENCE_LABEL = {"high": "high", "medium": "medium", "low": "low: check the quote"}
+
+
+def quote_lines(text: str, highlight: tuple[int, int] | None, *, mark: tuple[str, str] = ("**", "**")) -> list[str]:
+    """The passage as '> ' lines; the best-answering sentence wrapped in `mark` (words unchanged)."""
+    if highlight:
+        start, end = highlight
+        text = f"{text[:start]}{mark[0]}{text[start:end]}{mark[1]}{text[end:]}"
+    return [f"> {line}" if line else ">" for line in text.split("\n")]
+
+
+def render_plain(answer: Answer, *, mark: tuple[str, str] = ("**", "**")) -> str:
+    if answer.kind in (AnswerKind.SMALLTALK, AnswerKind.EMPTY):
+        return answer.message
+    if answer.kind is AnswerKind.ABSTAIN:
+        lines = [answer.message]
+        if answer.closest_sections:
+            lines.append("The closest sections I have are:")
+            lines.extend(f"  • {name}" for name in answer.closest_sections)
+        return "\n".join(lines)
+    lines = [f"{answer.message} (confidence: {CONFIDENCE_LABEL[answer.confidence.value]})"]
+    for quote in answer.quotes:
+        lines.append("")
+        lines.extend(quote_lines(quote.text, quote.highlight, mark=mark))
+        where = quote.document if quote.section == quote.document else f"{quote.document} › {quote.section}"
+        lines.append(f"— {where}" + (f" · {quote.source_url}" if quote.source_url else ""))
+    return "\n".join(lines)

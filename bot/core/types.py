@@ -1,0 +1,84 @@
+"""Core data types shared by the answering core, the conversation layer and every adapter."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class Confidence(str, Enum):
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+
+class AnswerKind(str, Enum):
+    ANSWER = "answer"  # quotes that answer the question
+    ABSTAIN = "abstain"  # the knowledge does not cover the question
+    SMALLTALK = "smalltalk"  # greeting / help / thanks: a short help reply, no passage
+    EMPTY = "empty"  # nothing usable was asked (empty, only emoji, only a mention)
+
+
+@dataclass(frozen=True)
+class Quote:
+    """One verbatim passage of the knowledge, with where it comes from."""
+
+    text: str  # the passage, verbatim as it stands in the document
+    document: str  # document title
+    doc_path: str  # path of the document relative to the knowledge folder
+    section: str  # heading path joined with " > "
+    section_path: tuple[str, ...]
+    score: float  # fused relevance score, 0..1
+    passage_id: str
+    source_url: str | None = None
+    # character span [start, end) in `text` of the sentence that best answers the question
+    highlight: tuple[int, int] | None = None
+
+    @property
+    def best_sentence(self) -> str | None:
+        if self.highlight is None:
+            return None
+        return self.text[self.highlight[0] : self.highlight[1]]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["section_path"] = list(self.section_path)
+        d["highlight"] = list(self.highlight) if self.highlight else None
+        d["best_sentence"] = self.best_sentence
+        return d
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The platform-neutral result of answering one question; adapters render it."""
+
+    question: str  # as asked
+    normalized_question: str
+    kind: AnswerKind
+    confidence: Confidence | None
+    quotes: tuple[Quote, ...] = ()
+    # for an abstention: the sections that came closest, so the user knows what *is* covered
+    closest_sections: tuple[str, ...] = ()
+    message: str = ""  # one plain sentence that leads the reply
+    index_version: str = ""
+    took_ms: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def abstained(self) -> bool:
+        return self.kind is not AnswerKind.ANSWER
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "normalized_question": self.normalized_question,
+            "kind": self.kind.value,
+            "abstained": self.abstained,
+            "confidence": self.confidence.value if self.confidence else None,
+            "message": self.message,
+            "quotes": [q.to_dict() for q in self.quotes],
+            "closest_sections": list(self.closest_sections),
+            "index_version": self.index_version,
+            "took_ms": round(self.took_ms, 3),
+        }

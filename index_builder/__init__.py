@@ -1,0 +1,1 @@
+"""Index builder: knowledge/*.md -> sections -> passages -> embeddings -> an index directory, atomically."""

@@ -1,0 +1,261 @@
+"""build_index: knowledge folder -> a new index version, switched in atomically (or a no-op)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bot.core import index_store as fmt
+from bot.core.errors import BuildError, BuildInProgressError, IndexProblem
+from bot.core.lexical import tokenize
+from index_builder import store
+from index_builder.embed import MODEL_NAME, SentenceTransformerEmbedder, file_sha256, model_weights_sha256
+from index_builder.parser import DocumentError, Passage, find_documents, load_document, passages_from_document
+
+log = logging.getLogger(__name__)
+
+PARSER_VERSION = 1  # bump when passage boundaries change, so an unchanged folder still rebuilds
+PARITY_MIN_COSINE = 0.9999
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    version_id: str
+    passage_count: int
+    documents: int
+    took_s: float
+    skipped: bool  # nothing changed: the current version was kept
+    version_dir: Path
+
+
+def embedding_text(passage: Passage) -> str:
+    """What the dense side sees: the heading path gives a bare list item its context."""
+    heading = " > ".join(passage.section_path)
+    return f"{heading}: {passage.text}" if heading else passage.text
+
+
+def _fingerprint(doc_hashes: list[tuple[str, str]], weights_sha: str) -> str:
+    payload = json.dumps(
+        {"docs": sorted(doc_hashes), "model": weights_sha, "schema": fmt.SCHEMA_VERSION, "parser": PARSER_VERSION}
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _current_manifest(index_dir: Path) -> tuple[Path, dict[str, Any]] | None:
+    try:
+        version_dir = fmt.current_version_dir(index_dir)
+        return version_dir, fmt.read_manifest(version_dir)
+    except IndexProblem:
+        return None
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+
+
+def _export_encoder(embedder: SentenceTransformerEmbedder, target: Path, weights_sha: str, index_dir: Path) -> None:
+    """Reuse (hard-link) the previous version's ONNX export when the weights are the same; else export."""
+    for previous in reversed(store.list_versions(index_dir)):
+        try:
+            manifest = fmt.read_manifest(previous)
+        except IndexProblem:
+            continue
+        source = previous / fmt.ENCODER_DIR
+        if manifest.get("model_sha256") == weights_sha and (source / "model.onnx").is_file():
+            if not fmt.check_files(previous, manifest, full=True):
+                target.mkdir(parents=True)
+                for item in source.iterdir():
+                    try:
+                        os.link(item, target / item.name)
+                    except OSError:
+                        shutil.copy2(item, target / item.name)
+                return
+    embedder.export_onnx(target)
+
+
+def build_index(
+    knowledge_dir: Path,
+    index_dir: Path,
+    *,
+    force: bool = False,
+    show_progress: bool = False,
+    embedder: SentenceTransformerEmbedder | None = None,
+    _fail_after: str | None = None,  # test hook: raise after this step, to prove a failed build changes nothing
+) -> BuildResult:
+    """Parse, embed and write a new index version, then switch `current` to it in one rename.
+
+    Raises BuildError (or BuildInProgressError) with a message fit for a user; whatever was serving
+    before keeps serving.
+    """
+    started = time.perf_counter()
+    knowledge_dir = Path(knowledge_dir)
+    index_dir = Path(index_dir)
+    if not knowledge_dir.is_dir():
+        raise BuildError(f"The knowledge folder {knowledge_dir} does not exist.")
+    paths = find_documents(knowledge_dir)
+    if not paths:
+        raise BuildError(f"The knowledge folder {knowledge_dir} has no .md or .txt documents to index.")
+
+    try:
+        documents = [load_document(p, knowledge_dir) for p in paths]
+    except DocumentError as err:
+        raise BuildError(f"Cannot index the knowledge: {err}.") from err
+    passages: list[Passage] = [p for doc in documents for p in passages_from_document(doc)]
+    if not passages:
+        raise BuildError(f"The documents in {knowledge_dir} contain no text to index.")
+
+    try:
+        weights_sha = model_weights_sha256()
+    except RuntimeError as err:
+        raise BuildError(str(err)) from err
+    fingerprint = _fingerprint([(d.path, d.sha256) for d in documents], weights_sha)
+
+    try:
+        with store.build_lock(index_dir):
+            current = _current_manifest(index_dir)
+            if current and not force and current[1].get("fingerprint") == fingerprint:
+                version_dir, manifest = current
+                if not fmt.check_files(version_dir, manifest, full=False):
+                    return BuildResult(
+                        manifest["index_version"],
+                        int(manifest["passage_count"]),
+                        len(manifest["documents"]),
+                        time.perf_counter() - started,
+                        True,
+                        version_dir,
+                    )
+            store.clear_stale_staging(index_dir)
+            stamp = datetime.now(UTC)
+            version_id = f"v{stamp:%Y%m%dT%H%M%S%fZ}-{fingerprint[:8]}"
+            staging = store.new_staging_dir(index_dir, version_id)
+            try:
+                result_dir = _write_version(
+                    staging,
+                    index_dir=index_dir,
+                    version_id=version_id,
+                    built_at=stamp,
+                    documents=documents,
+                    passages=passages,
+                    weights_sha=weights_sha,
+                    fingerprint=fingerprint,
+                    embedder=embedder or SentenceTransformerEmbedder(),
+                    show_progress=show_progress,
+                    started=started,
+                    fail_after=_fail_after,
+                )
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+    except (BuildError, BuildInProgressError):
+        raise
+    except Exception as err:  # noqa: BLE001 - any failure: report it, the old index keeps serving
+        log.exception("index build failed")
+        raise BuildError(f"The index build failed ({type(err).__name__}: {err}); the previous index is unchanged.") from err
+
+    return BuildResult(version_id, len(passages), len(documents), time.perf_counter() - started, False, result_dir)
+
+
+def _write_version(
+    staging: Path,
+    *,
+    index_dir: Path,
+    version_id: str,
+    built_at: datetime,
+    documents,
+    passages: list[Passage],
+    weights_sha: str,
+    fingerprint: str,
+    embedder: SentenceTransformerEmbedder,
+    show_progress: bool,
+    started: float,
+    fail_after: str | None,
+) -> Path:
+    import faiss
+    from tqdm import tqdm
+
+    from bot.core.encoder import OnnxEncoder
+
+    steps = ["embed", "encoder", "write", "verify"]
+    bar = tqdm(total=len(steps), desc="building index", unit="step", disable=not show_progress)
+
+    def step_done(name: str) -> None:
+        bar.update(1)
+        if fail_after == name:
+            raise RuntimeError(f"simulated failure after step {name!r}")
+
+    # 1. embeddings: passages (with heading context) and every sentence (to mark the answering one)
+    passage_vectors = embedder.encode([embedding_text(p) for p in passages], show_progress=show_progress)
+    sentence_texts = [p.text[s:e] for p in passages for s, e in p.sentences]
+    sentence_vectors = embedder.encode(sentence_texts, show_progress=False)
+    dim = int(passage_vectors.shape[1])
+    step_done("embed")
+
+    # 2. the ONNX encoder the query path runs, checked against sentence-transformers' own vectors
+    _export_encoder(embedder, staging / fmt.ENCODER_DIR, weights_sha, index_dir)
+    onnx_vectors = OnnxEncoder(staging / fmt.ENCODER_DIR).encode([embedding_text(p) for p in passages])
+    worst = float(np.min(np.sum(onnx_vectors * passage_vectors, axis=1)))
+    if worst < PARITY_MIN_COSINE:
+        raise BuildError(f"The ONNX encoder disagrees with sentence-transformers (cosine {worst:.6f}).")
+    step_done("encoder")
+
+    # 3. data files: exact inner-product index (normalised vectors: inner product = cosine)
+    index = faiss.IndexFlatIP(dim)
+    index.add(passage_vectors)
+    faiss.write_index(index, str(staging / fmt.VECTORS))
+    np.save(staging / fmt.SENTENCE_VECTORS, sentence_vectors, allow_pickle=False)
+    _write_json(staging / fmt.PASSAGES, {"passages": [p.to_json() for p in passages]})
+    _write_json(
+        staging / fmt.LEXICAL,
+        {"tokenizer": "qabot-lexical-v1", "bm25": "rank_bm25.BM25Okapi", "tokens": [tokenize(embedding_text(p)) for p in passages]},
+    )
+    step_done("write")
+
+    files = {}
+    for path in sorted(staging.rglob("*")):
+        if path.is_file():
+            rel = path.relative_to(staging).as_posix()
+            files[rel] = {"sha256": file_sha256(path), "bytes": path.stat().st_size}
+    manifest = {
+        "schema_version": fmt.SCHEMA_VERSION,
+        "index_version": version_id,
+        "model_name": MODEL_NAME,
+        "model_sha256": weights_sha,
+        "embedding_dim": dim,
+        "max_seq_length": embedder.max_seq_length,
+        "faiss_index": "IndexFlatIP",
+        "lexical": "bm25-okapi (rank-bm25)",
+        "parser_version": PARSER_VERSION,
+        "fingerprint": fingerprint,
+        "documents": [
+            {
+                "path": d.path,
+                "title": d.title,
+                "sha256": d.sha256,
+                "source_url": d.source_url,
+                "passages": sum(1 for p in passages if p.doc_path == d.path),
+            }
+            for d in documents
+        ],
+        "passage_count": len(passages),
+        "sentence_count": len(sentence_texts),
+        "built_at": built_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "build_seconds": round(time.perf_counter() - started, 3),
+        "files": files,
+    }
+    _write_json(staging / fmt.MANIFEST, manifest)
+    problems = fmt.check_files(staging, manifest, full=True)
+    if problems:
+        raise BuildError(f"The new index failed its own check: {problems[0]}.")
+    step_done("verify")
+    bar.close()
+    return store.publish(index_dir, staging, version_id)
