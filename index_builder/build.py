@@ -158,9 +158,11 @@ def build_index(
                 raise
     except (BuildError, BuildInProgressError):
         raise
-    except Exception as err:  # noqa: BLE001 - any failure: report it, the old index keeps serving
+    except Exception as err:
         log.exception("index build failed")
-        raise BuildError(f"The index build failed ({type(err).__name__}: {err}); the previous index is unchanged.") from err
+        raise BuildError(
+            f"The index build failed ({type(err).__name__}: {err}); the previous index is unchanged."
+        ) from err
 
     return BuildResult(version_id, len(passages), len(documents), time.perf_counter() - started, False, result_dir)
 
@@ -216,7 +218,11 @@ def _write_version(
     _write_json(staging / fmt.PASSAGES, {"passages": [p.to_json() for p in passages]})
     _write_json(
         staging / fmt.LEXICAL,
-        {"tokenizer": "qabot-lexical-v1", "bm25": "rank_bm25.BM25Okapi", "tokens": [tokenize(embedding_text(p)) for p in passages]},
+        {
+            "tokenizer": "qabot-lexical-v1",
+            "bm25": "rank_bm25.BM25Okapi",
+            "tokens": [tokenize(embedding_text(p)) for p in passages],
+        },
     )
     step_done("write")
 

@@ -102,7 +102,7 @@ def prune(index_dir: Path, keep: int = KEEP_VERSIONS) -> None:
     """Keep the newest `keep` versions and the current one; remove older ones."""
     try:
         current = current_version_dir(index_dir)
-    except Exception:  # noqa: BLE001 - nothing is current: keep everything
+    except Exception:
         return
     old = [p for p in list_versions(index_dir) if p.resolve() != current][: -keep + 1 or None]
     for path in old:
@@ -117,7 +117,7 @@ def rollback(index_dir: Path) -> str:
         for candidate in reversed(earlier):
             try:
                 read_manifest(candidate)
-            except Exception:  # noqa: BLE001 - skip an unreadable old version
+            except Exception:
                 continue
             switch_current(index_dir, candidate)
             return candidate.name

@@ -68,7 +68,7 @@ def load_eval_file(path: Path) -> list[EvalItem]:
             obj = json.loads(line)
             items.append(EvalItem(str(obj["q"]), [str(g) for g in obj.get("gold", [])]))
         except (ValueError, KeyError, TypeError) as err:
-            raise EvalFileError(f"{path}:{n}: expected {{\"q\": ..., \"gold\": [...]}} ({err})") from err
+            raise EvalFileError(f'{path}:{n}: expected {{"q": ..., "gold": [...]}} ({err})') from err
     return items
 
 
@@ -88,7 +88,9 @@ def evaluate(items: Iterable[EvalItem], answer: Callable[[str], Answer]) -> Eval
             if result.abstained:
                 abstained_off += 1
             else:
-                misses.append({"q": item.q, "why": "answered an off-topic question", "first": result.quotes[0].text[:120]})
+                misses.append(
+                    {"q": item.q, "why": "answered an off-topic question", "first": result.quotes[0].text[:120]}
+                )
             continue
         answerable += 1
         gold = [fold(g) for g in item.gold]

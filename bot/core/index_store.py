@@ -102,7 +102,9 @@ def check_files(version_dir: Path, manifest: dict[str, Any], *, full: bool) -> l
 def check_model(manifest: dict[str, Any], *, expected_model: str = EXPECTED_MODEL) -> list[str]:
     problems = []
     if manifest.get("model_name") != expected_model:
-        problems.append(f"it was built with the model {manifest.get('model_name')!r}, this qabot uses {expected_model!r}")
+        problems.append(
+            f"it was built with the model {manifest.get('model_name')!r}, this qabot uses {expected_model!r}"
+        )
     return problems
 
 
@@ -142,7 +144,9 @@ def load_version(version_dir: Path, *, expected_model: str = EXPECTED_MODEL) -> 
         faiss_index = faiss.read_index(str(version_dir / VECTORS))
         sentence_vectors = np.load(version_dir / SENTENCE_VECTORS, allow_pickle=False)
     except (OSError, ValueError, KeyError, RuntimeError) as err:
-        raise IndexCorruptError(f"The index {manifest.get('index_version')} cannot be read ({err}).", BUILD_FIX) from err
+        raise IndexCorruptError(
+            f"The index {manifest.get('index_version')} cannot be read ({err}).", BUILD_FIX
+        ) from err
     dim = int(manifest["embedding_dim"])
     if faiss_index.d != dim or sentence_vectors.shape[1:] != (dim,):
         raise IndexMismatchError(

