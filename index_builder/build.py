@@ -24,7 +24,7 @@ from index_builder.parser import DocumentError, Passage, find_documents, load_do
 
 log = logging.getLogger(__name__)
 
-PARSER_VERSION = 1  # bump when passage boundaries change, so an unchanged folder still rebuilds
+PARSER_VERSION = 2  # bump when passage boundaries change, so an unchanged folder still rebuilds
 PARITY_MIN_COSINE = 0.9999
 
 

@@ -28,6 +28,15 @@ _TRANSITION_START = re.compile(
     r"^(so,|but let|now,|let[’']s|here[’']s|here are|besides that|that[’']s why|in short)", re.IGNORECASE
 )
 _BACK_REFERENCE_START = re.compile(r"^(they|it|this|these|those|that)\b", re.IGNORECASE)
+# A paragraph that opens with one of these elaborates the one before it: they are quoted together.
+_ELABORATION_START = re.compile(
+    r"^(for instance|for example|meanwhile|on the other hand|plus|that[’']s because|hence|as a result)\b",
+    re.IGNORECASE,
+)
+# A list this short is one passage (lead-in and all its items); a longer one is split into items,
+# each quoted with its lead-in. Elaborations are attached while the passage stays under MERGE_LIMIT.
+LIST_PASSAGE_CHARS = 700
+MERGE_LIMIT = 700
 _SENTENCE_END = re.compile(r"[.!?:](?=\s|$)")
 
 
@@ -266,52 +275,79 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     return spans
 
 
+def _join_lists(blocks: list[Block]) -> list[Block]:
+    """A short list with its lead-in becomes one "list" block; a long one stays as items with their lead-in."""
+    out: list[Block] = []
+    idx = 0
+    while idx < len(blocks):
+        block = blocks[idx]
+        if block.kind != "item":
+            out.append(block)
+            idx += 1
+            continue
+        end = idx
+        while end < len(blocks) and blocks[end].kind == "item" and blocks[end].list_id == block.list_id:
+            end += 1
+        items = blocks[idx:end]
+        lead = block.lead_in
+        if lead and out and out[-1].kind == "paragraph" and out[-1].text == lead:
+            out.pop()  # the lead-in is quoted with its list
+        lines = ([lead] if lead else []) + [item.text for item in items]
+        if sum(len(line) + 1 for line in lines) <= LIST_PASSAGE_CHARS:
+            out.append(Block("list", "\n".join(lines), block.line, list_id=block.list_id))
+        else:
+            for item in items:
+                text = f"{lead}\n{item.text}" if lead else item.text
+                out.append(Block("item", text, item.line, list_id=item.list_id, lead_in=lead))
+        idx = end
+    return out
+
+
+def _group_section(blocks: list[Block]) -> list[list[Block]]:
+    groups: list[list[Block]] = []
+    pending: list[Block] = []  # transitional paragraphs waiting for what they introduce
+    for idx, block in enumerate(blocks):
+        if block.kind == "caption":
+            continue
+        if _is_transitional(block):
+            forward = block.text.endswith((":", "?")) or bool(_TRANSITION_START.match(block.text))
+            forward = forward or not groups
+            next_block = blocks[idx + 1] if idx + 1 < len(blocks) else None
+            if groups and (_BACK_REFERENCE_START.match(block.text) or (next_block and next_block.kind == "caption")):
+                forward = False
+            if forward:
+                pending.append(block)
+            else:
+                groups[-1].append(block)
+            continue
+        if (
+            block.kind == "paragraph"
+            and not pending
+            and groups
+            and _ELABORATION_START.match(block.text)
+            and sum(len(b.text) for b in groups[-1]) + len(block.text) <= MERGE_LIMIT
+        ):
+            groups[-1].append(block)
+            continue
+        groups.append([*pending, block])
+        pending = []
+    if pending and groups:
+        groups[-1].extend(pending)
+    # a section holding only a transition ("Let's explore ...") has nothing to quote
+    return groups
+
+
 def passages_from_document(doc: Document) -> list[Passage]:
     """Group each section's blocks into passages (see module docstring)."""
     units: list[tuple[Section, list[Block]]] = []
     for section in doc.sections:
-        groups: list[list[Block]] = []
-        blocks = section.blocks
-        pending: list[Block] = []  # transitional paragraphs waiting for what they introduce
-        for idx, block in enumerate(blocks):
-            if block.kind == "caption":
-                continue
-            if block.kind == "paragraph" and any(
-                b.kind == "item" and b.lead_in == block.text for b in blocks[idx + 1 : idx + 2]
-            ):
-                continue  # a list lead-in: it is quoted with each of its items
-            if _is_transitional(block):
-                forward = block.text.endswith((":", "?")) or bool(_TRANSITION_START.match(block.text))
-                forward = forward or not groups
-                next_block = blocks[idx + 1] if idx + 1 < len(blocks) else None
-                if groups and (
-                    _BACK_REFERENCE_START.match(block.text) or (next_block and next_block.kind == "caption")
-                ):
-                    forward = False
-                if forward:
-                    pending.append(block)
-                else:
-                    groups[-1].append(block)
-                continue
-            groups.append([*pending, block])
-            pending = []
-        if pending:
-            if groups:
-                groups[-1].extend(pending)
-            # else: a section holding only a transition ("Let's explore ...") has nothing to quote
-        for group in groups:
+        for group in _group_section(_join_lists(section.blocks)):
             units.append((section, group))
 
     passages: list[Passage] = []
     for position, (section, group) in enumerate(units):
-        parts: list[str] = []
-        for block in group:
-            if block.kind == "item":
-                parts.append(f"{block.lead_in}\n{block.text}" if block.lead_in else block.text)
-            else:
-                parts.append(block.text)
-        text = "\n\n".join(parts)
-        item = next((b for b in group if b.kind == "item"), None)
+        text = "\n\n".join(block.text for block in group)
+        listed = next((b for b in group if b.kind in ("item", "list")), None)
         digest = hashlib.sha1(f"{doc.path}\n{position}\n{text}".encode()).hexdigest()[:12]
         passages.append(
             Passage(
@@ -322,8 +358,8 @@ def passages_from_document(doc: Document) -> list[Passage]:
                 text=text,
                 position=position,
                 line=group[0].line,
-                kind="item" if item else "paragraph",
-                list_id=f"{doc.path}#{item.list_id}" if item else None,
+                kind=listed.kind if listed else "paragraph",
+                list_id=f"{doc.path}#{listed.list_id}" if listed else None,
                 sentences=split_sentences(text),
             )
         )
