@@ -10,14 +10,14 @@ from bot.core.types import Answer, AnswerKind, Confidence, Quote
 
 MAX_QUOTES = 3
 # Abstention: below this similarity the best passage is about something else.
-MIN_SIMILARITY = 0.38
+MIN_SIMILARITY = 0.30
 # Between MIN and this, the question must also share words with the knowledge to be answered.
-WEAK_SIMILARITY = 0.50
+WEAK_SIMILARITY = 0.42
 MIN_KNOWN_FRACTION = 0.5
-HIGH_SIMILARITY = 0.62
-MEDIUM_SIMILARITY = 0.50
+HIGH_SIMILARITY = 0.60
+MEDIUM_SIMILARITY = 0.45
 # Further quotes must score close to the first one: a quote that is clearly worse is noise.
-QUOTE_MARGIN = 0.07
+QUOTE_MARGIN = 0.10
 
 HELP_TEXT = (
     "I answer questions about the knowledge I was given by quoting the passages that answer them. "

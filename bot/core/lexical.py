@@ -6,9 +6,7 @@ both sides, so "genai" matches "Generative AI"; words are Snowball-stemmed; stop
 
 from __future__ import annotations
 
-import difflib
 import re
-from collections.abc import Iterable
 
 import Stemmer
 from rank_bm25 import BM25Okapi
@@ -253,20 +251,8 @@ class LexicalIndex:
     def __init__(self, corpus_tokens: list[list[str]]):
         self.corpus_tokens = corpus_tokens
         self.vocabulary = frozenset(t for doc in corpus_tokens for t in doc)
-        self._sorted_vocab = sorted(self.vocabulary)
         # BM25Okapi divides by the corpus size: guard the degenerate one-passage case.
         self.bm25 = BM25Okapi(corpus_tokens if corpus_tokens else [["_"]])
-
-    def correct(self, tokens: Iterable[str]) -> list[str]:
-        """Map tokens that are not in the vocabulary to a close vocabulary term (typos), else keep them."""
-        fixed = []
-        for token in tokens:
-            if token in self.vocabulary or len(token) < 4:
-                fixed.append(token)
-                continue
-            close = difflib.get_close_matches(token, self._sorted_vocab, n=1, cutoff=0.8)
-            fixed.append(close[0] if close else token)
-        return fixed
 
     def scores(self, query_tokens: list[str]):
         return self.bm25.get_scores(query_tokens)

@@ -9,13 +9,14 @@ import numpy as np
 from bot.core.encoder import OnnxEncoder
 from bot.core.index_store import LoadedIndex
 from bot.core.lexical import LexicalIndex, tokenize
+from bot.core.query import QueryRewriter
 
 # Fusion weights: the dense side carries meaning and paraphrase, BM25 pins exact terms
 # (names, abbreviations, numbers). Sentence-level similarity lets one sentence of a longer
 # passage carry it.
-W_PASSAGE = 0.45
-W_SENTENCE = 0.35
-W_LEXICAL = 0.20
+W_PASSAGE = 0.65
+W_SENTENCE = 0.22
+W_LEXICAL = 0.13
 CANDIDATES = 50  # FAISS search depth; the exact index returns the true top-k
 
 
@@ -33,6 +34,7 @@ class Candidate:
 class Retrieval:
     candidates: list[Candidate]  # best first
     query_tokens: list[str]
+    rewritten: str  # the question in the knowledge's words (abbreviations, synonyms, typos)
     known_fraction: float  # share of the question's content words found in the knowledge
     bm25_top: float  # raw BM25 of the best lexical match
 
@@ -42,18 +44,20 @@ class HybridRetriever:
         self.index = index
         self.encoder = encoder
         self.lexical = LexicalIndex(index.lexical_tokens)
+        self.rewriter = QueryRewriter.from_texts(p["text"] + " " + " ".join(p["section_path"]) for p in index.passages)
         self._sentence_rows: list[np.ndarray] = [
             np.nonzero(index.sentence_owner == r)[0] for r in range(len(index.passages))
         ]
 
     def retrieve(self, question: str) -> Retrieval:
         n = len(self.index.passages)
+        question = self.rewriter.rewrite(question)
         query = self.encoder.encode_one(question).astype(np.float32)
         k = min(CANDIDATES, n)
         scores, rows = self.index.faiss_index.search(query[None, :], k)
         dense = {int(r): float(s) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0}
 
-        tokens = self.lexical.correct(tokenize(question))
+        tokens = tokenize(question)
         bm25 = self.lexical.scores(tokens) if tokens else np.zeros(n)
         bm25_top = float(np.max(bm25)) if n else 0.0
         lexical_rel = bm25 / bm25_top if bm25_top > 0 else np.zeros(n)
@@ -76,4 +80,4 @@ class HybridRetriever:
             fused = W_PASSAGE * dense_score + W_SENTENCE * sentence_score + W_LEXICAL * lex
             candidates.append(Candidate(row, fused, dense_score, sentence_score, lex, best))
         candidates.sort(key=lambda c: c.score, reverse=True)
-        return Retrieval(candidates, tokens, self.lexical.known_fraction(tokens), bm25_top)
+        return Retrieval(candidates, tokens, question, self.lexical.known_fraction(tokens), bm25_top)
