@@ -37,22 +37,20 @@ app.add_typer(feedback_app, name="feedback")
 log = logging.getLogger("qabot")
 
 
-def _env_path(var: str, default: str) -> Path:
-    _load_dotenv()
-    return Path(os.environ.get(var) or default)
+_settings_cache = None
 
 
-_dotenv_loaded = False
+def _settings():
+    """Settings from the environment and .env, read once (paths, feedback database, tokens)."""
+    global _settings_cache
+    if _settings_cache is None:
+        from bot.config import ConfigError, Settings
 
-
-def _load_dotenv() -> None:
-    global _dotenv_loaded
-    if not _dotenv_loaded:
-        _dotenv_loaded = True
-        if Path(".env").is_file():
-            from dotenv import load_dotenv
-
-            load_dotenv(".env", override=False)
+        try:
+            _settings_cache = Settings.from_env()
+        except ConfigError as err:
+            raise _fail(str(err), EXIT_USAGE) from None
+    return _settings_cache
 
 
 IndexOpt = Annotated[Path | None, typer.Option("--index", help="Index folder [env QABOT_INDEX_DIR, default ./index].")]
@@ -63,11 +61,11 @@ KnowledgeOpt = Annotated[
 
 
 def _index_dir(value: Path | None) -> Path:
-    return value or _env_path("QABOT_INDEX_DIR", "index")
+    return value or _settings().index_dir
 
 
 def _knowledge_dir(value: Path | None) -> Path:
-    return value or _env_path("QABOT_KNOWLEDGE_DIR", "knowledge")
+    return value or _settings().knowledge_dir
 
 
 def _fail(message: str, code: int) -> typer.Exit:
@@ -290,10 +288,9 @@ def eval_cmd(
 @feedback_app.command("report")
 def feedback_report() -> None:
     """The worst-rated answers and the questions the bot abstained on, most frequent first."""
-    from bot.config import Settings
     from bot.conversation.report import feedback_report_text
 
-    typer.echo(feedback_report_text(Settings.from_env()))
+    typer.echo(feedback_report_text(_settings()))
 
 
 @app.command("run")
@@ -304,12 +301,12 @@ def run(
     ] = None,
 ) -> None:
     """Run the Discord or Slack bot (Slack: Socket Mode unless --http PORT)."""
-    from bot.config import ConfigError, Settings
+    from bot.config import ConfigError
 
     log_format = "%(asctime)s %(levelname)s %(name)s: %(message)s"
     logging.basicConfig(level=os.environ.get("QABOT_LOG_LEVEL", "INFO"), format=log_format)
     try:
-        settings = Settings.from_env()
+        settings = _settings()
         if platform == "discord":
             if http is not None:
                 raise _fail("--http is for Slack only.", EXIT_USAGE)
