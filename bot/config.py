@@ -1,0 +1,293 @@
+"""Settings for every front end, read from the environment and then `.env`.
+
+Precedence: explicit keyword arguments to `Settings.from_env(...)`, then real environment variables,
+then the `.env` file (python-dotenv never overrides a variable that is already set), then defaults.
+A missing secret is reported by `Settings.require(...)` with the variable's name and where to get it.
+
+Secrets (tokens, signing secret) never appear in `repr()`: they show as '***' when set.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from bot.core.errors import QabotError
+
+# Rate limits, chosen for a community server:
+# - 6 questions a minute per user: an answer is a few quoted passages that take ~10 s to read, so a
+#   person asking faster than that is either pasting a batch or a script; it still leaves room for
+#   quick rephrasing ("no, I meant...").
+# - 30 questions a minute per channel: one busy channel can't monopolise the CPU encoder (every
+#   question embeds on the CPU) and the channel stays readable for the humans in it.
+DEFAULT_USER_RATE_LIMIT = 6
+DEFAULT_CHANNEL_RATE_LIMIT = 30
+DEFAULT_RATE_WINDOW_S = 60.0
+
+
+class ConfigError(QabotError):
+    """A setting is missing or malformed; the message names the variable and how to fix it."""
+
+
+# Where a person gets each secret: used in ConfigError messages.
+_HOW_TO_GET: dict[str, str] = {
+    "DISCORD_TOKEN": (
+        "create an application at https://discord.com/developers/applications, open Bot > Reset Token, "
+        "copy the token into .env as DISCORD_TOKEN=... (and enable the Message Content intent on that page)"
+    ),
+    "SLACK_BOT_TOKEN": (
+        "create the app from slack-manifest.yml at https://api.slack.com/apps (Create New App > From an "
+        "app manifest), install it to the workspace, then copy OAuth & Permissions > Bot User OAuth Token "
+        "(xoxb-...) into .env as SLACK_BOT_TOKEN=..."
+    ),
+    "SLACK_APP_TOKEN": (
+        "in the app's page at https://api.slack.com/apps open Basic Information > App-Level Tokens, "
+        "generate a token with the connections:write scope (xapp-...) and put it into .env as "
+        "SLACK_APP_TOKEN=... (needed for Socket Mode)"
+    ),
+    "SLACK_SIGNING_SECRET": (
+        "in the app's page at https://api.slack.com/apps open Basic Information > App Credentials, copy "
+        "the Signing Secret into .env as SLACK_SIGNING_SECRET=... (needed for HTTP mode)"
+    ),
+}
+
+# Expected token prefixes: a token pasted into the wrong variable is the commonest set-up mistake.
+_PREFIXES: dict[str, tuple[str, str]] = {
+    "SLACK_BOT_TOKEN": ("xoxb-", "a Bot User OAuth Token"),
+    "SLACK_APP_TOKEN": ("xapp-", "an app-level token"),
+}
+
+_KNOWN_PREFIXES = ("xoxb-", "xoxp-", "xapp-", "xoxa-", "xoxe-", "xoxs-")
+
+_TRUE = {"1", "true", "yes", "on", "y", "t"}
+_FALSE = {"0", "false", "no", "off", "n", "f", ""}
+
+
+def _split_ids(value: str | None) -> tuple[str, ...]:
+    if not value:
+        return ()
+    return tuple(part.strip() for part in value.replace(";", ",").split(",") if part.strip())
+
+
+def _secret(env: str) -> Any:
+    return field(default=None, repr=False, metadata={"env": env, "secret": True})
+
+
+def _env(env: str, default: Any, **kw: Any) -> Any:
+    return field(default=default, metadata={"env": env, **kw})
+
+
+@dataclass(frozen=True)
+class Settings:
+    index_dir: Path = _env("QABOT_INDEX_DIR", Path("./index"))
+    knowledge_dir: Path = _env("QABOT_KNOWLEDGE_DIR", Path("./knowledge"))
+    feedback_db: Path = _env("QABOT_FEEDBACK_DB", Path("./data/qabot.sqlite3"))
+
+    discord_token: str | None = _secret("DISCORD_TOKEN")
+    discord_admin_role_ids: tuple[str, ...] = _env("DISCORD_ADMIN_ROLE_IDS", ())
+    discord_admin_user_ids: tuple[str, ...] = _env("DISCORD_ADMIN_USER_IDS", ())
+    # empty = every channel the bot can see
+    discord_allowed_channel_ids: tuple[str, ...] = _env("DISCORD_ALLOWED_CHANNEL_IDS", ())
+
+    slack_bot_token: str | None = _secret("SLACK_BOT_TOKEN")
+    slack_app_token: str | None = _secret("SLACK_APP_TOKEN")
+    slack_signing_secret: str | None = _secret("SLACK_SIGNING_SECRET")
+    slack_admin_user_ids: tuple[str, ...] = _env("SLACK_ADMIN_USER_IDS", ())
+    slack_workspace_admins_are_admins: bool = _env("SLACK_WORKSPACE_ADMINS_ARE_ADMINS", True)
+    slack_allowed_channel_ids: tuple[str, ...] = _env("SLACK_ALLOWED_CHANNEL_IDS", ())
+
+    dms_enabled: bool = _env("QABOT_DMS_ENABLED", True)
+    user_rate_limit: int = _env("QABOT_USER_RATE_LIMIT", DEFAULT_USER_RATE_LIMIT)  # questions per window
+    channel_rate_limit: int = _env("QABOT_CHANNEL_RATE_LIMIT", DEFAULT_CHANNEL_RATE_LIMIT)
+    rate_window_s: float = _env("QABOT_RATE_WINDOW_S", DEFAULT_RATE_WINDOW_S)
+    # The local terminal user is trusted: piping a file of questions through `qabot chat` is not abuse.
+    rate_limit_exempt_platforms: tuple[str, ...] = field(default=("cli",))
+    log_level: str = _env("QABOT_LOG_LEVEL", "INFO")
+
+    # ---- loading -------------------------------------------------------------------------------
+
+    @classmethod
+    def from_env(
+        cls,
+        env: Mapping[str, str] | None = None,
+        dotenv_path: str | os.PathLike[str] | None = ".env",
+        overrides: Mapping[str, Any] | None = None,
+        **more_overrides: Any,
+    ) -> Settings:
+        """Read settings from `env` (default os.environ), then `dotenv_path` (None: skip), then defaults.
+
+        `overrides` (a mapping) and keyword overrides (e.g. index_dir=... from a CLI option) win over both;
+        None values in them are ignored, so an unset CLI option falls through to the environment.
+        """
+        values: dict[str, str] = {}
+        if dotenv_path is not None and Path(dotenv_path).is_file():
+            from dotenv import dotenv_values
+
+            values.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
+        values.update(os.environ if env is None else env)  # the real environment wins over .env
+
+        kwargs: dict[str, Any] = {}
+        for f in fields(cls):
+            name = f.metadata.get("env")
+            if name is None or name not in values:
+                continue
+            raw = values[name].strip()
+            if raw == "" and not f.metadata.get("secret"):
+                continue  # VAR= in .env means "use the default"
+            kwargs[f.name] = _convert(name, f.type, raw, f.default)
+        for key, value in {**(overrides or {}), **more_overrides}.items():
+            if value is not None:
+                kwargs[key] = value
+        return cls(**kwargs)
+
+    def __post_init__(self) -> None:
+        # Accept str paths and comma strings from callers; keep the types documented above.
+        for name in ("index_dir", "knowledge_dir", "feedback_db"):
+            value = getattr(self, name)
+            if not isinstance(value, Path):
+                object.__setattr__(self, name, Path(value))
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type == "tuple[str, ...]" and isinstance(value, str):
+                object.__setattr__(self, f.name, _split_ids(value))
+            elif f.type == "tuple[str, ...]" and not isinstance(value, tuple):
+                object.__setattr__(self, f.name, tuple(str(v) for v in value))
+            elif f.metadata.get("secret") and value is not None:
+                object.__setattr__(self, f.name, str(value).strip() or None)
+        for name in ("user_rate_limit", "channel_rate_limit"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{_env_name(name)} must be at least 1, got {getattr(self, name)}")
+        if self.rate_window_s <= 0:
+            raise ConfigError(f"QABOT_RATE_WINDOW_S must be positive, got {self.rate_window_s}")
+
+    def replace(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    # ---- secrets -------------------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        parts = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.metadata.get("secret"):
+                parts.append(f"{f.name}={'***' if value else None}")
+            else:
+                parts.append(f"{f.name}={value!r}")
+        return f"Settings({', '.join(parts)})"
+
+    __str__ = __repr__
+
+    def safe_dict(self) -> dict[str, Any]:
+        """Settings fit for logs and status output: secrets shown only as set / unset."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.metadata.get("secret"):
+                out[f.name] = "set" if value else "unset"
+            elif isinstance(value, Path):
+                out[f.name] = str(value)
+            else:
+                out[f.name] = value
+        return out
+
+    def require(self, *names: str) -> None:
+        """Raise ConfigError naming every missing or malformed setting and where to get its value.
+
+        `names` are field names ("slack_bot_token") or environment variable names ("SLACK_BOT_TOKEN").
+        """
+        problems: list[str] = []
+        for name in names:
+            attr = _field_name(name)
+            var = _env_name(attr)
+            value = getattr(self, attr)
+            how = _HOW_TO_GET.get(var, f"set {var} in the environment or in .env")
+            if value in (None, "", ()) or (var in _PREFIXES and value == _PREFIXES[var][0]):
+                problems.append(f"{var} is not set: {how}.")
+                continue
+            if var in _PREFIXES:
+                prefix, what = _PREFIXES[var]
+                if not str(value).startswith(prefix):
+                    # name a known token kind, never echo an unknown value (it may be a secret)
+                    seen = next((p for p in _KNOWN_PREFIXES if str(value).startswith(p)), None)
+                    got = f"it starts with {seen!r}" if seen else "it looks like a different kind of value"
+                    problems.append(f"{var} must be {what} starting with {prefix!r}, but {got}: {how}.")
+        if problems:
+            raise ConfigError("\n".join(problems))
+
+    def check_platform(self, platform: str, *, http: bool = False) -> None:
+        """require() everything `platform` needs (see required_for)."""
+        self.require(*required_for(platform, http=http))
+
+    # ---- per-platform views --------------------------------------------------------------------
+
+    def allowed_channels(self, platform: str) -> frozenset[str] | None:
+        """The channel allow-list for `platform`, or None when every channel is allowed."""
+        ids = {"slack": self.slack_allowed_channel_ids, "discord": self.discord_allowed_channel_ids}.get(platform, ())
+        return frozenset(ids) if ids else None
+
+    def admin_user_ids(self, platform: str) -> frozenset[str]:
+        ids = {"slack": self.slack_admin_user_ids, "discord": self.discord_admin_user_ids}.get(platform, ())
+        return frozenset(ids)
+
+
+def required_for(platform: str, *, http: bool = False) -> tuple[str, ...]:
+    """Field names a front end needs. Slack: Socket Mode needs the app token, HTTP mode the signing secret."""
+    if platform == "discord":
+        return ("discord_token",)
+    if platform == "slack":
+        return ("slack_bot_token", "slack_signing_secret") if http else ("slack_bot_token", "slack_app_token")
+    if platform == "cli":
+        return ()
+    raise ValueError(f"unknown platform {platform!r}; expected 'cli', 'slack' or 'discord'")
+
+
+def _field_name(name: str) -> str:
+    for f in fields(Settings):
+        if name == f.name or name == f.metadata.get("env"):
+            return f.name
+    raise ValueError(f"unknown setting {name!r}")
+
+
+def _env_name(attr: str) -> str:
+    for f in fields(Settings):
+        if f.name == attr:
+            return f.metadata.get("env", attr.upper())
+    return attr.upper()
+
+
+def _convert(var: str, type_name: Any, raw: str, default: Any) -> Any:
+    type_name = str(type_name)
+    try:
+        if type_name == "bool":
+            low = raw.lower()
+            if low in _TRUE:
+                return True
+            if low in _FALSE:
+                return False
+            raise ValueError(raw)
+        if type_name == "int":
+            return int(raw)
+        if type_name == "float":
+            return float(raw)
+    except ValueError:
+        kind = {"bool": "true or false", "int": "a whole number", "float": "a number"}[type_name]
+        raise ConfigError(f"{var} must be {kind}, got {raw!r}") from None
+    if type_name == "Path":
+        return Path(raw).expanduser()
+    if type_name == "tuple[str, ...]":
+        return _split_ids(raw)
+    if type_name == "str | None":
+        return raw or None
+    return raw
+
+
+def _iter_env_names() -> Iterable[str]:
+    for f in fields(Settings):
+        if "env" in f.metadata:
+            yield f.metadata["env"]
+
+
+ENV_VARS: tuple[str, ...] = tuple(_iter_env_names())

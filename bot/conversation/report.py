@@ -1,0 +1,130 @@
+"""What to improve in the knowledge: the worst-rated answers and the questions the bot could not answer."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from bot.conversation.feedback import FeedbackStore
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+
+
+# Slack <@U123> / <!here> / <#C1|name>, Discord <@123> / <@&123> / <#123>: noise in a report
+_PLATFORM_MARKUP = re.compile(r"<[@#!][^>]*>")
+
+
+@dataclass(frozen=True)
+class RatedAnswer:
+    answer_id: str
+    question: str
+    up: int
+    down: int
+    passage_ids: tuple[str, ...]
+    index_version: str
+
+    @property
+    def net(self) -> int:
+        return self.up - self.down
+
+
+@dataclass(frozen=True)
+class AbstainedGroup:
+    question: str  # the most frequent phrasing in the group
+    count: int
+    variants: tuple[str, ...] = ()  # other phrasings, most frequent first
+
+
+@dataclass(frozen=True)
+class FeedbackReport:
+    worst: list[RatedAnswer] = field(default_factory=list)
+    abstained: list[AbstainedGroup] = field(default_factory=list)
+    answers: int = 0
+    abstentions: int = 0
+    votes_up: int = 0
+    votes_down: int = 0
+
+
+def normalize_question(text: str) -> str:
+    """Group key: case-folded, punctuation and symbols dropped, whitespace collapsed."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    kept = [" " if unicodedata.category(ch)[0] in "PSZC" else ch for ch in text]
+    return " ".join("".join(kept).split())
+
+
+def build_report(store: FeedbackStore, limit: int = 10) -> FeedbackReport:
+    totals = store.vote_totals()
+    worst = sorted(
+        (t for t in totals if t.down > 0),
+        key=lambda t: (t.net, -t.down, -t.answer.created_at),
+    )[:limit]
+    abstained = store.answers(kind="abstain")
+    groups: dict[str, Counter[str]] = {}
+    for a in abstained:
+        phrasing = " ".join(_PLATFORM_MARKUP.sub(" ", a.question).split()) or a.normalized_question
+        key = normalize_question(a.normalized_question or phrasing)
+        if key:
+            groups.setdefault(key, Counter())[phrasing] += 1
+    grouped = [
+        AbstainedGroup(
+            question=phrasings.most_common(1)[0][0],
+            count=sum(phrasings.values()),
+            variants=tuple(p for p, _ in phrasings.most_common()[1:4]),
+        )
+        for phrasings in groups.values()
+    ]
+    grouped.sort(key=lambda g: (-g.count, g.question.casefold()))
+    return FeedbackReport(
+        worst=[
+            RatedAnswer(
+                t.answer.answer_id, t.answer.question, t.up, t.down, t.answer.passage_ids, t.answer.index_version
+            )
+            for t in worst
+        ],
+        abstained=grouped[:limit],
+        answers=store.answer_count(kind="answer"),
+        abstentions=len(abstained),
+        votes_up=sum(t.up for t in totals),
+        votes_down=sum(t.down for t in totals),
+    )
+
+
+def format_report(report: FeedbackReport) -> str:
+    lines = [
+        f"Answers given: {report.answers}   Abstentions: {report.abstentions}   "
+        f"Votes: {report.votes_up} up, {report.votes_down} down",
+        "",
+        "Worst-rated answers (most net 👎 first):",
+    ]
+    if not report.worst:
+        lines.append("  (none yet: no answer has a 👎)")
+    for i, r in enumerate(report.worst, 1):
+        passages = ", ".join(r.passage_ids) or "no passages"
+        lines.append(f"  {i}. {_clip(r.question)}  [👍 {r.up} / 👎 {r.down}, net {r.net:+d}]")
+        lines.append(f"     quoted: {passages} (index {r.index_version or '?'})")
+    lines += ["", "Questions the bot could not answer (most frequent first):"]
+    if not report.abstained:
+        lines.append("  (none yet)")
+    for i, g in enumerate(report.abstained, 1):
+        lines.append(f"  {i}. {_clip(g.question)}  (asked {g.count}x)")
+        for v in g.variants:
+            lines.append(f"     also: {_clip(v)}")
+    return "\n".join(lines)
+
+
+def feedback_report_text(settings: Settings, limit: int = 10) -> str:
+    """The text of `qabot feedback report`."""
+    path = settings.feedback_db
+    if not path.exists():
+        return f"No feedback recorded yet: {path} does not exist (the bot creates it on its first answer)."
+    with FeedbackStore(path) as store:
+        return format_report(build_report(store, limit=limit))
+
+
+def _clip(text: str, limit: int = 120) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

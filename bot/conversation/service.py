@@ -1,0 +1,376 @@
+"""The conversation layer: every front end (CLI, Slack, Discord) hands messages here and renders the Reply.
+
+It owns the rules that are the same on every platform: ignore bots and retried events, channel
+allow-lists and DMs, thread follow-ups, rate limits, admin commands, feedback, and turning errors into
+a sentence a person can act on. It imports nothing from any platform SDK.
+All methods are synchronous and thread-safe; async adapters call them via asyncio.to_thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from bot.config import Settings
+from bot.conversation.feedback import FeedbackStore, UnknownAnswerError
+from bot.conversation.models import Button, FeedbackVote, IncomingMessage, Reply, ReplyKind
+from bot.conversation.ratelimit import ConversationLimits
+from bot.conversation.rebuild import RebuildCoordinator, RebuildOutcome, RebuildStatus
+from bot.conversation.report import build_report, format_report
+from bot.core.errors import IndexProblem
+from bot.core.types import Answer, AnswerKind
+
+try:  # the core's renderer; the fallback below keeps this layer usable without it
+    from bot.core.render import render_plain as _render_plain
+except ImportError:  # pragma: no cover - depends on the core's state
+    _render_plain = None
+
+log = logging.getLogger(__name__)
+
+FEEDBACK_UP = "qabot_feedback_up"
+FEEDBACK_DOWN = "qabot_feedback_down"
+ADMIN_COMMANDS = ("status", "reindex", "rollback", "report")
+
+_THREADED_PLATFORMS = ("slack", "discord")
+
+TEXT_NOT_ADMIN = "Sorry, only admins can run `{command}`. Ask a server admin if the knowledge needs a refresh."
+TEXT_DMS_OFF = "I don't answer direct messages here. Please ask me in one of the server's channels."
+TEXT_CHANNEL_NOT_ALLOWED = (
+    "I only answer in the channels my admins picked. Please ask me in one of those, "
+    "or ask an admin to add this channel."
+)
+TEXT_RATE_LIMITED_USER = "You're asking faster than I can keep up. Please try again in {seconds}."
+TEXT_RATE_LIMITED_CHANNEL = "This channel is asking faster than I can keep up. Please try again in {seconds}."
+TEXT_FAILED = "Sorry, something went wrong while answering. It has been logged; please try again later."
+TEXT_FEEDBACK_NEW = "Thanks for the feedback!"
+TEXT_FEEDBACK_UPDATED = "Thanks, I've updated your vote."
+TEXT_FEEDBACK_UNCHANGED = "Thanks, your vote was already recorded."
+TEXT_FEEDBACK_UNKNOWN = (
+    "Thanks, but I can't find that answer any more (it may predate a reset). Ask again and vote on the new answer."
+)
+
+
+def render_plain_fallback(answer: Answer) -> str:
+    """Plain-text rendering used until bot.core.render.render_plain exists."""
+    lines: list[str] = []
+    if answer.message:
+        lines.append(answer.message)
+    for quote in answer.quotes:
+        if lines:
+            lines.append("")
+        lines.extend("> " + line if line.strip() else ">" for line in quote.text.splitlines())
+        where = " › ".join(part for part in (quote.document, quote.section) if part)
+        if where:
+            lines.append(f"— {where}")
+    if answer.kind is AnswerKind.ABSTAIN and answer.closest_sections:
+        lines.append("")
+        lines.append("Closest sections: " + "; ".join(answer.closest_sections))
+    return "\n".join(lines).strip() or "I have nothing to say to that. Ask me a question about the knowledge."
+
+
+def render_plain(answer: Answer) -> str:
+    if _render_plain is not None:
+        return _render_plain(answer)
+    return render_plain_fallback(answer)
+
+
+class RecentEvents:
+    """Bounded TTL set of event ids: Slack retries an event it thinks was lost, with the same id."""
+
+    def __init__(self, *, ttl_s: float = 600.0, max_size: int = 10_000, clock: Callable[[], float]):
+        self._ttl = ttl_s
+        self._max = max_size
+        self._clock = clock
+        self._seen: OrderedDict[Hashable, float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def seen_before(self, key: Hashable) -> bool:
+        """Record `key`; True when it was already recorded within the TTL."""
+        with self._lock:
+            now = self._clock()
+            while self._seen and (len(self._seen) > self._max or next(iter(self._seen.values())) <= now - self._ttl):
+                self._seen.popitem(last=False)
+            if key in self._seen:
+                return True
+            self._seen[key] = now
+            return False
+
+
+def _hash_for_log(platform: str, user_id: str) -> str:
+    # no salt needed: this only keeps raw ids out of log lines, it is not a privacy boundary
+    import hashlib
+
+    return f"{platform}:{hashlib.sha256(f'{platform}:{user_id}'.encode()).hexdigest()[:12]}"
+
+
+class ConversationService:
+    def __init__(
+        self,
+        engine: Any,
+        *,
+        settings: Settings,
+        feedback: FeedbackStore,
+        rebuilder: RebuildCoordinator | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.engine = engine
+        self.settings = settings
+        self.feedback = feedback
+        self.rebuilder = rebuilder or RebuildCoordinator(engine, settings.knowledge_dir, settings.index_dir)
+        self._clock = clock
+        self._events = RecentEvents(clock=clock)
+        self.limits = ConversationLimits(
+            user_limit=settings.user_rate_limit,
+            channel_limit=settings.channel_rate_limit,
+            window_s=settings.rate_window_s,
+            clock=clock,
+        )
+
+    # ---- questions -----------------------------------------------------------------------------
+
+    def handle(self, msg: IncomingMessage) -> Reply:
+        if msg.is_bot:
+            return _ignored("bot")
+        if msg.event_id and self._events.seen_before((msg.platform, msg.event_id)):
+            log.info("ignoring retried event %s on %s", msg.event_id, msg.platform)
+            return _ignored("duplicate")
+        if not msg.addressed and not self._in_bot_thread(msg):
+            return _ignored("not addressed")
+        if msg.is_dm and not self.settings.dms_enabled:
+            return Reply(ReplyKind.REFUSED, TEXT_DMS_OFF, private=True)
+        allowed = self.settings.allowed_channels(msg.platform)
+        if allowed is not None and not msg.is_dm and msg.channel_id not in allowed:
+            return Reply(ReplyKind.REFUSED, TEXT_CHANNEL_NOT_ALLOWED, private=True)
+        if msg.platform not in self.settings.rate_limit_exempt_platforms:
+            decision = self.limits.check(msg.platform, msg.user_id, msg.channel_id)
+            if not decision.allowed:
+                if decision.already_told:
+                    return _ignored("rate limited, already told")
+                template = TEXT_RATE_LIMITED_USER if decision.scope == "user" else TEXT_RATE_LIMITED_CHANNEL
+                return Reply(
+                    ReplyKind.RATE_LIMITED,
+                    template.format(seconds=_seconds(decision.retry_after_s)),
+                    private=True,
+                    extra={"retry_after_s": str(decision.retry_after_s)},
+                )
+
+        try:
+            answer: Answer = self.engine.answer(msg.text)
+        except IndexProblem as err:
+            log.error("cannot answer on %s: %s", msg.platform, err)
+            return Reply(ReplyKind.ERROR, _index_problem_text(err), private=msg.private)
+        except Exception:
+            log.exception("answering failed on %s", msg.platform)
+            return Reply(ReplyKind.ERROR, TEXT_FAILED, private=msg.private)
+
+        if not msg.addressed and answer.kind in (AnswerKind.SMALLTALK, AnswerKind.EMPTY):
+            # people chatting in the bot's thread ("thanks!", "+1") are not talking to the bot
+            return _ignored("thread chatter")
+        return self._reply_for(msg, answer)
+
+    def _reply_for(self, msg: IncomingMessage, answer: Answer) -> Reply:
+        kind = {AnswerKind.ANSWER: ReplyKind.ANSWER, AnswerKind.ABSTAIN: ReplyKind.ABSTAIN}.get(
+            answer.kind, ReplyKind.HELP
+        )
+        answer_id: str | None = None
+        if kind in (ReplyKind.ANSWER, ReplyKind.ABSTAIN):
+            answer_id = uuid.uuid4().hex
+            try:
+                self.feedback.record_answer(
+                    answer_id=answer_id,
+                    question=msg.text,
+                    normalized_question=answer.normalized_question,
+                    passage_ids=[q.passage_id for q in answer.quotes],
+                    index_version=answer.index_version,
+                    kind=answer.kind.value,
+                    platform=msg.platform,
+                    channel_id=msg.channel_id,
+                    user_id=msg.user_id,
+                )
+            except Exception:  # losing a log row must not lose the answer
+                log.exception("could not store answer %s", answer_id)
+                answer_id = None
+
+        buttons: tuple[Button, ...] = ()
+        if kind is ReplyKind.ANSWER and answer_id:
+            buttons = (
+                Button(FEEDBACK_UP, "👍 Helpful", answer_id),
+                Button(FEEDBACK_DOWN, "👎 Not helpful", answer_id),
+            )
+
+        extra: dict[str, str] = {}
+        thread = msg.thread_id or msg.message_id
+        threaded = msg.platform in _THREADED_PLATFORMS and not msg.is_dm and not msg.private
+        if threaded and thread:
+            extra["thread_id"] = thread
+            try:
+                self.remember_thread(msg.platform, msg.channel_id, thread)
+            except Exception:
+                log.exception("could not remember thread")
+
+        return Reply(
+            kind,
+            render_plain(answer),
+            answer=answer,
+            buttons=buttons,
+            hints=_hints(kind, threaded),
+            private=msg.private,
+            index_version=answer.index_version,
+            answer_id=answer_id,
+            extra=extra,
+        )
+
+    def remember_thread(self, platform: str, channel_id: str, thread_id: str) -> None:
+        """Follow-ups in this thread are answered without a mention (adapters may call this directly
+        when the thread they created has an id other than the asking message's)."""
+        self.feedback.remember_thread(platform, channel_id, thread_id)
+
+    def _in_bot_thread(self, msg: IncomingMessage) -> bool:
+        if not msg.thread_id:
+            return False
+        try:
+            return self.feedback.is_bot_thread(msg.platform, msg.channel_id, msg.thread_id)
+        except Exception:
+            log.exception("could not look up thread")
+            return False
+
+    # ---- admin ---------------------------------------------------------------------------------
+
+    def handle_admin(self, msg: IncomingMessage, command: str) -> Reply:
+        command = command.strip().lstrip("/").lower()
+        if not msg.is_admin:
+            log.warning(
+                "refused admin command %r from non-admin %s in channel %s",
+                command[:40],
+                _hash_for_log(msg.platform, msg.user_id),
+                msg.channel_id,
+            )
+            return Reply(ReplyKind.REFUSED, TEXT_NOT_ADMIN.format(command=command[:40] or "admin"), private=True)
+        if command not in ADMIN_COMMANDS:
+            return Reply(
+                ReplyKind.HELP,
+                f"Unknown admin command `{command[:40]}`. Try one of: {', '.join(ADMIN_COMMANDS)}.",
+                private=msg.private,
+            )
+        log.info("admin command %s from %s", command, _hash_for_log(msg.platform, msg.user_id))
+        try:
+            if command == "status":
+                return self._admin_reply(msg, self.status_text())
+            if command == "report":
+                return self._admin_reply(msg, format_report(build_report(self.feedback)))
+            outcome = self.rebuilder.rebuild() if command == "reindex" else self.rebuilder.rollback()
+        except IndexProblem as err:
+            return Reply(ReplyKind.ERROR, _index_problem_text(err), private=msg.private)
+        except Exception:
+            log.exception("admin command %s failed", command)
+            return Reply(ReplyKind.ERROR, TEXT_FAILED, private=msg.private)
+        kind = ReplyKind.ERROR if outcome.status is RebuildStatus.FAILED else ReplyKind.ADMIN
+        return Reply(
+            kind,
+            rebuild_text(command, outcome),
+            private=msg.private,
+            index_version=outcome.version,
+            extra={"status": outcome.status.value},
+        )
+
+    def _admin_reply(self, msg: IncomingMessage, text: str) -> Reply:
+        version = ""
+        try:
+            version = str(self.engine.version)
+        except Exception:
+            pass
+        return Reply(ReplyKind.ADMIN, text, private=msg.private, index_version=version)
+
+    def status_text(self) -> str:
+        m = self.engine.manifest
+        docs = m.get("documents") or []
+        names = ", ".join(d.get("title") or d.get("path", "?") for d in docs[:5])
+        if len(docs) > 5:
+            names += f" and {len(docs) - 5} more"
+        dim = f" ({m['embedding_dim']} dims)" if m.get("embedding_dim") else ""
+        rebuilding = "  (a rebuild is running)" if self.rebuilder.running else ""
+        lines = [
+            f"Index version: {m.get('index_version', '?')}{rebuilding}",
+            f"Built: {m.get('built_at', '?')}",
+            f"Documents: {len(docs)}" + (f" ({names})" if names else ""),
+            f"Passages: {m.get('passage_count', '?')}",
+            f"Model: {m.get('model_name', '?')}{dim}",
+        ]
+        try:
+            answered = self.feedback.answer_count(kind="answer")
+            abstained = self.feedback.answer_count(kind="abstain")
+            totals = self.feedback.vote_totals()
+            up, down = sum(t.up for t in totals), sum(t.down for t in totals)
+            lines.append(f"Answered: {answered}, abstained: {abstained}, votes: {up} 👍 / {down} 👎")
+        except Exception:
+            log.exception("could not read feedback totals")
+        return "\n".join(lines)
+
+    # ---- feedback ------------------------------------------------------------------------------
+
+    def record_feedback(
+        self, answer_id: str, vote: FeedbackVote | int, *, platform: str, user_id: str, channel_id: str
+    ) -> Reply:
+        try:
+            result = self.feedback.record_vote(
+                answer_id, int(FeedbackVote(vote)), platform=platform, user_id=user_id, channel_id=channel_id
+            )
+        except (UnknownAnswerError, ValueError):
+            log.info("feedback for unknown answer id %r on %s", answer_id[:64], platform)
+            return Reply(ReplyKind.ERROR, TEXT_FEEDBACK_UNKNOWN, private=True, extra={"feedback": "unknown"})
+        except Exception:
+            log.exception("could not store feedback")
+            return Reply(ReplyKind.ERROR, TEXT_FAILED, private=True, extra={"feedback": "failed"})
+        text = {"new": TEXT_FEEDBACK_NEW, "updated": TEXT_FEEDBACK_UPDATED}.get(result, TEXT_FEEDBACK_UNCHANGED)
+        # ReplyKind has no dedicated "ack" member; HELP is the closest neutral one (extra says what it is)
+        return Reply(ReplyKind.HELP, text, private=True, answer_id=answer_id, extra={"feedback": result})
+
+
+def rebuild_text(command: str, outcome: RebuildOutcome) -> str:
+    s = outcome.status
+    if s is RebuildStatus.BUSY:
+        return "A rebuild is already running; I'll keep answering from the current index meanwhile."
+    if s is RebuildStatus.FAILED:
+        what = "Rebuild" if command == "reindex" else "Rollback"
+        serving = f"version {outcome.version}" if outcome.version else "the previous index"
+        return f"{what} failed: {outcome.error}\nThe old index keeps serving ({serving})."
+    if s is RebuildStatus.UNCHANGED:
+        return (
+            f"Nothing changed in the knowledge, so the index is up to date.\n"
+            f"Index version: {outcome.version} ({outcome.passage_count} passages, checked in {outcome.took_s:.1f} s)"
+        )
+    if s is RebuildStatus.ROLLED_BACK:
+        return (
+            f"Rolled back from {outcome.previous_version or '?'}.\n"
+            f"Index version: {outcome.version} ({outcome.passage_count} passages) is serving now."
+        )
+    return (
+        f"Rebuilt the index in {outcome.took_s:.1f} s: {outcome.passage_count} passages from "
+        f"{outcome.documents} document(s).\nIndex version: {outcome.version} is serving now"
+        + (f" (was {outcome.previous_version})." if outcome.previous_version else ".")
+    )
+
+
+def _index_problem_text(err: IndexProblem) -> str:
+    return f"I can't search the knowledge right now: {err.message} An admin can fix it: {err.fix}"
+
+
+def _hints(kind: ReplyKind, threaded: bool) -> tuple[str, ...]:
+    if kind is ReplyKind.ANSWER:
+        return ("Reply in this thread to ask a follow-up (no need to mention me).",) if threaded else ()
+    if kind is ReplyKind.ABSTAIN:
+        return ("Try rephrasing with words the article might use, or ask about one of the closest sections.",)
+    return ()
+
+
+def _seconds(n: int) -> str:
+    return "1 second" if n == 1 else f"{n} seconds"
+
+
+def _ignored(why: str) -> Reply:
+    return Reply(ReplyKind.IGNORED, "", extra={"why": why})

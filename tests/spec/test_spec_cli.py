@@ -1,0 +1,80 @@
+"""The shared conversation spec, run against the CLI adapter (bot/adapters/cli.py) over the real index."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from bot.adapters.cli import RATE_HINT, CliChat
+from bot.conversation.service import FEEDBACK_DOWN, FEEDBACK_UP, ConversationService
+
+from .scenarios import SCENARIOS, Outbound, make_spec_service, run_scenario, spec_settings
+
+
+class CliDriver:
+    """Plays a person at the terminal: each call types one line into a CliChat and decodes what it printed.
+
+    The terminal has no threads, no pings and no size limits; everything printed is seen by that one
+    person only (private). Buttons are rendered as the "/up or /down" hint.
+    """
+
+    platform = "cli"
+    supports_threads = False
+
+    def __init__(self, service: ConversationService):
+        self.service = service
+        self._chats: dict[tuple[str, str, bool], CliChat] = {}
+
+    def _chat(self, user: str, channel: str = "terminal", admin: bool = True) -> CliChat:
+        key = (user, channel, admin)
+        if key not in self._chats:
+            self._chats[key] = CliChat(
+                self.service, stdout=io.StringIO(), user_id=user, is_admin=admin, channel_id=channel
+            )
+        return self._chats[key]
+
+    def _type(self, chat: CliChat, line: str) -> list[Outbound]:
+        chat.stdout = io.StringIO()
+        before = chat.last_answer_id
+        assert chat.handle_line(line), f"the chat ended on {line!r}"
+        printed = chat.stdout.getvalue()
+        if not printed.strip():
+            return []
+        rated = RATE_HINT in printed
+        return [
+            Outbound(
+                text=printed.replace(RATE_HINT, "").strip(),
+                private=True,
+                thread_id=None,
+                pings_nobody=True,
+                within_limits=True,
+                buttons=[FEEDBACK_UP, FEEDBACK_DOWN] if rated else [],
+                raw={"printed": printed, "answer_id": chat.last_answer_id if rated else before},
+            )
+        ]
+
+    async def ask(self, text, *, user="U1", channel="C1", thread=None, mention=True, dm=False):
+        return self._type(self._chat(user, channel), text)
+
+    async def admin(self, command, *, user="U1", admin):
+        return self._type(self._chat(user, admin=admin), "/" + command)
+
+    async def click_feedback(self, outbound, *, up, user="U1"):
+        answer_id = outbound.raw["answer_id"]
+        return self._type(self._chat(user), f"/{'up' if up else 'down'} {answer_id}")
+
+    def feedback_count(self) -> int:
+        return self.service.feedback.feedback_count()
+
+
+@pytest.fixture
+def cli_driver(tmp_path, built_index_dir, engine_holder):
+    service = make_spec_service(spec_settings(tmp_path, index_dir=built_index_dir), engine_holder)
+    yield CliDriver(service)
+    service.feedback.close()
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=str)
+async def test_spec_cli(cli_driver, scenario):
+    await run_scenario(cli_driver, scenario)

@@ -1,0 +1,148 @@
+"""Static checks of the Docker set-up (Docker itself cannot run here): the compose file, the Dockerfile,
+.dockerignore and .env.example agree with each other and with the real `qabot` command line."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from bot.config import ENV_VARS
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "Dockerfile"
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+@pytest.fixture(scope="module")
+def dockerfile() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
+    text = "\n".join(line for line in DOCKERFILE.read_text().splitlines() if not line.lstrip().startswith("#"))
+    text = re.sub(r"\\\n", " ", text)
+    out = []
+    for line in text.splitlines():
+        if line.strip():
+            word, _, rest = line.strip().partition(" ")
+            out.append((word.upper(), rest.strip()))
+    return out
+
+
+def _cmd(value) -> list[str]:
+    return value if isinstance(value, list) else shlex.split(value)
+
+
+def _assert_real_qabot_command(argv: list[str]) -> None:
+    assert argv and argv[0] == "qabot", argv
+    from bot.cli import app
+
+    result = CliRunner().invoke(app, [*argv[1:], "--help"])
+    assert result.exit_code == 0, f"`{' '.join(argv)}` is not a qabot command: {result.output}"
+
+
+def test_services_and_commands(compose):
+    services = compose["services"]
+    assert {"index", "discord", "slack"} <= set(services)
+    expected = {"index": ["index", "build"], "discord": ["run", "discord"], "slack": ["run", "slack"]}
+    for name, args in expected.items():
+        argv = _cmd(services[name]["command"])
+        assert argv[1:3] == args, (name, argv)
+        _assert_real_qabot_command(argv)
+
+
+def test_bots_wait_for_the_index_build(compose):
+    services = compose["services"]
+    assert services["index"].get("restart", "no") == "no"
+    for name in ("discord", "slack"):
+        assert services[name]["depends_on"]["index"]["condition"] == "service_completed_successfully"
+        assert services[name]["restart"] == "unless-stopped"
+
+
+def test_named_volumes_declared_and_shared(compose, dockerfile):
+    declared = set(compose.get("volumes") or {})
+    assert "qabot-index" in declared
+    env = dict(
+        pair.split("=", 1) for word, args in dockerfile if word == "ENV" for pair in shlex.split(args) if "=" in pair
+    )
+    for name, service in compose["services"].items():
+        mounts = {}
+        for volume in service.get("volumes", []):
+            source, target = volume.split(":")[:2]
+            if not source.startswith((".", "/")):
+                assert source in declared, f"{name} uses undeclared volume {source}"
+            else:
+                assert (ROOT / source).exists(), f"{name} bind-mounts missing {source}"
+            mounts[source] = target
+        # the index volume is mounted where the image tells qabot to look for it
+        assert mounts.get("qabot-index") == env["QABOT_INDEX_DIR"], name
+        if name != "index":
+            assert mounts.get("qabot-data") == str(Path(env["QABOT_FEEDBACK_DB"]).parent), name
+
+
+def test_env_files_exist(compose):
+    for name, service in compose["services"].items():
+        files = service.get("env_file") or []
+        for entry in [files] if isinstance(files, str | dict) else files:
+            path = entry["path"] if isinstance(entry, dict) else entry
+            if path == ".env":  # made by the user from the example
+                assert (ROOT / ".env.example").is_file()
+            else:
+                assert (ROOT / path).is_file(), f"{name}: env file {path} missing"
+    assert compose["services"]["discord"].get("env_file") and compose["services"]["slack"].get("env_file")
+
+
+def test_build_contexts_and_dockerfile(compose):
+    for name, service in compose["services"].items():
+        build = service["build"]
+        context = ROOT / (build if isinstance(build, str) else build.get("context", "."))
+        dockerfile = "Dockerfile" if isinstance(build, str) else build.get("dockerfile", "Dockerfile")
+        assert (context / dockerfile).is_file(), name
+
+
+def test_dockerfile_base_torch_user_healthcheck(dockerfile):
+    words = [w for w, _ in dockerfile]
+    assert dockerfile[0] == ("FROM", "python:3.11-slim")
+    runs = [args for w, args in dockerfile if w == "RUN"]
+    assert any("torch==2.13.0" in r and "--index-url https://download.pytorch.org/whl/cpu" in r for r in runs)
+    torch_at = next(i for i, (w, a) in enumerate(dockerfile) if "torch==" in a)
+    install_at = next(i for i, (w, a) in enumerate(dockerfile) if w == "RUN" and "pip install ." in a)
+    assert torch_at < install_at, "the CPU torch must be installed before the package pulls in the CUDA one"
+    users = [args for w, args in dockerfile if w == "USER"]
+    assert users and users[-1] not in ("root", "0"), "the container must not run as root"
+    assert words.index("USER") > max(i for i, w in enumerate(words) if w == "RUN"), "USER after the last RUN"
+    (health,) = [args for w, args in dockerfile if w == "HEALTHCHECK"]
+    argv = json.loads(health[health.index("CMD") + 3 :].strip())
+    _assert_real_qabot_command(argv)
+
+
+def test_copied_sources_exist_and_are_not_ignored(dockerfile):
+    ignored = {
+        line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines() if line.strip() and line[0] != "#"
+    }
+    for word, args in dockerfile:
+        if word == "COPY":
+            *sources, _dest = shlex.split(args)
+            for source in sources:
+                assert (ROOT / source).exists(), f"COPY {source}: no such file in the build context"
+                assert source not in ignored, f"COPY {source} is excluded by .dockerignore"
+    for secret in (".env", ".venv", ".git", "index", "data"):
+        assert secret in ignored
+
+
+def test_env_example_documents_every_setting():
+    example = (ROOT / ".env.example").read_text()
+    names = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", example, flags=re.M))
+    missing = set(ENV_VARS) - names
+    assert not missing, f".env.example does not mention {sorted(missing)}"
+    for line in example.splitlines():
+        if line.startswith(("DISCORD_TOKEN=", "SLACK_BOT_TOKEN=", "SLACK_APP_TOKEN=", "SLACK_SIGNING_SECRET=")):
+            assert line.endswith("="), f"no secret values in the example: {line.split('=')[0]}"
