@@ -18,6 +18,7 @@ HIGH_SIMILARITY = 0.60
 MEDIUM_SIMILARITY = 0.45
 # Further quotes must score close to the first one: a quote that is clearly worse is noise.
 QUOTE_MARGIN = 0.10
+SECONDARY_SIMILARITY_DROP = 0.10
 
 HELP_TEXT = (
     "I answer questions about the knowledge I was given by quoting the passages that answer them. "
@@ -77,7 +78,8 @@ class Answerer:
         for cand in found.candidates[1:]:
             if len(chosen) == MAX_QUOTES:
                 break
-            if cand.score < top.score - QUOTE_MARGIN or _similarity(cand) < MIN_SIMILARITY:
+            floor = max(MIN_SIMILARITY, _similarity(top) - SECONDARY_SIMILARITY_DROP)
+            if cand.score < top.score - QUOTE_MARGIN or _similarity(cand) < floor:
                 break
             if any(self._overlaps(cand.row, c.row) for c in chosen):
                 continue
