@@ -11,9 +11,11 @@ from bot.core.types import Answer, AnswerKind, Confidence, Quote
 MAX_QUOTES = 3
 # Abstention: below this similarity the best passage is about something else.
 MIN_SIMILARITY = 0.30
-# Between MIN and this, the question must also share words with the knowledge to be answered.
-WEAK_SIMILARITY = 0.42
-MIN_KNOWN_FRACTION = 0.5
+# Between MIN and this, every content word of the question must occur in the knowledge (after typo
+# correction).
+# A weak match on a question about a term the knowledge never uses ("context window", "DBSCAN") is
+# a question about something else.
+WEAK_SIMILARITY = 0.40
 HIGH_SIMILARITY = 0.60
 MEDIUM_SIMILARITY = 0.45
 # Further quotes must score close to the first one: a quote that is clearly worse is noise.
@@ -97,9 +99,7 @@ class Answerer:
         sim = _similarity(found.candidates[0])
         if sim < MIN_SIMILARITY:
             return False
-        if sim < WEAK_SIMILARITY and found.known_fraction < MIN_KNOWN_FRACTION:
-            return False
-        return True
+        return not (sim < WEAK_SIMILARITY and found.known_fraction < 1.0)
 
     def _confidence(self, found: Retrieval) -> Confidence:
         top = found.candidates[0]
