@@ -144,6 +144,15 @@ def _lines(stdin: IO[str]) -> Iterator[str]:
         yield line
 
 
+def _same_stream(a: IO[str], b: IO[str]) -> bool:
+    if a is b:
+        return True
+    try:
+        return a.fileno() == b.fileno()
+    except (AttributeError, OSError, ValueError):  # StringIO and friends have no file descriptor
+        return False
+
+
 def _setup_history(path: Path) -> Any:
     try:
         import readline
@@ -169,7 +178,8 @@ def run_chat(
 ) -> int:
     """Chat until quit / EOF / Ctrl-C. Returns the exit code (0)."""
     chat = CliChat(service, stdout=stdout, user_id=user_id, is_admin=is_admin, show_hints=interactive)
-    use_input = interactive and stdin is sys.stdin and stdout is sys.stdout
+    # input() gives readline editing and history, but only reads the process's own terminal
+    use_input = interactive and _same_stream(stdin, sys.stdin) and _same_stream(stdout, sys.stdout)
     readline = None
     history = Path(history_path).expanduser() if history_path else None
     if interactive:
@@ -192,6 +202,9 @@ def run_chat(
                 except EOFError:
                     stdout.write("\n")
                     break
+                except UnicodeDecodeError:  # a terminal sending bytes that are not UTF-8
+                    stdout.write("(that line was not valid UTF-8; please type it again)\n")
+                    continue
                 if not chat.handle_line(line):
                     break
         else:
