@@ -1,0 +1,587 @@
+"""The Slack front end: a slack-bolt AsyncApp that turns Slack events into IncomingMessages.
+
+The conversation layer (ConversationService) decides what to say; this module only translates:
+
+- `app_mention` in a channel     -> question, answered in the thread of the asking message
+- `message` in a DM (message.im) -> question, answered in the DM
+- `message` in a thread          -> follow-up with addressed=False (the service answers it only in
+                                    threads it has answered); a message that mentions the bot is left
+                                    to its `app_mention` twin, because Slack sends both
+- `/ask <text>`                  -> ack at once, then a private (ephemeral) answer with a
+                                    "Share in channel" button
+- `/qabot reindex|status|rollback|report` -> ack at once, admin check, private result
+- feedback buttons               -> ack, stored by the service, private thanks
+
+Retries: Slack re-sends an event it thinks was not acknowledged (X-Slack-Retry-Num over HTTP,
+retry_attempt in Socket Mode). Bolt passes retries to the listeners like any event, so every event's
+`event_id` goes into the IncomingMessage and the service answers an event id once.
+
+The service is synchronous (it embeds on the CPU); it runs on a worker thread via asyncio.to_thread so
+the event loop keeps acknowledging requests within Slack's 3 s deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import logging
+import os
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.app.async_server import AsyncSlackAppServer
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.authorization import AuthorizeResult
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
+
+from bot.adapters.slack.render import render_slack_blocks, without_actions
+from bot.conversation.models import Button, FeedbackVote, IncomingMessage, Reply, ReplyKind
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+    from bot.conversation.service import ConversationService
+
+log = logging.getLogger("qabot.slack")
+
+PLATFORM = "slack"
+EVENTS_PATH = "/slack/events"
+ADMIN_COMMANDS = ("reindex", "status", "rollback", "report")
+FEEDBACK_UP = "qabot_feedback_up"
+FEEDBACK_DOWN = "qabot_feedback_down"
+SHARE = "qabot_share"
+SHARE_LABEL = "Share in channel"
+# message subtypes that still carry a person's question; every other subtype (edits, deletions,
+# joins, bot_message, ...) is not a question
+_QUESTION_SUBTYPES = {None, "thread_broadcast", "file_share"}
+_ADMIN_CACHE_S = 300.0
+_SHARE_CACHE_SIZE = 1000
+
+
+@dataclass(frozen=True)
+class _Shareable:
+    blocks: list[dict[str, Any]]
+    text: str
+
+
+class SlackFrontEnd:
+    """Listeners of the Bolt app; holds the service, the settings and small per-process caches."""
+
+    def __init__(self, service: ConversationService, settings: Settings, *, auth: SingleFlightAuth) -> None:
+        self.service = service
+        self.settings = settings
+        self.auth = auth
+        self._admin_cache: dict[str, tuple[float, bool]] = {}
+        self._shares: OrderedDict[str, _Shareable] = OrderedDict()
+        self._answer_slots = asyncio.Semaphore(_default_answer_threads())
+        # listener runs finished, for tests and benchmarks that wait for the app to settle
+        self.completed = 0
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+
+    # ---- bookkeeping -------------------------------------------------------------------------
+
+    def _done(self) -> None:
+        self.completed += 1
+        still: list[tuple[int, asyncio.Future[None]]] = []
+        for target, fut in self._waiters:
+            if self.completed >= target:
+                if not fut.done():
+                    fut.set_result(None)
+            else:
+                still.append((target, fut))
+        self._waiters = still
+
+    async def wait_completed(self, count: int, timeout: float = 30.0) -> None:
+        """Wait until `count` listener runs have finished since start (tests, benchmarks)."""
+        if self.completed >= count:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((count, fut))
+        await asyncio.wait_for(fut, timeout)
+
+    def tracked(self, fn: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+        @functools.wraps(fn)
+        async def wrapper(*args: Any, **kwargs: Any) -> None:
+            try:
+                await fn(*args, **kwargs)
+            finally:
+                self._done()
+
+        return wrapper
+
+    # ---- admin check -------------------------------------------------------------------------
+
+    async def is_admin(self, user_id: str, client: AsyncWebClient) -> bool:
+        """Configured SLACK_ADMIN_USER_IDS, or (if enabled) a workspace admin / owner per users.info."""
+        if user_id in self.settings.slack_admin_user_ids:
+            return True
+        if not self.settings.slack_workspace_admins_are_admins:
+            return False
+        now = time.monotonic()
+        cached = self._admin_cache.get(user_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        try:
+            resp = await client.users_info(user=user_id)
+        except SlackApiError as err:
+            log.warning("users.info failed: %s", err.response.get("error"))
+            return False
+        user = resp.get("user") or {}
+        allowed = bool(user.get("is_admin") or user.get("is_owner") or user.get("is_primary_owner"))
+        self._admin_cache[user_id] = (now + _ADMIN_CACHE_S, allowed)
+        return allowed
+
+    # ---- service calls -----------------------------------------------------------------------
+
+    async def _handle(self, msg: IncomingMessage) -> Reply:
+        # Answering is mostly CPU work that holds the GIL part of the time: many more threads than
+        # cores would not answer faster, only starve the event loop that acknowledges Slack within 3 s.
+        async with self._answer_slots:
+            return await asyncio.to_thread(self.service.handle, msg)
+
+    # ---- posting -----------------------------------------------------------------------------
+
+    async def post(
+        self,
+        client: AsyncWebClient,
+        *,
+        channel: str,
+        blocks: list[dict[str, Any]],
+        text: str,
+        thread_ts: str | None = None,
+        ephemeral_user: str | None = None,
+    ) -> None:
+        """chat.postMessage (or chat.postEphemeral); falls back to plain text if blocks are refused."""
+        kwargs: dict[str, Any] = {"channel": channel, "text": text, "thread_ts": thread_ts}
+        # parse="none" + no link_names: Slack does not turn "@everyone" or names into mentions
+        kwargs.update(parse="none", link_names=False)
+        try:
+            if ephemeral_user is not None:
+                await client.chat_postEphemeral(user=ephemeral_user, blocks=blocks, **kwargs)
+            else:
+                await client.chat_postMessage(blocks=blocks, unfurl_links=False, unfurl_media=False, **kwargs)
+        except SlackApiError as err:
+            error = err.response.get("error")
+            if error not in ("invalid_blocks", "invalid_blocks_format", "msg_too_long"):
+                log.warning("posting to %s failed: %s", channel, error)
+                return
+            log.error("Slack refused the blocks (%s); sending the plain text instead", error)
+            try:
+                if ephemeral_user is not None:
+                    await client.chat_postEphemeral(user=ephemeral_user, **kwargs)
+                else:
+                    await client.chat_postMessage(**kwargs)
+            except SlackApiError as err2:
+                log.warning("posting the plain text to %s failed: %s", channel, err2.response.get("error"))
+
+    # ---- events ------------------------------------------------------------------------------
+
+    async def on_app_mention(self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient) -> None:
+        channel = event.get("channel", "")
+        if channel.startswith("D"):
+            return  # in a DM the same message also arrives as message.im, which answers it
+        if _from_bot(event):
+            return
+        # answers live in the thread of the asking message; that thread is the conversation
+        thread_ts = event.get("thread_ts") or event.get("ts")
+        await self._answer_event(event, body, client, thread_ts=thread_ts, addressed=True, is_dm=False)
+
+    async def on_message(
+        self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient, context: dict[str, Any]
+    ) -> None:
+        if event.get("subtype") not in _QUESTION_SUBTYPES or _from_bot(event):
+            return
+        if event.get("user") is None or event.get("user") == context.get("bot_user_id"):
+            return
+        if event.get("channel_type") == "im":
+            await self._answer_event(event, body, client, thread_ts=event.get("thread_ts"), addressed=True, is_dm=True)
+            return
+        thread_ts = event.get("thread_ts")
+        if not thread_ts:
+            return  # a top-level channel message without a mention is not for the bot
+        bot_user_id = context.get("bot_user_id")
+        if bot_user_id and f"<@{bot_user_id}>" in (event.get("text") or ""):
+            return  # its app_mention twin answers it
+        await self._answer_event(event, body, client, thread_ts=thread_ts, addressed=False, is_dm=False)
+
+    async def _answer_event(
+        self,
+        event: dict[str, Any],
+        body: dict[str, Any],
+        client: AsyncWebClient,
+        *,
+        thread_ts: str | None,
+        addressed: bool,
+        is_dm: bool,
+    ) -> None:
+        user = event.get("user", "")
+        channel = event.get("channel", "")
+        msg = IncomingMessage(
+            platform=PLATFORM,
+            user_id=user,
+            channel_id=channel,
+            text=event.get("text") or "",
+            thread_id=thread_ts,
+            message_id=event.get("ts"),
+            is_dm=is_dm,
+            is_admin=user in self.settings.slack_admin_user_ids,
+            addressed=addressed,
+            event_id=body.get("event_id"),
+        )
+        reply = await self._handle(msg)
+        if not reply.should_send:
+            return
+        blocks, text = render_slack_blocks(reply)
+        await self.post(
+            client,
+            channel=channel,
+            blocks=blocks,
+            text=text,
+            thread_ts=thread_ts,
+            ephemeral_user=user if reply.private else None,
+        )
+
+    # ---- /ask --------------------------------------------------------------------------------
+
+    async def on_ask(self, ack: Any, command: dict[str, Any], respond: Any) -> None:
+        await ack()  # within 3 s; the answer follows through response_url
+        channel = command.get("channel_id", "")
+        msg = IncomingMessage(
+            platform=PLATFORM,
+            user_id=command.get("user_id", ""),
+            channel_id=channel,
+            text=command.get("text") or "",
+            is_dm=channel.startswith("D") or command.get("channel_name") == "directmessage",
+            is_admin=command.get("user_id") in self.settings.slack_admin_user_ids,
+            addressed=True,
+            private=True,
+        )
+        reply = await self._handle(msg)
+        if not reply.should_send:
+            return
+        if reply.kind is ReplyKind.ANSWER:
+            reply = self._with_share_button(reply)
+        blocks, text = render_slack_blocks(reply)
+        await respond(blocks=blocks, text=text, response_type="ephemeral", replace_original=False)
+
+    def _with_share_button(self, reply: Reply) -> Reply:
+        key = reply.answer_id or uuid.uuid4().hex
+        buttons = [b for b in reply.buttons if b.action_id != SHARE]
+        buttons.insert(0, Button(action_id=SHARE, label=SHARE_LABEL, value=key))
+        shared = dataclasses.replace(reply, buttons=tuple(buttons))
+        blocks, text = render_slack_blocks(shared)
+        self._shares[key] = _Shareable(blocks=without_actions(blocks, [SHARE]), text=text)
+        self._shares.move_to_end(key)
+        while len(self._shares) > _SHARE_CACHE_SIZE:
+            self._shares.popitem(last=False)
+        return shared
+
+    async def on_share(self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any, client: Any) -> None:
+        await ack()
+        shareable = self._shares.get(action.get("value", ""))
+        if shareable is None:
+            await respond(
+                text="That answer is no longer available to share (the bot restarted). Ask again with /ask.",
+                response_type="ephemeral",
+                replace_original=False,
+            )
+            return
+        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", "")
+        try:
+            await client.chat_postMessage(
+                channel=channel,
+                blocks=shareable.blocks,
+                text=shareable.text,
+                parse="none",
+                link_names=False,
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+        except SlackApiError as err:
+            # not a member of the channel: the slash command's response_url can still post visibly
+            log.info("chat.postMessage for share failed (%s); using response_url", err.response.get("error"))
+            await respond(
+                blocks=shareable.blocks, text=shareable.text, response_type="in_channel", replace_original=False
+            )
+        # the private copy loses its share button, so one answer is shared once
+        await respond(blocks=shareable.blocks, text=shareable.text, response_type="ephemeral", replace_original=True)
+
+    # ---- feedback ----------------------------------------------------------------------------
+
+    async def on_feedback(
+        self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any, client: Any
+    ) -> None:
+        await ack()
+        vote = FeedbackVote.UP if action.get("action_id") == FEEDBACK_UP else FeedbackVote.DOWN
+        user = (body.get("user") or {}).get("id", "")
+        container = body.get("container") or {}
+        channel = (body.get("channel") or {}).get("id") or container.get("channel_id", "")
+        reply = await asyncio.to_thread(
+            self.service.record_feedback,
+            action.get("value", ""),
+            vote,
+            platform=PLATFORM,
+            user_id=user,
+            channel_id=channel,
+        )
+        if not reply.should_send:
+            return
+        blocks, text = render_slack_blocks(reply)
+        if container.get("is_ephemeral") and body.get("response_url"):
+            await respond(blocks=blocks, text=text, response_type="ephemeral", replace_original=False)
+            return
+        thread_ts = (body.get("message") or {}).get("thread_ts") or container.get("thread_ts")
+        try:
+            await client.chat_postEphemeral(
+                channel=channel, user=user, blocks=blocks, text=text, thread_ts=thread_ts, parse="none"
+            )
+        except SlackApiError as err:
+            # e.g. an answer shared into a channel the bot is not in: reply through the button's URL
+            log.info("chat.postEphemeral for feedback failed (%s); using response_url", err.response.get("error"))
+            if body.get("response_url"):
+                await respond(blocks=blocks, text=text, response_type="ephemeral", replace_original=False)
+
+    # ---- /qabot ------------------------------------------------------------------------------
+
+    async def on_qabot(self, ack: Any, command: dict[str, Any], respond: Any, client: AsyncWebClient) -> None:
+        await ack()
+        words = (command.get("text") or "").split()
+        sub = words[0].lower() if words else ""
+        if sub not in ADMIN_COMMANDS:
+            await respond(
+                text="Usage: `/qabot status`, `/qabot reindex`, `/qabot rollback` or `/qabot report` "
+                "(admins only). To ask a question, use `/ask <question>` or mention me.",
+                response_type="ephemeral",
+                replace_original=False,
+            )
+            return
+        user = command.get("user_id", "")
+        channel = command.get("channel_id", "")
+        admin = await self.is_admin(user, client)
+        msg = IncomingMessage(
+            platform=PLATFORM,
+            user_id=user,
+            channel_id=channel,
+            text=command.get("text") or "",
+            is_dm=channel.startswith("D"),
+            is_admin=admin,
+            addressed=True,
+            private=True,
+        )
+        if admin and sub == "reindex":
+            await respond(
+                text="Rebuilding the index… I'll post the result here.",
+                response_type="ephemeral",
+                replace_original=False,
+            )
+        reply = await asyncio.to_thread(self.service.handle_admin, msg, sub)
+        if not reply.should_send:
+            return
+        blocks, text = render_slack_blocks(reply)
+        await respond(blocks=blocks, text=text, response_type="ephemeral", replace_original=False)
+
+
+class SingleFlightAuth:
+    """Bolt's `authorize` for one workspace: one auth.test per process, shared by every request.
+
+    Bolt's default single-team authorization caches auth.test only once a call has returned, so a
+    burst of events at start-up (Slack redelivering a backlog after a restart) fires one auth.test
+    per event and delays every ack behind it. Here concurrent requests wait for the one call.
+    """
+
+    def __init__(self, client: AsyncWebClient):
+        self.client = client
+        self._result: AsyncSlackResponse | None = None
+        self._lock = asyncio.Lock()
+
+    async def auth_test(self) -> AsyncSlackResponse:
+        if self._result is None:
+            async with self._lock:
+                if self._result is None:
+                    self._result = await self.client.auth_test()
+        return self._result
+
+    def as_bolt_authorize(self) -> Callable[..., Awaitable[AuthorizeResult]]:
+        # Bolt injects arguments by parameter name, so it needs a plain function (no `self`)
+        async def authorize(user_id: str | None) -> AuthorizeResult:
+            return await self.authorize(user_id)
+
+        return authorize
+
+    async def authorize(self, user_id: str | None) -> AuthorizeResult:
+        result = await self.auth_test()
+        return AuthorizeResult(
+            enterprise_id=result.get("enterprise_id"),
+            team_id=result.get("team_id"),
+            bot_id=result.get("bot_id"),
+            bot_user_id=result.get("user_id"),
+            bot_token=self.client.token,
+            user_id=user_id,
+            bot_scopes=result.headers.get("x-oauth-scopes"),
+        )
+
+
+def _default_answer_threads() -> int:
+    # twice the cores: answering also waits on SQLite commits (feedback log), so a few more threads
+    # than cores keep the CPU busy; measured on 2 cores, 2 threads were slower and 8 no faster than 4
+    return max(2, min(8, 2 * (os.cpu_count() or 1)))
+
+
+def _from_bot(event: dict[str, Any]) -> bool:
+    return bool(event.get("bot_id")) or event.get("subtype") == "bot_message" or bool(event.get("bot_profile"))
+
+
+def build_slack_app(
+    service: ConversationService,
+    settings: Settings,
+    *,
+    client: AsyncWebClient | None = None,
+    base_url: str | None = None,
+    logger: logging.Logger | None = None,
+) -> AsyncApp:
+    """The Bolt app with qabot's listeners. `base_url` points the Web API client elsewhere (tests).
+
+    The app does not connect anywhere by itself: serve it with `SlackHttpServer` or an
+    `AsyncSocketModeHandler` (see serve_slack).
+    """
+    if client is None:
+        kwargs: dict[str, Any] = {"token": settings.slack_bot_token}
+        if base_url is not None:
+            kwargs["base_url"] = base_url.rstrip("/") + "/"
+        client = AsyncWebClient(**kwargs)
+    auth = SingleFlightAuth(client)
+    # The app's own client carries no token: Bolt gives each request a client with the token that
+    # `authorize` returns (giving both would make Bolt warn that the token is ignored).
+    app_client = AsyncWebClient(
+        token=None,
+        base_url=client.base_url,
+        timeout=client.timeout,
+        ssl=client.ssl,
+        proxy=client.proxy,
+        session=client.session,
+        headers=client.headers,
+        logger=client.logger,
+    )
+    app = AsyncApp(
+        client=app_client,
+        authorize=auth.as_bolt_authorize(),
+        signing_secret=settings.slack_signing_secret or "",
+        name="qabot",
+        logger=logger,
+    )
+    fe = SlackFrontEnd(service, settings, auth=auth)
+    app.event("app_mention")(fe.tracked(fe.on_app_mention))
+    app.event("message")(fe.tracked(fe.on_message))
+    app.command("/ask")(fe.tracked(fe.on_ask))
+    app.command("/qabot")(fe.tracked(fe.on_qabot))
+    app.action(SHARE)(fe.tracked(fe.on_share))
+    app.action(FEEDBACK_UP)(fe.tracked(fe.on_feedback))
+    app.action(FEEDBACK_DOWN)(fe.tracked(fe.on_feedback))
+    app.qabot_frontend = fe  # type: ignore[attr-defined]
+    return app
+
+
+def frontend_of(app: AsyncApp) -> SlackFrontEnd:
+    """The SlackFrontEnd behind an app made by build_slack_app (tests wait on its counters)."""
+    return app.qabot_frontend  # type: ignore[attr-defined,no-any-return]
+
+
+class SlackHttpServer:
+    """HTTP mode: Bolt's aiohttp app on host:port; events, commands and buttons all POST to /slack/events."""
+
+    def __init__(self, app: AsyncApp, *, host: str = "0.0.0.0", port: int = 3000, path: str = EVENTS_PATH):
+        self.bolt = AsyncSlackAppServer(port=port, path=path, app=app, host=host)
+        self.bolt.web_app.add_routes([web.get("/healthz", self._health)])
+        self.host = host
+        self.requested_port = port
+        self.port: int | None = None
+        self._runner: web.AppRunner | None = None
+
+    async def _health(self, _request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(self.bolt.web_app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.requested_port)
+        await site.start()
+        self.port = self._runner.addresses[0][1]  # the real port when 0 was asked for
+        log.info("Slack HTTP mode listening on %s:%s%s", self.host, self.port, self.bolt.path)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+
+async def serve_slack(
+    settings: Settings,
+    *,
+    http_port: int | None = None,
+    host: str = "0.0.0.0",
+    service: ConversationService | None = None,
+    base_url: str | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run until `stop` is set (or forever): Socket Mode by default, HTTP mode when http_port is given."""
+    from bot.config import ConfigError
+
+    settings.check_platform(PLATFORM, http=http_port is not None)
+    if service is None:
+        from bot.conversation.factory import build_service
+
+        service = await asyncio.to_thread(build_service, settings)
+    await _warm_up(service)
+    app = build_slack_app(service, settings, base_url=base_url)
+    try:
+        auth = await frontend_of(app).auth.auth_test()
+    except SlackApiError as err:
+        raise ConfigError(
+            f"Slack rejected SLACK_BOT_TOKEN ({err.response.get('error')}): copy the Bot User OAuth Token "
+            "(xoxb-...) from OAuth & Permissions at https://api.slack.com/apps into .env."
+        ) from None
+    log.info("connected to Slack team %s as %s", auth.get("team"), auth.get("user"))
+    waiter = stop or asyncio.Event()
+    if http_port is None:
+        handler = AsyncSocketModeHandler(app, settings.slack_app_token)
+        await handler.connect_async()
+        log.info("Slack Socket Mode connected")
+        try:
+            await waiter.wait()
+        finally:
+            await handler.close_async()
+    else:
+        server = SlackHttpServer(app, host=host, port=http_port)
+        await server.start()
+        try:
+            await waiter.wait()
+        finally:
+            await server.stop()
+
+
+async def _warm_up(service: ConversationService) -> None:
+    """Load the index and model before connecting, so the first question is not the slow one."""
+    from bot.core.errors import IndexProblem
+
+    load = getattr(service.engine, "get", None)
+    if load is None:
+        return
+    try:
+        await asyncio.to_thread(load)
+    except IndexProblem as err:
+        # keep running: questions get the fix as their answer, and `/qabot reindex` can build the index
+        log.warning("no usable index yet: %s", err)
+
+
+def run_slack(settings: Settings, *, http_port: int | None = None, host: str = "0.0.0.0") -> None:
+    """Blocking entry point for the CLI. Raises ConfigError (naming the variable) before connecting."""
+    settings.check_platform(PLATFORM, http=http_port is not None)
+    asyncio.run(serve_slack(settings, http_port=http_port, host=host))

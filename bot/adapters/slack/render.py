@@ -1,0 +1,337 @@
+"""Render a conversation Reply as Slack Block Kit blocks plus the fallback `text`.
+
+Slack's rules this module owns (docs: "Formatting text for app surfaces", "Block Kit"):
+
+- `&`, `<` and `>` are mrkdwn control characters and are escaped as `&amp;`, `&lt;`, `&gt;`
+  (only those) in every piece of user or knowledge text. With them escaped, no `<!everyone>`,
+  `<!here>`, `<@U...>` or link can be formed by a question or a passage.
+- Text objects carrying user or knowledge text are sent with `verbatim: true`, so Slack does not
+  auto-parse them (no auto-linked channel names or mentions); messages are posted with
+  `parse="none"` and without `link_names` (see app.py). Plain "@everyone" then pings no one.
+- A section's text is at most 3000 characters; a message holds at most 50 blocks.
+- A quote is verbatim: the only change is escaping, the "> " prefix of each line and, when it can
+  be done without touching the characters, `*...*` around the best sentence. Quotes longer than one
+  section are split over several sections at line or word boundaries.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from bot.conversation.models import Button, Reply, ReplyKind
+from bot.core.types import Answer, Quote
+
+SECTION_TEXT_LIMIT = 3000
+MAX_BLOCKS = 50
+CONTEXT_ELEMENT_LIMIT = 3000
+BUTTON_LABEL_LIMIT = 75
+BUTTON_VALUE_LIMIT = 2000
+FALLBACK_TEXT_LIMIT = 3000  # Slack accepts 40k; the fallback only feeds notifications and old clients
+
+# Bold markers only render when they sit next to a line edge, whitespace or punctuation.
+_BOLD_EDGE_OK = set(" \t\n.,;:!?()[]{}\"'`-–—/")
+_QUOTE_PREFIX = "> "
+
+Block = dict[str, Any]
+
+
+def escape_mrkdwn(text: str) -> str:
+    """Escape the three mrkdwn control characters, and nothing else."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _section(text: str) -> Block:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text, "verbatim": True}}
+
+
+def _context(*texts: str) -> Block:
+    return {
+        "type": "context",
+        "elements": [{"type": "mrkdwn", "text": t[:CONTEXT_ELEMENT_LIMIT], "verbatim": True} for t in texts[:10]],
+    }
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# --------------------------------------------------------------------------------------------
+# splitting long text into sections
+
+
+def _split_raw(text: str, start: int, end: int, budget: int) -> list[tuple[int, int]]:
+    """Split text[start:end] (one line) into spans whose escaped length is at most `budget`.
+
+    Splits at whitespace (the whitespace at a split point is dropped); a single word longer than
+    the budget is cut between characters. Escaping happens after the cut, so an entity such as
+    `&amp;` is never split.
+    """
+    spans: list[tuple[int, int]] = []
+    pos = start
+    while pos < end:
+        # longest prefix whose escaped length fits
+        used = 0
+        cut = pos
+        while cut < end:
+            c = text[cut]
+            w = 5 if c == "&" else 4 if c in "<>" else 1
+            if used + w > budget:
+                break
+            used += w
+            cut += 1
+        if cut >= end:
+            spans.append((pos, end))
+            break
+        # back off to the last whitespace inside the prefix, if there is one
+        ws = max(text.rfind(" ", pos, cut + 1), text.rfind("\t", pos, cut + 1))
+        if ws > pos:
+            spans.append((pos, ws))
+            pos = ws
+            while pos < end and text[pos] in " \t":
+                pos += 1
+        else:
+            spans.append((pos, max(cut, pos + 1)))
+            pos = max(cut, pos + 1)
+    return spans or [(start, start)]
+
+
+def _pack_lines(lines: Iterable[str], limit: int = SECTION_TEXT_LIMIT) -> list[str]:
+    """Group rendered lines (each at most `limit` long) into chunks of at most `limit` chars."""
+    chunks: list[str] = []
+    current: list[str] = []
+    size = 0
+    for line in lines:
+        extra = len(line) + (1 if current else 0)
+        if current and size + extra > limit:
+            chunks.append("\n".join(current))
+            current, size = [], 0
+            extra = len(line)
+        current.append(line)
+        size += extra
+    if current:
+        chunks.append("\n".join(current))
+    return chunks
+
+
+def split_mrkdwn(text: str, limit: int = SECTION_TEXT_LIMIT) -> list[str]:
+    """Escape plain text and split it into section-sized chunks at line / word boundaries."""
+    lines: list[str] = []
+    offset = 0
+    for raw_line in text.split("\n"):
+        line_start, line_end = offset, offset + len(raw_line)
+        offset = line_end + 1
+        for s, e in _split_raw(text, line_start, line_end, limit):
+            lines.append(escape_mrkdwn(text[s:e]))
+    return [c for c in _pack_lines(lines, limit) if c.strip()] or [""]
+
+
+def _bold_span(quote: Quote) -> tuple[int, int] | None:
+    """The highlight span, if bolding it cannot alter the verbatim text."""
+    if quote.highlight is None:
+        return None
+    s, e = quote.highlight
+    text = quote.text
+    if not (0 <= s < e <= len(text)):
+        return None
+    # a `*` elsewhere in the passage could pair with our markers; leave the text alone then
+    if "*" in text:
+        return None
+    while s < e and text[s].isspace():
+        s += 1
+    while e > s and text[e - 1].isspace():
+        e -= 1
+    return (s, e) if s < e else None
+
+
+def _render_quote_line(text: str, s: int, e: int, bold: tuple[int, int] | None) -> str:
+    """One rendered line: "> " + escaped text[s:e], with the bold part wrapped in `*` if safe."""
+    if bold is not None:
+        bs, be = max(bold[0], s), min(bold[1], e)
+        # trim whitespace at the edges of this line's part of the sentence
+        while bs < be and text[bs].isspace():
+            bs += 1
+        while be > bs and text[be - 1].isspace():
+            be -= 1
+        if bs < be:
+            before_ok = bs == s or text[bs - 1] in _BOLD_EDGE_OK
+            after_ok = be == e or text[be] in _BOLD_EDGE_OK
+            if before_ok and after_ok:
+                return (
+                    _QUOTE_PREFIX
+                    + escape_mrkdwn(text[s:bs])
+                    + "*"
+                    + escape_mrkdwn(text[bs:be])
+                    + "*"
+                    + escape_mrkdwn(text[be:e])
+                )
+    if s == e:
+        return ">"  # a blank line inside the quote: no trailing space
+    return _QUOTE_PREFIX + escape_mrkdwn(text[s:e])
+
+
+def render_quote_sections(quote: Quote, limit: int = SECTION_TEXT_LIMIT) -> list[str]:
+    """The quote as mrkdwn block-quote text, split into chunks of at most `limit` characters."""
+    text = quote.text.strip("\n")
+    shift = len(quote.text) - len(quote.text.lstrip("\n"))
+    bold = _bold_span(quote)
+    if bold is not None:
+        bold = (bold[0] - shift, bold[1] - shift)
+    # room for the "> " prefix and two bold markers on every line
+    budget = limit - len(_QUOTE_PREFIX) - 2
+    lines: list[str] = []
+    offset = 0
+    for raw_line in text.split("\n"):
+        line_start, line_end = offset, offset + len(raw_line)
+        offset = line_end + 1
+        for s, e in _split_raw(text, line_start, line_end, budget):
+            lines.append(_render_quote_line(text, s, e, bold))
+    return _pack_lines(lines, limit)
+
+
+# --------------------------------------------------------------------------------------------
+# blocks
+
+
+def _section_label(section: str, path: Sequence[str] = ()) -> str:
+    return " › ".join(path) if path else section.replace(" > ", " › ")
+
+
+def _source_context(quote: Quote) -> Block:
+    where = f"*{escape_mrkdwn(_clip(quote.document, 300))}*"
+    section = _section_label(quote.section, quote.section_path)
+    if section:
+        where += f" › {escape_mrkdwn(_clip(section, 1000))}"
+    parts = [where]
+    url = quote.source_url
+    if url and re.match(r"^https?://", url) and "|" not in url:
+        parts.append(f"<{escape_mrkdwn(url)}|Source>")
+    elif quote.doc_path:
+        parts.append(f"`{escape_mrkdwn(_clip(quote.doc_path, 500))}`")
+    return _context(*parts)
+
+
+def _actions(buttons: Sequence[Button]) -> Block | None:
+    if not buttons:
+        return None
+    elements = []
+    seen: set[str] = set()
+    for b in buttons[:25]:
+        if b.action_id in seen:  # Slack rejects duplicate action ids in one message
+            continue
+        seen.add(b.action_id)
+        elements.append(
+            {
+                "type": "button",
+                "action_id": b.action_id,
+                "text": {"type": "plain_text", "text": _clip(b.label, BUTTON_LABEL_LIMIT), "emoji": True},
+                "value": b.value[:BUTTON_VALUE_LIMIT],
+            }
+        )
+    return {"type": "actions", "block_id": "qabot_actions", "elements": elements}
+
+
+def _confidence_line(answer: Answer, index_version: str) -> str:
+    parts = []
+    if answer.confidence is not None:
+        parts.append(f"Confidence: {answer.confidence.value}")
+    version = index_version or answer.index_version
+    if version:
+        parts.append(f"index {escape_mrkdwn(version)}")
+    return " · ".join(parts)
+
+
+def _answer_blocks(answer: Answer, budget: int) -> list[Block]:
+    """Lead sentence, then each quote with its source; stops before exceeding `budget` blocks."""
+    blocks: list[Block] = []
+    lead = answer.message or ""
+    if lead:
+        blocks.extend(_section(c) for c in split_mrkdwn(lead))
+    shown = 0
+    for quote in answer.quotes:
+        quote_blocks = [_section(c) for c in render_quote_sections(quote)] + [_source_context(quote)]
+        # keep one slot for the "more passages" note
+        if len(blocks) + len(quote_blocks) > budget - 1:
+            break
+        blocks.extend(quote_blocks)
+        shown += 1
+    hidden = len(answer.quotes) - shown
+    if hidden:
+        blocks.append(_context(f"{hidden} more passage{'s' if hidden > 1 else ''} not shown."))
+    return blocks
+
+
+def _abstain_blocks(answer: Answer, fallback: str) -> list[Block]:
+    blocks = [_section(c) for c in split_mrkdwn(answer.message or fallback)]
+    if answer.closest_sections:
+        lines = "\n".join(f"• {escape_mrkdwn(_clip(_section_label(s), 500))}" for s in answer.closest_sections[:10])
+        blocks.extend(_section(c) for c in _pack_lines([f"The closest sections I have:\n{lines}"]))
+    return blocks
+
+
+def render_slack_blocks(reply: Reply) -> tuple[list[Block], str]:
+    """Blocks for chat.postMessage / chat.postEphemeral / response_url, and the fallback text.
+
+    The fallback `text` is always set (notifications, screen readers, clients without blocks).
+    """
+    answer = reply.answer
+    footer: list[Block] = []
+    if answer is not None and reply.kind in (ReplyKind.ANSWER, ReplyKind.ABSTAIN):
+        line = _confidence_line(answer, reply.index_version) if reply.kind is ReplyKind.ANSWER else ""
+        if line:
+            footer.append(_context(line))
+    if reply.hints:
+        footer.append(_context(*(escape_mrkdwn(_clip(h, 300)) for h in reply.hints[:5])))
+    actions = _actions(reply.buttons)
+    if actions is not None:
+        footer.append(actions)
+    budget = MAX_BLOCKS - len(footer)
+
+    if answer is not None and reply.kind is ReplyKind.ANSWER and answer.quotes:
+        body = _answer_blocks(answer, budget)
+    elif answer is not None and reply.kind is ReplyKind.ABSTAIN:
+        body = _abstain_blocks(answer, reply.text)
+    else:
+        body = [_section(c) for c in split_mrkdwn(reply.text or "…")]
+    if len(body) > budget:
+        body = body[: budget - 1] + [_context("(reply shortened to fit Slack's limits)")]
+    blocks = body + footer
+    return blocks, fallback_text(reply)
+
+
+def fallback_text(reply: Reply) -> str:
+    """Notification / no-blocks text: for an answer, the lead sentence and the quotes without markup."""
+    answer = reply.answer
+    if answer is not None and reply.kind is ReplyKind.ANSWER and answer.quotes:
+        parts = [answer.message] if answer.message else []
+        for quote in answer.quotes:
+            lines = quote.text.strip("\n").split("\n")
+            parts.append("\n".join("> " + line if line.strip() else ">" for line in lines))
+            parts.append(f"— {quote.document} › {_section_label(quote.section, quote.section_path)}")
+        text = "\n".join(parts)
+    else:
+        text = reply.text or (answer.message if answer is not None else "")
+    escaped = "\n".join(
+        # our "> " quote prefix stays mrkdwn; everything else is escaped
+        ("> " + escape_mrkdwn(line[2:])) if line.startswith("> ") else line if line == ">" else escape_mrkdwn(line)
+        for line in (text or "qabot").split("\n")
+    )
+    if len(escaped) > FALLBACK_TEXT_LIMIT:
+        # cut, then drop an entity the cut may have split ("&am")
+        escaped = re.sub(r"&[a-z]{0,3}$", "", escaped[: FALLBACK_TEXT_LIMIT - 1]) + "…"
+    return escaped
+
+
+def without_actions(blocks: list[Block], action_ids: Iterable[str]) -> list[Block]:
+    """A copy of `blocks` with the given buttons removed (empty actions blocks dropped)."""
+    drop = set(action_ids)
+    out: list[Block] = []
+    for block in blocks:
+        if block.get("type") == "actions":
+            elements = [e for e in block.get("elements", []) if e.get("action_id") not in drop]
+            if not elements:
+                continue
+            block = {**block, "elements": elements}
+        out.append(block)
+    return out

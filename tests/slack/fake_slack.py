@@ -1,0 +1,339 @@
+"""A loopback fake of the Slack platform: Web API, response_url endpoint and Socket Mode WebSocket.
+
+One aiohttp server on 127.0.0.1 (port 0) that records every call, in the spirit of slack-bolt-python's
+tests/mock_web_api_server. Point `AsyncWebClient(base_url=fake.api_url)` at it; response_url values
+come from `fake.response_url()`; `apps.connections.open` returns a ws:// URL on the same server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import itertools
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import WSMsgType, web
+
+BOT_USER_ID = "UQABOT"
+BOT_ID = "BQABOT"
+TEAM_ID = "T0TEAM"
+
+
+@dataclass
+class Call:
+    method: str  # Web API method ("chat.postMessage") or "response_url"
+    args: dict[str, Any]
+    token: str | None = None
+    at: float = field(default_factory=time.perf_counter)
+    path: str = ""
+
+
+class FakeSlack:
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+        self.users: dict[str, dict[str, Any]] = {}  # users.info answers by user id
+        self.fail: dict[str, str] = {}  # method -> Slack error code to answer with (ok: false)
+        self.envelope_acks: list[dict[str, Any]] = []
+        self.ws_clients: list[web.WebSocketResponse] = []
+        self._ts = itertools.count(1)
+        self._changed = asyncio.Condition()
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> FakeSlack:
+        app = web.Application()
+        app.add_routes(
+            [
+                web.post("/api/{method}", self._api),
+                web.get("/api/{method}", self._api),
+                web.post("/response/{rid}", self._response_url),
+                web.get("/link", self._websocket),
+            ]
+        )
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        return self
+
+    async def stop(self) -> None:
+        for ws in list(self.ws_clients):
+            await ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/"
+
+    def response_url(self, rid: str | None = None) -> str:
+        return f"http://127.0.0.1:{self.port}/response/{rid or next(self._ts)}"
+
+    # ---- recording ---------------------------------------------------------------------------
+
+    async def _record(self, call: Call) -> None:
+        async with self._changed:
+            self.calls.append(call)
+            self._changed.notify_all()
+
+    def calls_to(self, *methods: str) -> list[Call]:
+        return [c for c in self.calls if c.method in methods]
+
+    @property
+    def posts(self) -> list[Call]:
+        """Messages delivered to people: chat.postMessage, chat.postEphemeral and response_url posts."""
+        return self.calls_to("chat.postMessage", "chat.postEphemeral", "response_url")
+
+    async def wait_for(self, predicate: Callable[[FakeSlack], bool], timeout: float = 20.0) -> None:
+        async def _wait() -> None:
+            async with self._changed:
+                await self._changed.wait_for(lambda: predicate(self))
+
+        await asyncio.wait_for(_wait(), timeout)
+
+    async def wait_calls(self, method: str, count: int, timeout: float = 20.0) -> list[Call]:
+        await self.wait_for(lambda f: len(f.calls_to(method)) >= count, timeout)
+        return self.calls_to(method)
+
+    # ---- Web API -----------------------------------------------------------------------------
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        args: dict[str, Any] = dict(parse_qsl(request.query_string))
+        if request.can_read_body:
+            raw = await request.text()
+            if request.content_type == "application/json":
+                args.update(json.loads(raw or "{}"))
+            else:
+                args.update(dict(parse_qsl(raw)))
+        auth = request.headers.get("Authorization", "")
+        token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else args.get("token")
+        await self._record(Call(method=method, args=args, token=token, path=request.path))
+        if method in self.fail:
+            return web.json_response({"ok": False, "error": self.fail[method]})
+        if not token:
+            return web.json_response({"ok": False, "error": "not_authed"})
+        return web.json_response(self._answer(method, args))
+
+    def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        if method == "auth.test":
+            return {
+                "ok": True,
+                "url": "https://fake.slack.test/",
+                "team": "Fake Team",
+                "user": "qabot",
+                "team_id": TEAM_ID,
+                "user_id": BOT_USER_ID,
+                "bot_id": BOT_ID,
+                "is_enterprise_install": False,
+            }
+        if method == "chat.postMessage":
+            ts = f"1700000000.{next(self._ts):06d}"
+            return {
+                "ok": True,
+                "channel": args.get("channel"),
+                "ts": ts,
+                "message": {"text": args.get("text"), "ts": ts, "thread_ts": args.get("thread_ts")},
+            }
+        if method == "chat.postEphemeral":
+            return {"ok": True, "message_ts": f"1700000000.{next(self._ts):06d}"}
+        if method == "users.info":
+            user_id = args.get("user", "")
+            user = {"id": user_id, "is_admin": False, "is_owner": False, **self.users.get(user_id, {})}
+            return {"ok": True, "user": user}
+        if method == "apps.connections.open":
+            return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/link"}
+        return {"ok": True}
+
+    async def _response_url(self, request: web.Request) -> web.Response:
+        args = json.loads(await request.text() or "{}")
+        await self._record(Call(method="response_url", args=args, path=request.path))
+        return web.Response(text="ok")
+
+    # ---- Socket Mode -------------------------------------------------------------------------
+
+    async def _websocket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self.ws_clients.append(ws)
+        await ws.send_json({"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A0FAKE"}})
+        await self._record(Call(method="ws.connected", args={}))
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    data = json.loads(msg.data)
+                    self.envelope_acks.append(data)
+                    await self._record(Call(method="ws.ack", args=data))
+        finally:
+            self.ws_clients.remove(ws)
+        return ws
+
+    async def send_envelope(self, envelope: dict[str, Any]) -> None:
+        await self.wait_for(lambda f: bool(f.ws_clients), timeout=10)
+        await self.ws_clients[-1].send_json(envelope)
+
+
+# --------------------------------------------------------------------------------------------
+# signed requests, as Slack sends them in HTTP mode
+
+
+def sign(secret: str, body: str, timestamp: int | None = None) -> dict[str, str]:
+    """Headers Slack sends: v0 HMAC-SHA256 over "v0:{timestamp}:{body}"."""
+    from slack_sdk.signature import SignatureVerifier
+
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body)
+    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": signature}
+
+
+def bad_signature(secret: str, body: str) -> dict[str, str]:
+    ts = str(int(time.time()))
+    digest = hmac.new(b"not-" + secret.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
+
+
+_event_ids = itertools.count(1)
+_ts_counter = itertools.count(1)
+
+
+def next_ts() -> str:
+    return f"1699999999.{next(_ts_counter):06d}"
+
+
+def event_callback(event: dict[str, Any], *, event_id: str | None = None) -> dict[str, Any]:
+    return {
+        "token": "legacy-verification-token",
+        "team_id": TEAM_ID,
+        "api_app_id": "A0FAKE",
+        "event": event,
+        "type": "event_callback",
+        "event_id": event_id or f"Ev{next(_event_ids):08d}",
+        "event_time": int(time.time()),
+        "authorizations": [{"team_id": TEAM_ID, "user_id": BOT_USER_ID, "is_bot": True}],
+    }
+
+
+def app_mention(
+    text: str, *, user: str = "U1", channel: str = "C1", ts: str | None = None, thread_ts: str | None = None
+) -> dict[str, Any]:
+    ts = ts or next_ts()
+    event: dict[str, Any] = {
+        "type": "app_mention",
+        "user": user,
+        "text": f"<@{BOT_USER_ID}> {text}",
+        "ts": ts,
+        "channel": channel,
+        "event_ts": ts,
+    }
+    if thread_ts:
+        event["thread_ts"] = thread_ts
+    return event
+
+
+def message(
+    text: str,
+    *,
+    user: str | None = "U1",
+    channel: str = "C1",
+    channel_type: str = "channel",
+    ts: str | None = None,
+    thread_ts: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    ts = ts or next_ts()
+    event: dict[str, Any] = {
+        "type": "message",
+        "text": text,
+        "ts": ts,
+        "channel": channel,
+        "channel_type": channel_type,
+        "event_ts": ts,
+        **extra,
+    }
+    if user is not None:
+        event["user"] = user
+    if thread_ts:
+        event["thread_ts"] = thread_ts
+    return event
+
+
+def slash_command(command: str, text: str, *, user: str = "U1", channel: str = "C1", response_url: str) -> str:
+    from urllib.parse import urlencode
+
+    return urlencode(
+        {
+            "token": "legacy-verification-token",
+            "team_id": TEAM_ID,
+            "team_domain": "fake",
+            "channel_id": channel,
+            "channel_name": "directmessage" if channel.startswith("D") else "general",
+            "user_id": user,
+            "user_name": user.lower(),
+            "command": command,
+            "text": text,
+            "api_app_id": "A0FAKE",
+            "response_url": response_url,
+            "trigger_id": f"trig.{next(_ts_counter)}",
+        }
+    )
+
+
+def block_action(
+    action_id: str,
+    value: str,
+    *,
+    user: str = "U1",
+    channel: str = "C1",
+    response_url: str,
+    message_ts: str | None = None,
+    thread_ts: str | None = None,
+    ephemeral: bool = False,
+) -> str:
+    from urllib.parse import urlencode
+
+    container: dict[str, Any] = {
+        "type": "message",
+        "message_ts": message_ts or next_ts(),
+        "channel_id": channel,
+        "is_ephemeral": ephemeral,
+    }
+    if thread_ts:
+        container["thread_ts"] = thread_ts
+    payload: dict[str, Any] = {
+        "type": "block_actions",
+        "user": {"id": user, "username": user.lower(), "team_id": TEAM_ID},
+        "api_app_id": "A0FAKE",
+        "token": "legacy-verification-token",
+        "container": container,
+        "trigger_id": f"trig.{next(_ts_counter)}",
+        "team": {"id": TEAM_ID, "domain": "fake"},
+        "channel": {"id": channel, "name": "general"},
+        "response_url": response_url,
+        "actions": [
+            {
+                "action_id": action_id,
+                "block_id": "qabot_actions",
+                "type": "button",
+                "value": value,
+                "action_ts": str(time.time()),
+            }
+        ],
+    }
+    if not ephemeral:
+        payload["message"] = {
+            "type": "message",
+            "user": BOT_USER_ID,
+            "ts": container["message_ts"],
+            "thread_ts": thread_ts,
+        }
+    return urlencode({"payload": json.dumps(payload)})

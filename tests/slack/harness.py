@@ -1,0 +1,148 @@
+"""The real qabot Slack app in HTTP mode on 127.0.0.1, talking to a FakeSlack; signed requests in."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from bot.adapters.slack.app import EVENTS_PATH, SlackFrontEnd, SlackHttpServer, build_slack_app, frontend_of
+from tests.slack.fake_slack import FakeSlack, block_action, event_callback, sign, slash_command
+
+
+@dataclass
+class Sent:
+    status: int
+    body: str
+    elapsed_s: float
+    sent_at: float
+
+
+class SlackHttpHarness:
+    def __init__(self, service: Any, settings: Any, fake: FakeSlack):
+        self.service = service
+        self.settings = settings
+        self.fake = fake
+        self.app = build_slack_app(service, settings, base_url=fake.api_url)
+        self.frontend: SlackFrontEnd = frontend_of(self.app)
+        self.server = SlackHttpServer(self.app, host="127.0.0.1", port=0)
+        self.session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> SlackHttpHarness:
+        await self.server.start()
+        self.session = aiohttp.ClientSession()
+        return self
+
+    async def stop(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+        await self.server.stop()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.port}{EVENTS_PATH}"
+
+    @property
+    def secret(self) -> str:
+        return self.settings.slack_signing_secret
+
+    async def post(
+        self, body: str, content_type: str, *, headers: dict[str, str] | None = None, timestamp: int | None = None
+    ) -> Sent:
+        assert self.session is not None
+        h = {"Content-Type": content_type, **sign(self.secret, body, timestamp)}
+        h.update(headers or {})
+        started = time.perf_counter()
+        async with self.session.post(self.url, data=body.encode(), headers=h) as resp:
+            text = await resp.text()
+        return Sent(resp.status, text, time.perf_counter() - started, started)
+
+    # ---- Slack requests ------------------------------------------------------------------------
+
+    async def event(
+        self,
+        event: dict[str, Any],
+        *,
+        event_id: str | None = None,
+        retry_num: int | None = None,
+        wait: bool = True,
+        **kw: Any,
+    ) -> Sent:
+        """Send an Events API request; by default wait until the app's listener has finished with it."""
+        body = json.dumps(event_callback(event, event_id=event_id))
+        headers = kw.pop("headers", {}) or {}
+        if retry_num is not None:
+            headers.update({"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"})
+        before = self.frontend.completed
+        sent = await self.post(body, "application/json", headers=headers, **kw)
+        if wait and sent.status == 200:
+            await self.frontend.wait_completed(before + 1)
+        return sent
+
+    async def command(
+        self, command: str, text: str, *, user: str = "U1", channel: str = "C1", wait: bool = True
+    ) -> tuple[Sent, str]:
+        response_url = self.fake.response_url()
+        body = slash_command(command, text, user=user, channel=channel, response_url=response_url)
+        before = self.frontend.completed
+        sent = await self.post(body, "application/x-www-form-urlencoded")
+        if wait and sent.status == 200:
+            await self.frontend.wait_completed(before + 1)
+        return sent, response_url
+
+    async def click(
+        self,
+        action_id: str,
+        value: str,
+        *,
+        user: str = "U1",
+        channel: str = "C1",
+        thread_ts: str | None = None,
+        message_ts: str | None = None,
+        ephemeral: bool = False,
+        wait: bool = True,
+    ) -> tuple[Sent, str]:
+        response_url = self.fake.response_url()
+        body = block_action(
+            action_id,
+            value,
+            user=user,
+            channel=channel,
+            response_url=response_url,
+            thread_ts=thread_ts,
+            message_ts=message_ts,
+            ephemeral=ephemeral,
+        )
+        before = self.frontend.completed
+        sent = await self.post(body, "application/x-www-form-urlencoded")
+        if wait and sent.status == 200:
+            await self.frontend.wait_completed(before + 1)
+        return sent, response_url
+
+
+def buttons_of(payload: dict[str, Any]) -> dict[str, str]:
+    """action_id -> value of every button in a message payload."""
+    out: dict[str, str] = {}
+    for block in payload.get("blocks") or []:
+        if block.get("type") == "actions":
+            for el in block.get("elements", []):
+                out[el["action_id"]] = el.get("value", "")
+    return out
+
+
+def block_texts(payload: dict[str, Any]) -> list[str]:
+    """Every mrkdwn / plain_text string in a message payload (section, context and button texts)."""
+    texts: list[str] = []
+    for block in payload.get("blocks") or []:
+        if "text" in block and isinstance(block["text"], dict):
+            texts.append(block["text"].get("text", ""))
+        for el in block.get("elements", []):
+            t = el.get("text")
+            if isinstance(t, dict):
+                texts.append(t.get("text", ""))
+            elif isinstance(t, str):
+                texts.append(t)
+    return texts
