@@ -24,7 +24,7 @@ from index_builder.parser import DocumentError, Passage, find_documents, load_do
 
 log = logging.getLogger(__name__)
 
-PARSER_VERSION = 2  # bump when passage boundaries change, so an unchanged folder still rebuilds
+PARSER_VERSION = 3  # bump when passage boundaries change, so an unchanged folder still rebuilds
 PARITY_MIN_COSINE = 0.9999
 # Up to this many passages an exact inner-product search takes well under a millisecond a question
 # (~100k x 384 floats is ~150 MB and ~10 ms); beyond it an HNSW graph answers in about a millisecond

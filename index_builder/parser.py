@@ -333,6 +333,9 @@ def _group_section(blocks: list[Block]) -> list[list[Block]]:
         pending = []
     if pending and groups:
         groups[-1].extend(pending)
+    elif pending and not all(_TRANSITION_START.match(b.text) or b.text.endswith((":", "?")) for b in pending):
+        # short statements with nothing else in their section ("The office dog is called Biscuit.") are content
+        groups.append(pending)
     # a section holding only a transition ("Let's explore ...") has nothing to quote
     return groups
 
