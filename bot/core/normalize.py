@@ -44,7 +44,7 @@ class SmallTalk(str, Enum):
 def normalize_question(raw: str) -> str:
     """The question as words: mentions, markup, control characters and extra spaces removed."""
     text = unicodedata.normalize("NFKC", raw)
-    text = _ANSI.sub(" ", text)
+    text = _ANSI.sub("", text)
     text = "".join(ch if (ch in "\n\t" or unicodedata.category(ch)[0] != "C") else " " for ch in text)
     text = text[: MAX_QUESTION_CHARS * 2]
     text = _LINK.sub(lambda m: m.group(2) or m.group(1), text)
