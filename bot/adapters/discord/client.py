@@ -1,0 +1,435 @@
+"""The Discord front end: a discord.py client that translates events for the ConversationService.
+
+Shape follows discord.py's examples/advanced_startup.py: the shared service and settings are
+created once and passed into the client; `setup_hook` does the async start-up work (register the
+slash commands and the persistent feedback buttons, sync the commands).
+
+What this module owns, and nothing more:
+- turning a mention, DM, thread follow-up, slash command or button click into an IncomingMessage;
+- Discord's rules: answer interactions within 3 s (defer first), never ping (AllowedMentions.none()),
+  ignore bots (itself included), open a thread per question where the channel allows it,
+  Manage Server / configured ids for admin commands;
+- delivering the rendered messages (render.py owns the size limits).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+
+from bot.adapters.discord.render import (
+    FEEDBACK_CUSTOM_ID_TEMPLATE,
+    FEEDBACK_UP,
+    MessagePayload,
+    feedback_custom_id,
+    render_discord,
+)
+from bot.conversation.models import Button, FeedbackVote, IncomingMessage, Reply, ReplyKind
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+    from bot.conversation.service import ConversationService
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "discord"
+ADMIN_COMMANDS: dict[str, str] = {
+    "reindex": "Rebuild the index from the knowledge folder",
+    "status": "Show the index version and health",
+    "rollback": "Switch back to the previous index version",
+    "report": "Show feedback and unanswered questions",
+}
+# replies that open a thread on the asking message; refusals, limits and errors are answered in place
+_THREAD_KINDS = frozenset({ReplyKind.ANSWER, ReplyKind.ABSTAIN, ReplyKind.HELP})
+_USER_MESSAGE_TYPES = frozenset({discord.MessageType.default, discord.MessageType.reply})
+_THREAD_NAME_LIMIT = 100
+
+
+def default_intents() -> discord.Intents:
+    """The minimal intents: guild + channel/DM messages, and message content to read a mention's question.
+
+    message_content is privileged: it must also be switched on in the Developer Portal (docs/discord.md).
+    Slash commands and buttons work without it.
+    """
+    intents = discord.Intents.none()
+    intents.guilds = True
+    intents.guild_messages = True
+    intents.dm_messages = True
+    intents.message_content = True
+    return intents
+
+
+def _ids(values: Any) -> frozenset[str]:
+    """Configured ids as strings, whatever container/number type the settings use."""
+    if not values:
+        return frozenset()
+    if isinstance(values, (str, int)):
+        values = str(values).replace(",", " ").split()
+    return frozenset(str(v).strip() for v in values if str(v).strip())
+
+
+class FeedbackButton(discord.ui.DynamicItem[discord.ui.Button], template=FEEDBACK_CUSTOM_ID_TEMPLATE):
+    """👍/👎 button whose custom_id carries the vote and answer id, so clicks work after a restart."""
+
+    def __init__(self, vote: FeedbackVote, answer_id: str, *, label: str | None = None) -> None:
+        up = vote is FeedbackVote.UP
+        action_id = FEEDBACK_UP if up else "qabot_feedback_down"
+        custom_id = feedback_custom_id(action_id, answer_id)
+        if custom_id is None:
+            raise ValueError(f"answer id {answer_id!r} cannot be carried in a custom_id")
+        emoji = "👍" if up else "👎"
+        # the service's labels carry the emoji ("👍 Helpful"); Discord shows it in its own slot
+        label = (label or "").removeprefix(emoji).strip() or ("Helpful" if up else "Not helpful")
+        super().__init__(
+            discord.ui.Button(
+                style=discord.ButtonStyle.secondary, emoji=emoji, label=label, custom_id=custom_id
+            )
+        )
+        self.vote = vote
+        self.answer_id = answer_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
+    ) -> FeedbackButton:
+        vote = FeedbackVote.UP if match["vote"] == "up" else FeedbackVote.DOWN
+        return cls(vote, match["answer_id"], label=item.label)
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        client = interaction.client
+        if isinstance(client, QabotDiscordBot):
+            await client.on_feedback(interaction, self.answer_id, self.vote)
+
+
+def feedback_view(buttons: tuple[Button, ...]) -> discord.ui.View | None:
+    """A view of FeedbackButtons. Fully dynamic, so discord.py does not keep it in memory per message."""
+    view = discord.ui.View(timeout=None)
+    for b in buttons:
+        vote = FeedbackVote.UP if b.action_id == FEEDBACK_UP else FeedbackVote.DOWN
+        view.add_item(FeedbackButton(vote, b.value, label=b.label or None))
+    return view if view.children else None
+
+
+class QabotCommandTree(app_commands.CommandTree):
+    async def on_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError, /
+    ) -> None:
+        log.error(
+            "slash command %s failed", getattr(interaction.command, "qualified_name", "?"), exc_info=error
+        )
+        text = "Sorry, something went wrong while answering. Please try again later."
+        try:
+            if interaction.response.is_done():
+                await interaction.followup.send(text, ephemeral=True)
+            else:
+                await interaction.response.send_message(text, ephemeral=True)
+        except discord.HTTPException:
+            log.warning("could not tell the user about the failure", exc_info=True)
+
+
+class QabotDiscordBot(discord.Client):
+    """qabot on Discord. Create with the shared service and settings; run with `start(token)`."""
+
+    def __init__(
+        self,
+        *,
+        service: ConversationService,
+        settings: Settings,
+        sync_commands: bool = True,
+        intents: discord.Intents | None = None,
+        **options: Any,
+    ) -> None:
+        options.setdefault("allowed_mentions", discord.AllowedMentions.none())
+        super().__init__(intents=intents or default_intents(), **options)
+        self.service = service
+        self.settings = settings
+        self.sync_commands = sync_commands
+        self.tree = QabotCommandTree(self)
+        self._admin_role_ids = _ids(getattr(settings, "discord_admin_role_ids", ()))
+        self._admin_user_ids = _ids(getattr(settings, "discord_admin_user_ids", ()))
+        # thread id -> parent channel id, for threads this process opened; after a restart the
+        # thread's owner_id (the bot) tells the same
+        self._own_threads: dict[int, int] = {}
+
+    # ---- start-up ---------------------------------------------------------------------------
+
+    async def setup_hook(self) -> None:
+        self.add_dynamic_items(FeedbackButton)
+        self._register_commands()
+        if self.sync_commands:
+            # one bulk overwrite per start: commands appear/update without a separate deploy step
+            try:
+                synced = await self.tree.sync()
+            except discord.HTTPException as exc:
+                # the commands registered by an earlier start keep working; messages do not need them
+                log.warning("could not sync application commands (%s); keeping the registered ones", exc)
+            else:
+                log.info("synced %d application commands", len(synced))
+
+    def _register_commands(self) -> None:
+        bot = self
+
+        @app_commands.command(name="ask", description="Ask a question about the knowledge base")
+        @app_commands.describe(question="Your question", private="Only you see the answer (default: no)")
+        async def ask(interaction: discord.Interaction, question: str, private: bool = False) -> None:
+            await bot.on_ask(interaction, question, private)
+
+        admin = app_commands.Group(
+            name="qabot",
+            description="qabot administration (Manage Server or configured admins)",
+            default_permissions=discord.Permissions(manage_guild=True),
+            guild_only=True,
+        )
+        for name, description in ADMIN_COMMANDS.items():
+            admin.add_command(
+                app_commands.Command(name=name, description=description, callback=self._admin_callback(name))
+            )
+
+        self.tree.add_command(ask)
+        self.tree.add_command(admin)
+
+    def _admin_callback(self, command: str) -> Any:
+        async def run(interaction: discord.Interaction) -> None:
+            await self.on_admin(interaction, command)
+
+        return run
+
+    async def on_ready(self) -> None:
+        log.info("connected to Discord as %s (id %s)", self.user, getattr(self.user, "id", "?"))
+
+    # ---- who is who -------------------------------------------------------------------------
+
+    def is_admin(self, user: discord.abc.User, permissions: discord.Permissions | None = None) -> bool:
+        """Manage Server (or Administrator), or a configured admin user id or role id."""
+        if str(user.id) in self._admin_user_ids:
+            return True
+        if permissions is None and isinstance(user, discord.Member):
+            permissions = user.guild_permissions
+        if permissions is not None and (permissions.manage_guild or permissions.administrator):
+            return True
+        roles = getattr(user, "roles", ())
+        return any(str(role.id) in self._admin_role_ids for role in roles)
+
+    def _mentions_me(self, message: discord.Message) -> bool:
+        # not ClientUser.mentioned_in: that is also true for @everyone
+        me = self.user
+        if me is None:
+            return False
+        if any(u.id == me.id for u in message.mentions):
+            return True
+        own_role = message.guild.self_role if message.guild else None
+        return own_role is not None and own_role in message.role_mentions
+
+    def _strip_my_mention(self, message: discord.Message) -> str:
+        text = message.content
+        if self.user is not None:
+            text = re.sub(rf"<@!?{self.user.id}>", " ", text)
+        own_role = message.guild.self_role if message.guild else None
+        if own_role is not None:
+            text = text.replace(f"<@&{own_role.id}>", " ")
+        return " ".join(text.split())
+
+    def _is_own_thread(self, channel: Any) -> bool:
+        if channel.id in self._own_threads:
+            return True
+        return (
+            isinstance(channel, discord.Thread) and self.user is not None and channel.owner_id == self.user.id
+        )
+
+    # ---- messages ---------------------------------------------------------------------------
+
+    def translate_message(self, message: discord.Message) -> IncomingMessage | None:
+        """The IncomingMessage for a Discord message, or None when it is not for the bot."""
+        author = message.author
+        if author.bot or (self.user is not None and author.id == self.user.id):
+            return None
+        if message.type not in _USER_MESSAGE_TYPES:
+            return None
+        channel = message.channel
+        common: dict[str, Any] = {
+            "platform": PLATFORM,
+            "user_id": str(author.id),
+            "message_id": str(message.id),
+            "event_id": f"message:{message.id}",
+            "is_admin": self.is_admin(author),
+        }
+        if message.guild is None:
+            return IncomingMessage(
+                channel_id=str(channel.id), text=message.content.strip(), is_dm=True, addressed=True, **common
+            )
+        mentioned = self._mentions_me(message)
+        text = self._strip_my_mention(message) if mentioned else message.content.strip()
+        in_thread = isinstance(channel, discord.Thread) or channel.id in self._own_threads
+        if in_thread:
+            parent_id = getattr(channel, "parent_id", None) or self._own_threads.get(channel.id) or channel.id
+            if not mentioned and not self._is_own_thread(channel):
+                return None
+            return IncomingMessage(
+                channel_id=str(parent_id), thread_id=str(channel.id), text=text, addressed=mentioned, **common
+            )
+        if not mentioned:
+            return None
+        return IncomingMessage(channel_id=str(channel.id), text=text, addressed=True, **common)
+
+    async def on_message(self, message: discord.Message) -> None:
+        incoming = self.translate_message(message)
+        if incoming is None:
+            return
+        reply = await asyncio.to_thread(self.service.handle, incoming)
+        payloads = render_discord(reply)
+        if not payloads:
+            return
+        if incoming.is_dm:
+            await self._send_all(message.channel, payloads)
+        elif incoming.thread_id is not None:
+            await self._send_all(message.channel, payloads, reference=message)
+        elif reply.kind in _THREAD_KINDS and not reply.private:
+            thread = await self._open_thread(message, incoming.text)
+            if thread is not None:
+                await self._send_all(thread, payloads)
+            else:
+                await self._send_all(message.channel, payloads, reference=message)
+        else:
+            await self._send_all(message.channel, payloads, reference=message)
+
+    async def _open_thread(self, message: discord.Message, question: str) -> discord.Thread | None:
+        """A new thread on the asking message, or None where the channel does not allow one."""
+        name = question or "qabot"
+        if len(name) > _THREAD_NAME_LIMIT:
+            name = name[: _THREAD_NAME_LIMIT - 1].rstrip() + "…"
+        try:
+            thread = await message.create_thread(name=name)
+        except (discord.Forbidden, discord.HTTPException, ValueError) as exc:
+            log.info("cannot open a thread in channel %s (%s); replying in place", message.channel.id, exc)
+            return None
+        self._own_threads[thread.id] = message.channel.id
+        if thread.id != message.id:
+            # Discord gives a thread started from a message the message's id, which the service
+            # already remembers; tell it about any other id so follow-ups there are answered
+            await asyncio.to_thread(
+                self.service.remember_thread, PLATFORM, str(message.channel.id), str(thread.id)
+            )
+        return thread
+
+    async def _send_all(
+        self,
+        target: discord.abc.Messageable,
+        payloads: list[MessagePayload],
+        *,
+        reference: discord.Message | None = None,
+    ) -> None:
+        for n, payload in enumerate(payloads):
+            kwargs: dict[str, Any] = {
+                "content": payload.content,
+                "embeds": list(payload.embeds),
+                "allowed_mentions": discord.AllowedMentions.none(),
+            }
+            view = feedback_view(payload.buttons) if payload.buttons else None
+            if view is not None:
+                kwargs["view"] = view
+            if n == 0 and reference is not None:
+                await reference.reply(mention_author=False, **kwargs)
+            else:
+                await target.send(**kwargs)
+
+    # ---- interactions -----------------------------------------------------------------------
+
+    def _interaction_place(self, interaction: discord.Interaction) -> tuple[str, str | None]:
+        channel = interaction.channel
+        if isinstance(channel, discord.Thread):
+            return str(channel.parent_id), str(channel.id)
+        return str(interaction.channel_id), None
+
+    def _interaction_message(
+        self, interaction: discord.Interaction, text: str, **extra: Any
+    ) -> IncomingMessage:
+        channel_id, thread_id = self._interaction_place(interaction)
+        return IncomingMessage(
+            platform=PLATFORM,
+            user_id=str(interaction.user.id),
+            channel_id=channel_id,
+            thread_id=thread_id,
+            text=text,
+            is_dm=interaction.guild_id is None,
+            is_admin=self.is_admin(
+                interaction.user, interaction.permissions if interaction.guild_id else None
+            ),
+            addressed=True,
+            event_id=f"interaction:{interaction.id}",
+            **extra,
+        )
+
+    async def on_ask(self, interaction: discord.Interaction, question: str, private: bool) -> None:
+        # within 3 s or the interaction token dies: acknowledge first, answer after retrieval
+        await interaction.response.defer(thinking=True, ephemeral=private)
+        incoming = self._interaction_message(interaction, question, private=private)
+        reply = await asyncio.to_thread(self.service.handle, incoming)
+        await self._send_followups(interaction, reply, deferred_ephemeral=private)
+
+    async def on_admin(self, interaction: discord.Interaction, command: str) -> None:
+        # a rebuild takes longer than 3 s; the refusal for non-admins comes from the service (it logs it)
+        await interaction.response.defer(thinking=True, ephemeral=True)
+        incoming = self._interaction_message(interaction, f"/qabot {command}", private=True)
+        reply = await asyncio.to_thread(self.service.handle_admin, incoming, command)
+        await self._send_followups(interaction, reply, deferred_ephemeral=True)
+
+    async def on_feedback(self, interaction: discord.Interaction, answer_id: str, vote: FeedbackVote) -> None:
+        await interaction.response.defer(thinking=True, ephemeral=True)
+        reply = await asyncio.to_thread(
+            self.service.record_feedback,
+            answer_id,
+            vote,
+            platform=PLATFORM,
+            user_id=str(interaction.user.id),
+            channel_id=str(interaction.channel_id),
+        )
+        await self._send_followups(interaction, reply, deferred_ephemeral=True)
+
+    async def _send_followups(
+        self, interaction: discord.Interaction, reply: Reply, *, deferred_ephemeral: bool
+    ) -> None:
+        payloads = render_discord(reply)
+        private = deferred_ephemeral or reply.private
+        if not payloads or (private and not deferred_ephemeral):
+            # nothing to say, or a private reply after a public "thinking…": remove the placeholder
+            # so the first follow-up is a new ephemeral message instead of editing a public one
+            await interaction.delete_original_response()
+        for payload in payloads:
+            view = feedback_view(payload.buttons) if payload.buttons else None
+            await interaction.followup.send(
+                content=payload.content,
+                embeds=list(payload.embeds),
+                view=view if view is not None else discord.utils.MISSING,
+                ephemeral=private,
+                allowed_mentions=discord.AllowedMentions.none(),
+                wait=True,
+            )
+
+
+async def _run(bot: QabotDiscordBot, token: str) -> None:
+    async with bot:
+        await bot.start(token)
+
+
+def run_discord(settings: Settings | None = None) -> None:
+    """Run the Discord bot until interrupted.
+
+    Raises bot.config.ConfigError, before any connection, when DISCORD_TOKEN is missing.
+    """
+    from bot.config import Settings
+    from bot.conversation.factory import build_service
+
+    settings = settings if settings is not None else Settings.from_env()
+    settings.check_platform("discord")  # ConfigError naming DISCORD_TOKEN and where to get it
+    token = str(settings.discord_token)
+    service = build_service(settings)
+    bot = QabotDiscordBot(service=service, settings=settings)
+    try:
+        asyncio.run(_run(bot, token))
+    except KeyboardInterrupt:
+        log.info("stopped")

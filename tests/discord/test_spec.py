@@ -1,0 +1,26 @@
+"""The shared conversation spec (tests/spec/scenarios.py) run against Discord over the real protocol."""
+
+from __future__ import annotations
+
+import pytest
+import pytest_asyncio
+
+from tests.discord.harness import running_bot
+from tests.discord.spec_driver import DiscordDriver
+from tests.spec.scenarios import SCENARIOS, make_spec_service, run_scenario, spec_settings
+
+
+@pytest_asyncio.fixture
+async def discord_driver(fake_discord, tmp_path, built_index_dir, engine_holder):
+    settings = spec_settings(tmp_path, index_dir=built_index_dir)
+    service = make_spec_service(settings, engine_holder)
+    try:
+        async with running_bot(fake_discord, service=service, settings=settings) as bot:
+            yield DiscordDriver(fake_discord, bot, service)
+    finally:
+        service.feedback.close()
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=str)
+async def test_spec_discord(discord_driver: DiscordDriver, scenario) -> None:
+    await run_scenario(discord_driver, scenario)
