@@ -53,9 +53,7 @@ def discord_service(discord_settings: Settings, engine_holder):
         engine_holder,
         settings=discord_settings,
         feedback=store,
-        rebuilder=RebuildCoordinator(
-            engine_holder, discord_settings.knowledge_dir, discord_settings.index_dir
-        ),
+        rebuilder=RebuildCoordinator(engine_holder, discord_settings.knowledge_dir, discord_settings.index_dir),
     )
     yield service
     store.close()

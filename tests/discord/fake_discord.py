@@ -32,9 +32,7 @@ MEMBER_PERMISSIONS = (1 << 10) | (1 << 11) | (1 << 38) | (1 << 35) | (1 << 16) |
 
 def _json(data: Any, status: int = 200) -> web.Response:
     # exactly "application/json": discord.py parses a body as JSON only for that content type
-    return web.Response(
-        body=json.dumps(data).encode(), status=status, headers={"Content-Type": "application/json"}
-    )
+    return web.Response(body=json.dumps(data).encode(), status=status, headers={"Content-Type": "application/json"})
 
 
 def _now() -> str:
@@ -141,9 +139,7 @@ class FakeDiscord:
         self.channels[tid] = self._thread(tid, parent_id, owner_id, name)
         return tid
 
-    def _thread(
-        self, tid: str, parent_id: str, owner_id: str, name: str, archive: int = 1440
-    ) -> dict[str, Any]:
+    def _thread(self, tid: str, parent_id: str, owner_id: str, name: str, archive: int = 1440) -> dict[str, Any]:
         return {
             "id": tid,
             "guild_id": self.guild_id,
@@ -239,8 +235,7 @@ class FakeDiscord:
             ],
             "channels": [c for c in self.channels.values() if c["type"] == 0],
             "threads": [c for c in self.channels.values() if c["type"] == 11],
-            "members": [self.member_payload(self.bot_user)]
-            + [self.member_payload(u) for u in self.users.values()],
+            "members": [self.member_payload(self.bot_user)] + [self.member_payload(u) for u in self.users.values()],
             "emojis": [],
             "stickers": [],
             "features": [],
@@ -315,9 +310,7 @@ class FakeDiscord:
             if (method is None or c.method == method) and (pattern is None or pattern.search(c.path))
         ]
 
-    async def wait_for_call(
-        self, predicate: Callable[[Call], bool], *, since: int = 0, timeout: float = 10.0
-    ) -> Call:
+    async def wait_for_call(self, predicate: Callable[[Call], bool], *, since: int = 0, timeout: float = 10.0) -> Call:
         async def find() -> Call:
             while True:
                 for call in self.calls[since:]:

@@ -76,9 +76,7 @@ class DiscordDriver:
     ) -> list[Outbound]:
         mark = self.fake.mark()
         channel_id = thread if thread is not None else self.channel(channel)
-        message = await self.fake.user_message(
-            self.user(user), text, channel_id=channel_id, mention_bot=mention, dm=dm
-        )
+        message = await self.fake.user_message(self.user(user), text, channel_id=channel_id, mention_bot=mention, dm=dm)
         return await self._sent_after(mark, message["id"])
 
     async def admin(self, command: str, *, user: str = "U1", admin: bool) -> list[Outbound]:

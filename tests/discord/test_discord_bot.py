@@ -45,9 +45,7 @@ def _admin_options(command: str) -> list[dict]:
     return [{"name": command, "type": 1, "options": []}]
 
 
-async def test_login_identify_ready_and_command_sync(
-    fake_discord: FakeDiscord, discord_service, discord_settings
-):
+async def test_login_identify_ready_and_command_sync(fake_discord: FakeDiscord, discord_service, discord_settings):
     async with running_bot(fake_discord, service=discord_service, settings=discord_settings) as bot:
         assert bot.user is not None and str(bot.user.id) == fake_discord.bot_user.id
         assert bot.get_guild(int(fake_discord.guild_id)) is not None
@@ -68,9 +66,7 @@ async def test_login_identify_ready_and_command_sync(
         admin = commands["qabot"]
         assert int(admin["default_member_permissions"]) == MANAGE_GUILD
         assert {o["name"] for o in admin["options"]} == {"reindex", "status", "rollback", "report"}
-        assert not [c for c in fake_discord.calls if c.status == 404], (
-            "the bot called an endpoint the fake lacks"
-        )
+        assert not [c for c in fake_discord.calls if c.status == 404], "the bot called an endpoint the fake lacks"
 
 
 async def test_mention_is_answered_in_a_new_thread_and_follow_ups_there_too(
@@ -150,9 +146,7 @@ async def test_unmentioned_messages_in_other_peoples_threads_are_ignored(
         assert not fake_discord.calls_since(mark, "POST", r"/threads$")
 
 
-async def test_messages_from_bots_and_itself_are_ignored(
-    fake_discord: FakeDiscord, discord_service, discord_settings
-):
+async def test_messages_from_bots_and_itself_are_ignored(fake_discord: FakeDiscord, discord_service, discord_settings):
     other_bot = fake_discord.add_user("otherbot", bot=True)
     itself = fake_discord.bot_user
     async with running_bot(fake_discord, service=discord_service, settings=discord_settings) as bot:
@@ -206,9 +200,7 @@ async def test_direct_messages_are_answered(fake_discord: FakeDiscord, discord_s
         assert not fake_discord.calls_since(mark, "POST", r"/threads$")
 
 
-async def test_ask_slash_command_defers_then_follows_up(
-    fake_discord: FakeDiscord, discord_service, discord_settings
-):
+async def test_ask_slash_command_defers_then_follows_up(fake_discord: FakeDiscord, discord_service, discord_settings):
     erin = fake_discord.add_user("erin")
     async with running_bot(fake_discord, service=discord_service, settings=discord_settings) as bot:
         mark = fake_discord.mark()
@@ -224,8 +216,7 @@ async def test_ask_slash_command_defers_then_follows_up(
         followups = fake_discord.sent_messages(mark)
         assert followups
         assert all(
-            c.path == f"/api/v10/webhooks/{fake_discord.application_id}/{interaction['token']}"
-            for c in followups
+            c.path == f"/api/v10/webhooks/{fake_discord.application_id}/{interaction['token']}" for c in followups
         )
         assert all(pings_nobody(c.body) and within_limits(c.body) and not c.ephemeral for c in followups)
         assert ANSWER_WORDS in "\n".join(message_text(c.body) for c in followups)

@@ -51,9 +51,7 @@ def _reply(*quotes: Quote, buttons=BUTTONS, hints: tuple[str, ...] = ()) -> Repl
         message="Here is what the knowledge says:",
         index_version="v1",
     )
-    return Reply(
-        ReplyKind.ANSWER, "plain text", answer=answer, buttons=buttons, hints=hints, answer_id=ANSWER_ID
-    )
+    return Reply(ReplyKind.ANSWER, "plain text", answer=answer, buttons=buttons, hints=hints, answer_id=ANSWER_ID)
 
 
 def _shown(payloads: list[MessagePayload]) -> str:
@@ -91,9 +89,7 @@ def test_a_huge_quote_is_split_across_embeds_and_messages_without_losing_a_word(
     reply = _reply(_quote(text.strip(), 1), _quote("short one", 2))
     payloads = render_discord(reply)
     assert all(payload_within_limits(p) for p in payloads)
-    assert all(
-        within_limits({"content": p.content, "embeds": [e.to_dict() for e in p.embeds]}) for p in payloads
-    )
+    assert all(within_limits({"content": p.content, "embeds": [e.to_dict() for e in p.embeds]}) for p in payloads)
     assert _words(_shown(payloads)) == _words(text) + ["short", "one"]
     assert [bool(p.buttons) for p in payloads] == [False] * (len(payloads) - 1) + [True]
 

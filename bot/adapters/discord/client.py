@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -48,6 +49,7 @@ ADMIN_COMMANDS: dict[str, str] = {
 _THREAD_KINDS = frozenset({ReplyKind.ANSWER, ReplyKind.ABSTAIN, ReplyKind.HELP})
 _USER_MESSAGE_TYPES = frozenset({discord.MessageType.default, discord.MessageType.reply})
 _THREAD_NAME_LIMIT = 100
+_OWN_THREADS_KEPT = 10_000
 
 
 def default_intents() -> discord.Intents:
@@ -86,9 +88,7 @@ class FeedbackButton(discord.ui.DynamicItem[discord.ui.Button], template=FEEDBAC
         # the service's labels carry the emoji ("👍 Helpful"); Discord shows it in its own slot
         label = (label or "").removeprefix(emoji).strip() or ("Helpful" if up else "Not helpful")
         super().__init__(
-            discord.ui.Button(
-                style=discord.ButtonStyle.secondary, emoji=emoji, label=label, custom_id=custom_id
-            )
+            discord.ui.Button(style=discord.ButtonStyle.secondary, emoji=emoji, label=label, custom_id=custom_id)
         )
         self.vote = vote
         self.answer_id = answer_id
@@ -116,12 +116,8 @@ def feedback_view(buttons: tuple[Button, ...]) -> discord.ui.View | None:
 
 
 class QabotCommandTree(app_commands.CommandTree):
-    async def on_error(
-        self, interaction: discord.Interaction, error: app_commands.AppCommandError, /
-    ) -> None:
-        log.error(
-            "slash command %s failed", getattr(interaction.command, "qualified_name", "?"), exc_info=error
-        )
+    async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError, /) -> None:
+        log.error("slash command %s failed", getattr(interaction.command, "qualified_name", "?"), exc_info=error)
         text = "Sorry, something went wrong while answering. Please try again later."
         try:
             if interaction.response.is_done():
@@ -152,9 +148,9 @@ class QabotDiscordBot(discord.Client):
         self.tree = QabotCommandTree(self)
         self._admin_role_ids = _ids(getattr(settings, "discord_admin_role_ids", ()))
         self._admin_user_ids = _ids(getattr(settings, "discord_admin_user_ids", ()))
-        # thread id -> parent channel id, for threads this process opened; after a restart the
-        # thread's owner_id (the bot) tells the same
-        self._own_threads: dict[int, int] = {}
+        # thread id -> parent channel id of recent threads this process opened, for when a message
+        # arrives in a thread discord.py has not cached; otherwise thread.owner_id (the bot) tells
+        self._own_threads: OrderedDict[int, int] = OrderedDict()
 
     # ---- start-up ---------------------------------------------------------------------------
 
@@ -237,9 +233,7 @@ class QabotDiscordBot(discord.Client):
     def _is_own_thread(self, channel: Any) -> bool:
         if channel.id in self._own_threads:
             return True
-        return (
-            isinstance(channel, discord.Thread) and self.user is not None and channel.owner_id == self.user.id
-        )
+        return isinstance(channel, discord.Thread) and self.user is not None and channel.owner_id == self.user.id
 
     # ---- messages ---------------------------------------------------------------------------
 
@@ -308,12 +302,12 @@ class QabotDiscordBot(discord.Client):
             log.info("cannot open a thread in channel %s (%s); replying in place", message.channel.id, exc)
             return None
         self._own_threads[thread.id] = message.channel.id
+        while len(self._own_threads) > _OWN_THREADS_KEPT:
+            self._own_threads.popitem(last=False)
         if thread.id != message.id:
             # Discord gives a thread started from a message the message's id, which the service
             # already remembers; tell it about any other id so follow-ups there are answered
-            await asyncio.to_thread(
-                self.service.remember_thread, PLATFORM, str(message.channel.id), str(thread.id)
-            )
+            await asyncio.to_thread(self.service.remember_thread, PLATFORM, str(message.channel.id), str(thread.id))
         return thread
 
     async def _send_all(
@@ -345,9 +339,7 @@ class QabotDiscordBot(discord.Client):
             return str(channel.parent_id), str(channel.id)
         return str(interaction.channel_id), None
 
-    def _interaction_message(
-        self, interaction: discord.Interaction, text: str, **extra: Any
-    ) -> IncomingMessage:
+    def _interaction_message(self, interaction: discord.Interaction, text: str, **extra: Any) -> IncomingMessage:
         channel_id, thread_id = self._interaction_place(interaction)
         return IncomingMessage(
             platform=PLATFORM,
@@ -356,9 +348,7 @@ class QabotDiscordBot(discord.Client):
             thread_id=thread_id,
             text=text,
             is_dm=interaction.guild_id is None,
-            is_admin=self.is_admin(
-                interaction.user, interaction.permissions if interaction.guild_id else None
-            ),
+            is_admin=self.is_admin(interaction.user, interaction.permissions if interaction.guild_id else None),
             addressed=True,
             event_id=f"interaction:{interaction.id}",
             **extra,

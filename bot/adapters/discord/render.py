@@ -120,11 +120,7 @@ def _quoted_chunks(text: str) -> list[str]:
 def _quote_embeds(quote: Quote, colour: discord.Colour | None, footer: str) -> list[discord.Embed]:
     pieces = _quoted_chunks(quote.text)
     embeds = []
-    url = (
-        quote.source_url
-        if quote.source_url and quote.source_url.startswith(("http://", "https://"))
-        else None
-    )
+    url = quote.source_url if quote.source_url and quote.source_url.startswith(("http://", "https://")) else None
     for n, piece in enumerate(pieces, start=1):
         title = quote.document or quote.doc_path or "Source"
         if len(pieces) > 1:
