@@ -224,16 +224,27 @@ def test_an_unreadable_document_is_named_and_the_index_kept(index_copy, knowledg
     assert _staging_dirs(index_copy) == []
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
-def test_a_file_without_read_permission_is_named(index_copy, knowledge_copy):
+def test_a_file_without_read_permission_is_named(index_copy, knowledge_copy, monkeypatch):
     secret = knowledge_copy / "secret.md"
     secret.write_text("# Secret\n\nNobody may read this file at all, not even the builder.\n", encoding="utf-8")
     secret.chmod(0)
+    if os.geteuid() == 0:
+        # root reads files whatever their mode: make the OS refusal happen the way it does for other users
+        real_read_bytes = Path.read_bytes
+
+        def refuse(path: Path) -> bytes:
+            if path.name == "secret.md":
+                raise PermissionError(13, "Permission denied", str(path))
+            return real_read_bytes(path)
+
+        monkeypatch.setattr(Path, "read_bytes", refuse)
+    before = _snapshot(index_copy)
     try:
-        with pytest.raises(BuildError, match=r"secret\.md"):
+        with pytest.raises(BuildError, match=r"secret\.md.*cannot be read"):
             build_index(knowledge_copy, index_copy)
     finally:
         secret.chmod(0o644)
+    assert _snapshot(index_copy) == before
 
 
 def test_a_folder_named_like_a_document_is_ignored(index_copy, knowledge_copy, cached_embedder):
