@@ -24,7 +24,8 @@ from index_builder.parser import (
 ROOT = Path(__file__).resolve().parents[2]
 KNOWLEDGE_DIR = ROOT / "knowledge"
 ARTICLE_MD = KNOWLEDGE_DIR / "ml-vs-genai.md"
-SOURCE_TXT = Path("/work/shared/source/ml-vs-genai-article.txt")
+# the plain-text article the Markdown was converted from (a copy of shared/source/, so CI needs nothing beside the repo)
+SOURCE_TXT = Path(__file__).parent / "data" / "ml-vs-genai-article.txt"
 
 TITLE = "Machine Learning vs Generative AI: What’s the Difference?"
 APPLICATIONS = "Applications and Use Cases of Gen AI and Machine Learning"
