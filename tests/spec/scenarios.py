@@ -151,11 +151,14 @@ def _threads(driver: Driver) -> bool:
 
 
 def _article_sentences(min_words: int = 8) -> list[str]:
-    """Sentences of the knowledge's prose (headings excluded: replies may name sections)."""
+    """Sentences of the knowledge's prose (headings and front matter excluded: replies may name sections)."""
     sentences: list[str] = []
     for path in sorted(KNOWLEDGE_DIR.rglob("*.md")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.lstrip().startswith("#"):
+        text = path.read_text(encoding="utf-8")
+        if text.startswith("---\n"):
+            text = text.split("\n---\n", 1)[-1]  # front matter: the title is also a section name
+        for line in text.splitlines():
+            if line.lstrip().startswith(("#", "![")):
                 continue
             for sentence in re.split(r"(?<=[.!?])\s+", line):
                 words = plain(sentence.strip(" •-")).split()
