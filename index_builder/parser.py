@@ -1,7 +1,8 @@
 """Markdown (and plain text) documents -> sections with heading paths -> passages.
 
-Passage boundaries follow the document: a paragraph, or a list item together with the lead-in
-paragraph that introduces its list. Short transitional sentences ("Here's an example of one.",
+Passage boundaries follow the document: a paragraph; a short list together with the lead-in
+paragraph that introduces it (a long list: each item with that lead-in); a paragraph that opens
+with "For instance," / "Meanwhile," ... stays with the one it elaborates. Short transitional sentences ("Here's an example of one.",
 "How do these two fair against each other ...?") are attached to the passage they introduce or,
 when nothing follows them in their section, to the one before. Image captions and HTML blocks are
 never passages. Passage text is the document's own wording, verbatim.
