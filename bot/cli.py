@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -303,10 +302,13 @@ def run(
     """Run the Discord or Slack bot (Slack: Socket Mode unless --http PORT)."""
     from bot.config import ConfigError
 
-    log_format = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-    logging.basicConfig(level=os.environ.get("QABOT_LOG_LEVEL", "INFO"), format=log_format)
+    settings = _settings()
+    root = logging.getLogger()
+    root.setLevel(settings.log_level.upper())
+    for handler in root.handlers:  # a long-running service: timestamps on every line
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    names = {"discord": "Discord (discord.com)", "slack": "Slack (slack.com)"}
     try:
-        settings = _settings()
         if platform == "discord":
             if http is not None:
                 raise _fail("--http is for Slack only.", EXIT_USAGE)
@@ -323,6 +325,15 @@ def run(
         raise _fail(str(err), EXIT_USAGE) from None
     except IndexProblem as err:
         raise _fail(str(err), EXIT_INDEX) from None
+    except (typer.Exit, KeyboardInterrupt):
+        raise
+    except Exception as err:  # e.g. no network: say what failed, keep the traceback for --log-level DEBUG
+        log.debug("the %s bot stopped", platform, exc_info=True)
+        raise _fail(
+            f"the {platform} bot stopped: {type(err).__name__}: {err}. Is {names.get(platform, platform)} "
+            "reachable from this machine (network, proxy, firewall)? Set QABOT_LOG_LEVEL=DEBUG for details.",
+            EXIT_FAILED,
+        ) from None
 
 
 def main() -> None:
