@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from bot.core.normalize import SmallTalk, has_words, normalize_question, small_talk
+from bot.core.normalize import SmallTalk, about_question, has_words, normalize_question, small_talk
 from bot.core.retriever import Candidate, HybridRetriever, Retrieval
 from bot.core.types import Answer, AnswerKind, Confidence, Quote
 
@@ -24,7 +24,8 @@ SECONDARY_SIMILARITY_DROP = 0.10
 
 HELP_TEXT = (
     "I answer questions about the knowledge I was given by quoting the passages that answer them. "
-    "Ask me something like “What is the difference between machine learning and generative AI?”"
+    "Ask me something like “What is the difference between machine learning and generative AI?”, "
+    "or “what do you cover?” for the list of topics."
 )
 SMALLTALK_REPLIES = {
     SmallTalk.GREETING: "Hi! " + HELP_TEXT,
@@ -33,6 +34,9 @@ SMALLTALK_REPLIES = {
 }
 EMPTY_TEXT = "I didn't catch a question there. " + HELP_TEXT
 ABSTAIN_TEXT = "The knowledge I have doesn't cover that, so I won't guess."
+# Documents usually say what they are about in so many words ("This article will discuss ...").
+ABOUT_PROBE = "This article will discuss and explain what it is about"
+MAX_LISTED_SECTIONS = 12
 
 
 def _similarity(c: Candidate) -> float:
@@ -66,6 +70,9 @@ class Answerer:
         if chat is not None:
             return done(AnswerKind.SMALLTALK, confidence=None, message=SMALLTALK_REPLIES[chat])
 
+        if about_question(normalized):
+            return self._about(done)
+
         found = self.retriever.retrieve(normalized)
         if not found.candidates or not self._covered(found):
             return done(
@@ -94,6 +101,22 @@ class Answerer:
             message="Here is what the knowledge says:",
             extra=self._debug(found),
         )
+
+    def _about(self, done) -> Answer:
+        """What the knowledge covers: its documents and sections, and the passage that says what it is about."""
+        documents = self.retriever.index.manifest.get("documents", [])
+        sections: list[str] = []
+        for p in self.passages:
+            if p["section_path"] and p["section_path"][0] not in sections:
+                sections.append(p["section_path"][0])
+        titles = "; ".join(f"“{d['title']}”" for d in documents)
+        listed = " · ".join(sections[:MAX_LISTED_SECTIONS]) + (" · …" if len(sections) > MAX_LISTED_SECTIONS else "")
+        message = f"I answer from {len(documents)} document(s): {titles}."
+        if listed:
+            message += f" Sections: {listed}."
+        found = self.retriever.retrieve(ABOUT_PROBE)
+        quotes = tuple(self._quote(c) for c in found.candidates[:1])
+        return done(AnswerKind.ANSWER, confidence=Confidence.HIGH, quotes=quotes, message=message)
 
     def _covered(self, found: Retrieval) -> bool:
         sim = _similarity(found.candidates[0])

@@ -35,6 +35,21 @@ _THANKS = re.compile(
 )
 
 
+_ABOUT = re.compile(
+    r"^(so )?(what('?s| is| are)|whats) (this|the|these|your) (article|doc|docs|document|documents|knowledge|"
+    r"knowledge base|page|text|bot|stuff)( even| all)? (about|on|covering)|"
+    r"^what (topics|subjects|things|questions) (do|can) you (cover|know|answer|help with)|"
+    r"^what do you (know|cover)( about)?$|^(give me )?(a |an )?(summary|overview)( of (it|this|the article))?$|"
+    r"^(summari[sz]e|tl;?dr)( (it|this|the article|the doc))?$",
+    re.IGNORECASE,
+)
+
+
+def about_question(question: str) -> bool:
+    """'What is this article about?', 'what topics do you cover', 'summary': a question about the knowledge itself."""
+    return bool(_ABOUT.match(question.strip().rstrip("?!. ")))
+
+
 class SmallTalk(str, Enum):
     GREETING = "greeting"
     HELP = "help"
