@@ -61,8 +61,10 @@ class SentenceTransformerEmbedder:
         if self._model is None:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            import transformers.utils.logging as hf_logging
             from sentence_transformers import SentenceTransformer
 
+            hf_logging.disable_progress_bar()  # "Loading weights" of a local folder is not worth a bar
             self._model = SentenceTransformer(
                 str(self.model_dir),
                 device="cpu",
