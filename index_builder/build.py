@@ -17,15 +17,22 @@ import numpy as np
 
 from bot.core import index_store as fmt
 from bot.core.errors import BuildError, BuildInProgressError, IndexProblem
+from bot.core.encoder import Background, load_encoder
 from bot.core.lexical import tokenize
 from index_builder import store
-from index_builder.embed import MODEL_NAME, SentenceTransformerEmbedder, model_weights_sha256
+from index_builder.models import prepare_encoder
+from index_builder.profiles import Profile, load_profile
 from index_builder.parser import DocumentError, Passage, find_documents, load_document, passages_from_document
 
 log = logging.getLogger(__name__)
 
 PARSER_VERSION = 3  # bump when passage boundaries change, so an unchanged folder still rebuilds
-PARITY_MIN_COSINE = 0.9999
+CACHE_DIR = ".cache"  # inside the index folder: ONNX exports, kept between builds
+BACKGROUND_FILE = Path(__file__).resolve().parent / "data" / "background_questions.txt"
+BACKGROUND_SAMPLE = 5000  # passages (and sentences) the background is measured on
+MIN_BACKGROUND_STD = 0.01
+# Token vectors (late interaction) cost ~100 x a passage vector: stored up to this many passages.
+LATE_INTERACTION_MAX_PASSAGES = 20_000
 # Up to this many passages an exact inner-product search takes well under a millisecond a question
 # (~100k x 384 floats is ~150 MB and ~10 ms); beyond it an HNSW graph answers in about a millisecond
 # at any size, checked at build time against exact search (recall@10 must stay >= MIN_RECALL).
@@ -71,6 +78,7 @@ class BuildResult:
     took_s: float
     skipped: bool  # nothing changed: the current version was kept
     version_dir: Path
+    profile: str = ""
 
 
 def embedding_text(passage: Passage) -> str:
@@ -79,9 +87,22 @@ def embedding_text(passage: Passage) -> str:
     return f"{heading}: {passage.text}" if heading else passage.text
 
 
-def _fingerprint(doc_hashes: list[tuple[str, str]], weights_sha: str) -> str:
+def background_questions() -> list[str]:
+    """Generic questions about everyday topics: what an unrelated question's similarity looks like."""
+    text = BACKGROUND_FILE.read_text(encoding="utf-8")
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def _fingerprint(doc_hashes: list[tuple[str, str]], profile: Profile) -> str:
     payload = json.dumps(
-        {"docs": sorted(doc_hashes), "model": weights_sha, "schema": fmt.SCHEMA_VERSION, "parser": PARSER_VERSION}
+        {
+            "docs": sorted(doc_hashes),
+            "profile": profile.to_json(),
+            "models": [m.weights_sha256 for m in profile.models],
+            "schema": fmt.SCHEMA_VERSION,
+            "parser": PARSER_VERSION,
+        },
+        sort_keys=True,
     )
     return hashlib.sha256(payload.encode()).hexdigest()
 
@@ -98,37 +119,22 @@ def _write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
 
 
-def _export_encoder(embedder: SentenceTransformerEmbedder, target: Path, weights_sha: str, index_dir: Path) -> None:
-    """Reuse (hard-link) the previous version's ONNX export when the weights are the same; else export."""
-    for previous in reversed(store.list_versions(index_dir)):
-        try:
-            manifest = fmt.read_manifest(previous)
-        except IndexProblem:
-            continue
-        source = previous / fmt.ENCODER_DIR
-        if manifest.get("model_sha256") == weights_sha and (source / "model.onnx").is_file():
-            if not fmt.check_files(previous, manifest, full=True):
-                target.mkdir(parents=True)
-                for item in source.iterdir():
-                    try:
-                        os.link(item, target / item.name)
-                    except OSError:
-                        shutil.copy2(item, target / item.name)
-                return
-    embedder.export_onnx(target)
-
-
 def build_index(
     knowledge_dir: Path,
     index_dir: Path,
     *,
     force: bool = False,
     show_progress: bool = False,
-    embedder: SentenceTransformerEmbedder | None = None,
+    profile: Profile | str | None = None,
+    encoder_cache: Path | None = None,
     exact_max: int = EXACT_SEARCH_MAX_PASSAGES,
     _fail_after: str | None = None,  # test hook: raise after this step, to prove a failed build changes nothing
 ) -> BuildResult:
     """Parse, embed and write a new index version, then switch `current` to it in one rename.
+
+    `profile` (a name or a loaded Profile; default QABOT_PROFILE or "default") says which encoders
+    the index carries and the retrieval settings recorded with it. `encoder_cache` is where ONNX
+    exports are kept between builds (default INDEX_DIR/.cache/encoders).
 
     Raises BuildError (or BuildInProgressError) with a message fit for a user; whatever was serving
     before keeps serving.
@@ -136,6 +142,9 @@ def build_index(
     started = time.perf_counter()
     knowledge_dir = Path(knowledge_dir)
     index_dir = Path(index_dir)
+    if not isinstance(profile, Profile):
+        profile = load_profile(profile or os.environ.get("QABOT_PROFILE") or None)
+    encoder_cache = Path(encoder_cache) if encoder_cache else index_dir / CACHE_DIR / "encoders"
     if not knowledge_dir.is_dir():
         raise BuildError(f"The knowledge folder {knowledge_dir} does not exist.")
     paths = find_documents(knowledge_dir)
@@ -150,11 +159,7 @@ def build_index(
     if not passages:
         raise BuildError(f"The documents in {knowledge_dir} contain no text to index.")
 
-    try:
-        weights_sha = model_weights_sha256()
-    except RuntimeError as err:
-        raise BuildError(str(err)) from err
-    fingerprint = _fingerprint([(d.path, d.sha256) for d in documents], weights_sha)
+    fingerprint = _fingerprint([(d.path, d.sha256) for d in documents], profile)
 
     try:
         with store.build_lock(index_dir):
@@ -169,6 +174,7 @@ def build_index(
                         time.perf_counter() - started,
                         True,
                         version_dir,
+                        profile.name,
                     )
             store.clear_stale_staging(index_dir)
             stamp = datetime.now(UTC)
@@ -182,9 +188,9 @@ def build_index(
                     built_at=stamp,
                     documents=documents,
                     passages=passages,
-                    weights_sha=weights_sha,
+                    profile=profile,
+                    encoder_cache=encoder_cache,
                     fingerprint=fingerprint,
-                    embedder=embedder or SentenceTransformerEmbedder(),
                     show_progress=show_progress,
                     exact_max=exact_max,
                     started=started,
@@ -201,7 +207,28 @@ def build_index(
             f"The index build failed ({type(err).__name__}: {err}); the previous index is unchanged."
         ) from err
 
-    return BuildResult(version_id, len(passages), len(documents), time.perf_counter() - started, False, result_dir)
+    return BuildResult(
+        version_id, len(passages), len(documents), time.perf_counter() - started, False, result_dir, profile.name
+    )
+
+
+def _background(encoder, vectors: np.ndarray, sentence_vectors: np.ndarray) -> Background:
+    """Similarities of generic questions to this knowledge: the scale each encoder's scores are put on."""
+    rng = np.random.default_rng(0)
+
+    def sample(m: np.ndarray) -> np.ndarray:
+        return m if len(m) <= BACKGROUND_SAMPLE else m[rng.choice(len(m), BACKGROUND_SAMPLE, replace=False)]
+
+    questions = encoder.encode_queries(background_questions())
+    p = questions @ sample(vectors).T
+    s = questions @ sample(sentence_vectors).T if len(sentence_vectors) else p
+    # a knowledge base of one passage has no spread to measure: never divide by (almost) nothing
+    return Background(
+        passage_mean=round(float(p.mean()), 6),
+        passage_std=round(max(float(p.std()), MIN_BACKGROUND_STD), 6),
+        sentence_mean=round(float(s.mean()), 6),
+        sentence_std=round(max(float(s.std()), MIN_BACKGROUND_STD), 6),
+    )
 
 
 def _write_version(
@@ -212,9 +239,9 @@ def _write_version(
     built_at: datetime,
     documents,
     passages: list[Passage],
-    weights_sha: str,
+    profile: Profile,
+    encoder_cache: Path,
     fingerprint: str,
-    embedder: SentenceTransformerEmbedder,
     show_progress: bool,
     exact_max: int,
     started: float,
@@ -223,9 +250,7 @@ def _write_version(
     import faiss
     from tqdm import tqdm
 
-    from bot.core.encoder import OnnxEncoder
-
-    steps = ["embed", "encoder", "write", "verify"]
+    steps = [f"encoder {m.id}" for m in profile.models] + ["write", "verify"]
     bar = tqdm(total=len(steps), desc="building index", unit="step", disable=not show_progress)
 
     def step_done(name: str) -> None:
@@ -233,25 +258,36 @@ def _write_version(
         if fail_after == name:
             raise RuntimeError(f"simulated failure after step {name!r}")
 
-    # 1. embeddings: passages (with heading context) and every sentence (to mark the answering one)
-    passage_vectors = embedder.encode([embedding_text(p) for p in passages], show_progress=show_progress)
+    passage_texts = [embedding_text(p) for p in passages]
     sentence_texts = [p.text[s:e] for p in passages for s, e in p.sentences]
-    sentence_vectors = embedder.encode(sentence_texts, show_progress=False)
-    dim = int(passage_vectors.shape[1])
-    step_done("embed")
+    encoders: list[dict[str, Any]] = []
+    search_kinds: dict[str, Any] = {}
+    for model in profile.models:
+        # 1. the query-time encoder (exported once per weights), then every text through it
+        folder = staging / fmt.ENCODERS_DIR / model.id
+        spec = prepare_encoder(model, encoder_cache, folder)
+        encoder = load_encoder(spec, folder)
+        vectors = encoder.encode_passages(passage_texts)
+        sentence_vectors = (
+            encoder.encode_passages(sentence_texts) if sentence_texts else np.zeros((0, spec.dim), np.float32)
+        )
+        background = _background(encoder, vectors, sentence_vectors)
+        index, index_kind, recall = make_vector_index(vectors, exact_max=exact_max)
+        faiss.write_index(index, str(folder / fmt.VECTORS))
+        np.save(folder / fmt.SENTENCE_VECTORS, sentence_vectors, allow_pickle=False)
+        token_vectors = spec.token_vectors and len(passages) <= LATE_INTERACTION_MAX_PASSAGES
+        if token_vectors:
+            tokens = encoder.passage_token_vectors([p.text for p in passages])  # type: ignore[attr-defined]
+            offsets = np.cumsum([0] + [len(t) for t in tokens]).astype(np.int64)
+            np.save(folder / fmt.TOKEN_VECTORS, np.concatenate(tokens).astype(np.float16), allow_pickle=False)
+            np.save(folder / fmt.TOKEN_OFFSETS, offsets, allow_pickle=False)
+        spec_json = spec.to_json() | {"background": background.__dict__, "token_vectors": bool(token_vectors)}
+        encoders.append(spec_json)
+        search_kinds[model.id] = {"faiss_index": index_kind, "faiss_recall_at_10": recall}
+        del encoder
+        step_done(f"encoder {model.id}")
 
-    # 2. the ONNX encoder the query path runs, checked against sentence-transformers' own vectors
-    _export_encoder(embedder, staging / fmt.ENCODER_DIR, weights_sha, index_dir)
-    onnx_vectors = OnnxEncoder(staging / fmt.ENCODER_DIR).encode([embedding_text(p) for p in passages])
-    worst = float(np.min(np.sum(onnx_vectors * passage_vectors, axis=1)))
-    if worst < PARITY_MIN_COSINE:
-        raise BuildError(f"The ONNX encoder disagrees with sentence-transformers (cosine {worst:.6f}).")
-    step_done("encoder")
-
-    # 3. data files: exact inner-product index (normalised vectors: inner product = cosine)
-    index, index_kind, recall = make_vector_index(passage_vectors, exact_max=exact_max)
-    faiss.write_index(index, str(staging / fmt.VECTORS))
-    np.save(staging / fmt.SENTENCE_VECTORS, sentence_vectors, allow_pickle=False)
+    # 2. data files shared by every encoder
     _write_json(staging / fmt.PASSAGES, {"passages": [p.to_json() for p in passages]})
     _write_json(
         staging / fmt.LEXICAL,
@@ -271,12 +307,10 @@ def _write_version(
     manifest = {
         "schema_version": fmt.SCHEMA_VERSION,
         "index_version": version_id,
-        "model_name": MODEL_NAME,
-        "model_sha256": weights_sha,
-        "embedding_dim": dim,
-        "max_seq_length": embedder.max_seq_length,
-        "faiss_index": index_kind,
-        "faiss_recall_at_10": recall,
+        "profile": profile.name,
+        "encoders": encoders,
+        "search": search_kinds,
+        "retrieval": profile.retrieval,
         "lexical": "bm25-okapi (rank-bm25)",
         "parser_version": PARSER_VERSION,
         "fingerprint": fingerprint,

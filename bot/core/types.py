@@ -15,6 +15,7 @@ class Confidence(str, Enum):
 
 class AnswerKind(str, Enum):
     ANSWER = "answer"  # quotes that answer the question
+    MENTIONED = "mentioned"  # the knowledge only touches on it: the closest quote, low confidence
     ABSTAIN = "abstain"  # the knowledge does not cover the question
     SMALLTALK = "smalltalk"  # greeting / help / thanks: a short help reply, no passage
     EMPTY = "empty"  # nothing usable was asked (empty, only emoji, only a mention)
@@ -67,7 +68,12 @@ class Answer:
 
     @property
     def abstained(self) -> bool:
-        return self.kind is not AnswerKind.ANSWER
+        """No quote offered as an answer (abstention, small talk, nothing asked)."""
+        return self.kind not in (AnswerKind.ANSWER, AnswerKind.MENTIONED)
+
+    @property
+    def passage_ids(self) -> tuple[str, ...]:
+        return tuple(q.passage_id for q in self.quotes)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -81,4 +87,20 @@ class Answer:
             "closest_sections": list(self.closest_sections),
             "index_version": self.index_version,
             "took_ms": round(self.took_ms, 3),
+            **({"context_used": self.extra["context_used"]} if "context_used" in self.extra else {}),
         }
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One earlier exchange of a conversation: what was asked and which passages were quoted."""
+
+    question: str
+    passage_ids: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"question": self.question, "passage_ids": list(self.passage_ids)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Turn:
+        return cls(str(data.get("question", "")), tuple(str(p) for p in data.get("passage_ids", ())))
