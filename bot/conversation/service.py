@@ -149,7 +149,7 @@ class ConversationService:
         if msg.platform not in self.settings.rate_limit_exempt_platforms:
             decision = self.limits.check(msg.platform, msg.user_id, msg.channel_id)
             if not decision.allowed:
-                if decision.already_told:
+                if decision.already_told and not msg.is_command:
                     return _ignored("rate limited, already told")
                 template = TEXT_RATE_LIMITED_USER if decision.scope == "user" else TEXT_RATE_LIMITED_CHANNEL
                 return Reply(

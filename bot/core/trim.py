@@ -58,8 +58,10 @@ def section_pointer(quote: Quote) -> str:
     """Where the whole passage is: the document and its section path."""
     section = " › ".join(quote.section_path) if quote.section_path else quote.section.replace(" > ", " › ")
     where = quote.document or quote.doc_path
-    if section and section != where:
+    if section and not section.startswith(where):  # heading paths often start with the title
         where = f"{where} › {section}" if where else section
+    elif section:
+        where = section
     return f"Shortened; the full passage is in {where or 'the source'}."
 
 
