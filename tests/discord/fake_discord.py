@@ -616,7 +616,8 @@ class FakeDiscord:
             self.ratelimit_next -= 1
             call.status = 429
             data = {"message": "You are being rate limited.", "retry_after": 0.2, "global": False}
-            headers = {"Retry-After": "1", "X-RateLimit-Scope": "user"}
+            # discord.py treats a 429 without `Via` (Discord's responses pass a proxy) as a Cloudflare ban
+            headers = {"Retry-After": "1", "X-RateLimit-Scope": "user", "Via": "1.1 google"}
             return web.Response(
                 body=json.dumps(data).encode(),
                 status=429,

@@ -15,6 +15,8 @@ from collections import Counter
 import pytest
 
 from bot.adapters.slack.app import DEFAULT_HTTP_HOST, EVENTS_PATH, SlackHttpServer
+from bot.conversation.feedback import FeedbackStore
+from bot.conversation.service import ConversationService
 from bot.core.types import Answer, AnswerKind, Confidence, Quote
 from tests.slack.fake_slack import BLOCK_TEXT_TOTAL_LIMIT, app_mention, event_callback, sign, slash_command
 from tests.slack.harness import SlackHttpHarness, block_texts
@@ -129,17 +131,17 @@ async def test_a_refused_ask_reply_falls_back_to_plain_text(slack_http, fake_sla
 # ---- /ask and rate limits ------------------------------------------------------------------------
 
 
-async def test_ask_from_someone_already_rate_limited_still_gets_a_reply(slack_service, slack_settings, fake_slack):
+async def test_ask_from_someone_already_rate_limited_still_gets_a_reply(slack_settings, fake_slack, engine_holder):
     """Before: the third /ask got nothing at all."""
     settings = slack_settings.replace(user_rate_limit=1)
-    slack_service.settings = settings
-    slack_service.limits.users.limit = 1
-    harness = await SlackHttpHarness(slack_service, settings, fake_slack).start()
+    service = ConversationService(engine_holder, settings=settings, feedback=FeedbackStore(settings.feedback_db))
+    harness = await SlackHttpHarness(service, settings, fake_slack).start()
     try:
         for _ in range(3):
             await harness.command("/ask", QUESTION, user="ULIMITED")
     finally:
         await harness.stop()
+        service.feedback.close()
     replies = fake_slack.posts
     assert len(replies) == 3
     assert GOLD in "\n".join(block_texts(replies[0].args))
@@ -201,14 +203,19 @@ async def test_non_numeric_timestamps_get_401(slack_http, caplog, timestamp):
     _no_tracebacks(caplog)
 
 
-async def test_a_bad_signature_does_not_log_the_body(slack_http, caplog):
-    """Before: Bolt's verification logged the refused request's body at INFO."""
+async def test_a_bad_signature_does_not_log_the_body(slack_service, slack_settings, fake_slack, caplog):
+    """Before: Bolt's verification logged the refused request's body (at INFO, as `qabot run` logs)."""
     body = json.dumps(event_callback(app_mention(MARKER)))
     headers = {"Content-Type": "application/json", **_signed_bytes("wrong-secret", body.encode())}
-    with caplog.at_level(logging.DEBUG):
-        status, _ = await _raw_post(slack_http, body.encode(), headers)
+    with caplog.at_level(logging.DEBUG):  # before the app exists: Bolt's loggers copy the root level
+        harness = await SlackHttpHarness(slack_service, slack_settings, fake_slack).start()
+        try:
+            status, _ = await _raw_post(harness, body.encode(), headers)
+        finally:
+            await harness.stop()
     assert status == 401
     assert MARKER not in caplog.text
+    assert "refused a Slack request with 401: invalid X-Slack-Signature" in caplog.text
 
 
 async def test_a_replayed_slash_command_is_answered_once(slack_http, fake_slack):
