@@ -298,6 +298,14 @@ def run(
     http: Annotated[
         int | None, typer.Option("--http", help="Slack only: HTTP mode on this port (needs SLACK_SIGNING_SECRET).")
     ] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            "--host",
+            help="Slack HTTP mode only: the address to listen on (default 127.0.0.1, for a reverse proxy on "
+            "the same host; 0.0.0.0 listens on every interface, e.g. in a container).",
+        ),
+    ] = None,
 ) -> None:
     """Run the Discord or Slack bot (Slack: Socket Mode unless --http PORT)."""
     from bot.config import ConfigError
@@ -309,6 +317,8 @@ def run(
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     names = {"discord": "Discord (discord.com)", "slack": "Slack (slack.com)"}
     try:
+        if host is not None and http is None:
+            raise _fail("--host goes with --http PORT (Slack HTTP mode).", EXIT_USAGE)
         if platform == "discord":
             if http is not None:
                 raise _fail("--http is for Slack only.", EXIT_USAGE)
@@ -316,9 +326,9 @@ def run(
 
             run_discord(settings)
         elif platform == "slack":
-            from bot.adapters.slack.app import run_slack
+            from bot.adapters.slack.app import DEFAULT_HTTP_HOST, run_slack
 
-            run_slack(settings, http_port=http)
+            run_slack(settings, http_port=http, host=host or DEFAULT_HTTP_HOST)
         else:
             raise _fail(f"unknown platform {platform!r}: use discord or slack.", EXIT_USAGE)
     except ConfigError as err:

@@ -36,7 +36,7 @@ class ConfigError(QabotError):
 _HOW_TO_GET: dict[str, str] = {
     "DISCORD_TOKEN": (
         "create an application at https://discord.com/developers/applications, open Bot > Reset Token, "
-        "copy the token into .env as DISCORD_TOKEN=... (and enable the Message Content intent on that page)"
+        "copy the token into .env as DISCORD_TOKEN=..."
     ),
     "SLACK_BOT_TOKEN": (
         "create the app from slack-manifest.yml at https://api.slack.com/apps (Create New App > From an "
@@ -91,6 +91,8 @@ class Settings:
     discord_admin_user_ids: tuple[str, ...] = _env("DISCORD_ADMIN_USER_IDS", ())
     # empty = every channel the bot can see
     discord_allowed_channel_ids: tuple[str, ...] = _env("DISCORD_ALLOWED_CHANNEL_IDS", ())
+    # the privileged Message Content intent: only needed for follow-ups in threads without a mention
+    discord_message_content_intent: bool = _env("DISCORD_MESSAGE_CONTENT_INTENT", False)
 
     slack_bot_token: str | None = _secret("SLACK_BOT_TOKEN")
     slack_app_token: str | None = _secret("SLACK_APP_TOKEN")

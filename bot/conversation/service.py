@@ -47,6 +47,7 @@ TEXT_CHANNEL_NOT_ALLOWED = (
 TEXT_RATE_LIMITED_USER = "You're asking faster than I can keep up. Please try again in {seconds}."
 TEXT_RATE_LIMITED_CHANNEL = "This channel is asking faster than I can keep up. Please try again in {seconds}."
 TEXT_FAILED = "Sorry, something went wrong while answering. It has been logged; please try again later."
+TEXT_HINT_FOLLOW_UP = "Reply in this thread to ask a follow-up (no need to mention me)."
 TEXT_FEEDBACK_NEW = "Thanks for the feedback!"
 TEXT_FEEDBACK_UPDATED = "Thanks, I've updated your vote."
 TEXT_FEEDBACK_UNCHANGED = "Thanks, your vote was already recorded."
@@ -149,7 +150,7 @@ class ConversationService:
         if msg.platform not in self.settings.rate_limit_exempt_platforms:
             decision = self.limits.check(msg.platform, msg.user_id, msg.channel_id)
             if not decision.allowed:
-                if decision.already_told:
+                if decision.already_told and not msg.is_command:
                     return _ignored("rate limited, already told")
                 template = TEXT_RATE_LIMITED_USER if decision.scope == "user" else TEXT_RATE_LIMITED_CHANNEL
                 return Reply(
@@ -362,7 +363,7 @@ def _index_problem_text(err: IndexProblem) -> str:
 
 def _hints(kind: ReplyKind, threaded: bool) -> tuple[str, ...]:
     if kind is ReplyKind.ANSWER:
-        return ("Reply in this thread to ask a follow-up (no need to mention me).",) if threaded else ()
+        return (TEXT_HINT_FOLLOW_UP,) if threaded else ()
     if kind is ReplyKind.ABSTAIN:
         return ("Try rephrasing with words the article might use, or ask about one of the closest sections.",)
     return ()
