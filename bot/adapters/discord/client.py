@@ -299,7 +299,8 @@ class QabotDiscordBot(discord.Client):
         try:
             thread = await message.create_thread(name=name)
         except (discord.Forbidden, discord.HTTPException, ValueError) as exc:
-            log.info("cannot open a thread in channel %s (%s); replying in place", message.channel.id, exc)
+            where = self.service.pseudonyms.channel(PLATFORM, str(message.channel.id))
+            log.info("cannot open a thread in channel %s (%s); replying in place", where, exc)
             return None
         self._own_threads[thread.id] = message.channel.id
         while len(self._own_threads) > _OWN_THREADS_KEPT:

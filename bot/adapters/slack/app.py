@@ -171,7 +171,7 @@ class SlackFrontEnd:
         except SlackApiError as err:
             error = err.response.get("error")
             if error not in ("invalid_blocks", "invalid_blocks_format", "msg_too_long"):
-                log.warning("posting to %s failed: %s", channel, error)
+                log.warning("posting to %s failed: %s", self.service.pseudonyms.channel(PLATFORM, channel), error)
                 return
             log.error("Slack refused the blocks (%s); sending the plain text instead", error)
             try:
@@ -180,7 +180,11 @@ class SlackFrontEnd:
                 else:
                     await client.chat_postMessage(**kwargs)
             except SlackApiError as err2:
-                log.warning("posting the plain text to %s failed: %s", channel, err2.response.get("error"))
+                log.warning(
+                    "posting the plain text to %s failed: %s",
+                    self.service.pseudonyms.channel(PLATFORM, channel),
+                    err2.response.get("error"),
+                )
 
     # ---- events ------------------------------------------------------------------------------
 
