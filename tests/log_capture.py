@@ -8,7 +8,6 @@ from collections.abc import Iterable, Iterator
 
 from bot.conversation.privacy import LIBRARY_LOGGERS, configure_service_logging
 
-
 # The loopback fakes are aiohttp servers in the test's own process: their access log is theirs, not the bot's.
 FAKE_SERVER_LOGGERS = ("aiohttp.access",)
 

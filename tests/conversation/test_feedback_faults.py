@@ -189,8 +189,14 @@ def test_question_texts_are_erased_after_the_retention_period_and_counts_stay(tm
         assert store.erase_old_questions() == 0
         clock.advance(2 * 86400)
         store.record_answer(
-            answer_id="new", question="what is machine learning", passage_ids=["p1"], index_version="v1",
-            kind="answer", platform="slack", channel_id="C1", user_id="U1",
+            answer_id="new",
+            question="what is machine learning",
+            passage_ids=["p1"],
+            index_version="v1",
+            kind="answer",
+            platform="slack",
+            channel_id="C1",
+            user_id="U1",
         )  # fmt: skip  (more than an hour later: the store erases on its own)
         assert store.get_answer("old0").question == "" and store.get_answer("new").question
         assert store.votes()[0]["question"] == ""
