@@ -173,11 +173,12 @@ class FeedbackStore:
             conn = self._connect(OPEN_BUSY_TIMEOUT_S)
             self._conn = conn
             with self._lock:
+                self._refuse_newer_schema()  # before anything writes to a file a newer qabot owns
                 if not self._memory:
-                    conn.execute("PRAGMA journal_mode = WAL")
                     check = conn.execute("PRAGMA quick_check").fetchone()
                     if check is None or check[0] != "ok":
                         raise sqlite3.DatabaseError("database disk image is malformed")
+                    conn.execute("PRAGMA journal_mode = WAL")
                 self._migrate()
                 conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
             if not self._memory:
@@ -263,7 +264,7 @@ class FeedbackStore:
         conn.execute("PRAGMA secure_delete = ON")  # erased questions are overwritten, not just unlinked
         return conn
 
-    def _migrate(self) -> None:
+    def _refuse_newer_schema(self) -> int:
         version = self._conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise FeedbackDatabaseError(
@@ -271,7 +272,10 @@ class FeedbackStore:
                 f"was written by a newer qabot (schema {version}; this one reads up to {SCHEMA_VERSION})",
                 "upgrade qabot, or point QABOT_FEEDBACK_DB at another file",
             )
-        if version == SCHEMA_VERSION:
+        return version
+
+    def _migrate(self) -> None:
+        if self._refuse_newer_schema() == SCHEMA_VERSION:
             return
         had_salt = False
         with self._tx() as conn:

@@ -72,6 +72,11 @@ class RebuildCoordinator:
     def running(self) -> bool:
         return self._lock.locked()
 
+    @property
+    def builder_pid(self) -> int | None:
+        """The pid of the child process building right now, if any."""
+        return getattr(self._builder, "pid", None)
+
     def _current_version(self) -> str:
         try:
             return str(self.engine.version)

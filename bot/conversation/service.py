@@ -290,7 +290,10 @@ class ConversationService:
         if len(docs) > 5:
             names += f" and {len(docs) - 5} more"
         dim = f" ({m['embedding_dim']} dims)" if m.get("embedding_dim") else ""
-        rebuilding = "  (a rebuild is running)" if self.rebuilder.running else ""
+        rebuilding = ""
+        if self.rebuilder.running:
+            pid = getattr(self.rebuilder, "builder_pid", None)
+            rebuilding = f"  (a rebuild is running{f', builder pid {pid}' if pid else ''})"
         lines = [
             f"Index version: {m.get('index_version', '?')}{rebuilding}",
             f"Built: {m.get('built_at', '?')}",
