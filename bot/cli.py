@@ -243,9 +243,13 @@ def chat(index: IndexOpt = None, knowledge: KnowledgeOpt = None) -> None:
     from bot.adapters.cli import run_chat
     from bot.config import Settings
     from bot.conversation.factory import build_service
+    from bot.conversation.feedback import FeedbackDatabaseError
 
     settings = Settings.from_env(overrides={"index_dir": index_dir, "knowledge_dir": knowledge_dir})
-    service = build_service(settings)
+    try:
+        service = build_service(settings)
+    except FeedbackDatabaseError as err:
+        raise _fail(str(err), EXIT_USAGE) from None
     try:
         service.engine.get()
     except IndexProblem as err:
@@ -287,9 +291,13 @@ def eval_cmd(
 @feedback_app.command("report")
 def feedback_report() -> None:
     """The worst-rated answers and the questions the bot abstained on, most frequent first."""
+    from bot.conversation.feedback import FeedbackDatabaseError
     from bot.conversation.report import feedback_report_text
 
-    typer.echo(feedback_report_text(_settings()))
+    try:
+        typer.echo(feedback_report_text(_settings()))
+    except FeedbackDatabaseError as err:
+        raise _fail(str(err), EXIT_USAGE) from None
 
 
 @app.command("run")
@@ -309,12 +317,13 @@ def run(
 ) -> None:
     """Run the Discord or Slack bot (Slack: Socket Mode unless --http PORT)."""
     from bot.config import ConfigError
+    from bot.conversation.feedback import FeedbackDatabaseError
+    from bot.conversation.privacy import Pseudonymizer, configure_service_logging, warn_if_ephemeral
 
     settings = _settings()
-    root = logging.getLogger()
-    root.setLevel(settings.log_level.upper())
-    for handler in root.handlers:  # a long-running service: timestamps on every line
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    # a long-running service: timestamps on every line; SDK debug output (raw payloads) stays off
+    configure_service_logging(settings.log_level)
+    warn_if_ephemeral(Pseudonymizer(settings.secret_key), log)
     names = {"discord": "Discord (discord.com)", "slack": "Slack (slack.com)"}
     try:
         if host is not None and http is None:
@@ -335,15 +344,46 @@ def run(
         raise _fail(str(err), EXIT_USAGE) from None
     except IndexProblem as err:
         raise _fail(str(err), EXIT_INDEX) from None
+    except FeedbackDatabaseError as err:  # a local file, not the network
+        raise _fail(str(err), EXIT_USAGE) from None
     except (typer.Exit, KeyboardInterrupt):
         raise
-    except Exception as err:  # e.g. no network: say what failed, keep the traceback for --log-level DEBUG
+    except Exception as err:
         log.debug("the %s bot stopped", platform, exc_info=True)
+        if not _is_network_error(err):
+            raise _fail(
+                f"the {platform} bot stopped because of a problem on this machine: {type(err).__name__}: {err}. "
+                "Set QABOT_LOG_LEVEL=DEBUG for details.",
+                EXIT_FAILED,
+            ) from None
         raise _fail(
             f"the {platform} bot stopped: {type(err).__name__}: {err}. Is {names.get(platform, platform)} "
             "reachable from this machine (network, proxy, firewall)? Set QABOT_LOG_LEVEL=DEBUG for details.",
             EXIT_FAILED,
         ) from None
+
+
+def _is_network_error(err: BaseException) -> bool:
+    """True for failures of the connection to Slack/Discord (DNS, refused, TLS, timeouts, HTTP errors)."""
+    import socket
+    import ssl
+
+    network: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError, socket.gaierror, ssl.SSLError)
+    try:
+        import aiohttp
+
+        network += (aiohttp.ClientError,)
+    except ImportError:  # pragma: no cover - aiohttp comes with both SDKs
+        pass
+    remote_modules = ("discord", "slack_sdk", "slack_bolt", "aiohttp", "websockets")
+    seen: set[int] = set()
+    cause: BaseException | None = err
+    while cause is not None and id(cause) not in seen:  # the SDKs wrap the socket error
+        seen.add(id(cause))
+        if isinstance(cause, network) or type(cause).__module__.split(".")[0] in remote_modules:
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def main() -> None:

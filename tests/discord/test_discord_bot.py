@@ -15,7 +15,7 @@ import pytest
 
 from bot.adapters.discord.client import QabotDiscordBot, run_discord
 from bot.config import ConfigError, Settings
-from bot.conversation.feedback import FeedbackStore
+from bot.conversation.factory import open_feedback_store
 from bot.conversation.service import ConversationService
 from tests.discord.fake_discord import EPHEMERAL, MANAGE_GUILD, MEMBER_PERMISSIONS, FakeDiscord, FakeUser
 from tests.discord.harness import (
@@ -293,11 +293,11 @@ async def test_feedback_button_is_stored_and_still_works_after_a_restart(
     fake_discord: FakeDiscord, discord_settings, engine_holder
 ):
     gina = fake_discord.add_user("gina")
+    # the same QABOT_SECRET_KEY before and after the restart: the same person's vote is recognised
+    settings = discord_settings.replace(secret_key="a-secret-kept-across-restarts")
 
     def new_service() -> ConversationService:
-        return ConversationService(
-            engine_holder, settings=discord_settings, feedback=FeedbackStore(discord_settings.feedback_db)
-        )
+        return ConversationService(engine_holder, settings=settings, feedback=open_feedback_store(settings))
 
     first = new_service()
     async with running_bot(fake_discord, service=first, settings=discord_settings) as bot:

@@ -326,7 +326,8 @@ class QabotDiscordBot(discord.Client):
             delivered = await self._send_all(message.channel, payloads, reference=message)
         if not delivered:
             self.undelivered += 1
-            log.error("an answer in channel %s was NOT delivered (see the warnings above)", message.channel.id)
+            where = self.service.pseudonyms.channel(PLATFORM, str(message.channel.id))
+            log.error("an answer in channel %s was NOT delivered (see the warnings above)", where)
 
     async def _open_thread(self, message: discord.Message, question: str) -> discord.Thread | None:
         """A new thread on the asking message, or None when one cannot be opened, for any reason
@@ -337,9 +338,8 @@ class QabotDiscordBot(discord.Client):
         try:
             thread = await message.create_thread(name=name)
         except Exception as exc:  # whatever the reason, the answer goes out as a reply instead
-            log.info(
-                "cannot open a thread in channel %s (%s); replying in place", message.channel.id, type(exc).__name__
-            )
+            where = self.service.pseudonyms.channel(PLATFORM, str(message.channel.id))
+            log.info("cannot open a thread in channel %s (%s); replying in place", where, type(exc).__name__)
             return None
         self._own_threads[thread.id] = message.channel.id
         while len(self._own_threads) > _OWN_THREADS_KEPT:

@@ -267,7 +267,8 @@ class SlackFrontEnd:
         except (TimeoutError, aiohttp.ClientError) as err:
             reason = type(err).__name__
         self.undelivered += 1
-        log.error("a message to channel %s was NOT delivered: %s", channel, reason)
+        where = self.service.pseudonyms.channel(PLATFORM, channel)
+        log.error("a message to channel %s was NOT delivered: %s", where, reason)
         return False
 
     async def reply(self, respond: Any, *, blocks: list[dict[str, Any]], text: str, **kwargs: Any) -> bool:
