@@ -233,9 +233,7 @@ def load_version(version_dir: Path, *, expected_model: str = EXPECTED_MODEL) -> 
         sentence_vectors = np.load(io.BytesIO(data[SENTENCE_VECTORS]), allow_pickle=False)
         dim = int(manifest["embedding_dim"])
         if faiss_index.d != dim or sentence_vectors.shape[1:] != (dim,):
-            raise IndexMismatchError(
-                f"The index vectors have dimension {faiss_index.d}, the manifest says {dim}.", BUILD_FIX
-            )
+            raise _damaged(version_dir, f"its vectors have dimension {faiss_index.d}, the manifest says {dim}")
         if faiss_index.ntotal != len(passages) or len(lexical["tokens"]) != len(passages):
             raise _damaged(version_dir, "its files disagree on the number of passages")
         owner = np.array([row for row, p in enumerate(passages) for _ in p["sentences"]], dtype=np.int64)
