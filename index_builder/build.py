@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import logging
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +21,7 @@ import numpy as np
 from bot.core import index_store as fmt
 from bot.core.errors import BuildError, BuildInProgressError, IndexProblem
 from bot.core.lexical import tokenize
+from bot.core.manifest import SchemaError
 from index_builder import store
 from index_builder.embed import MODEL_NAME, SentenceTransformerEmbedder, model_weights_sha256
 from index_builder.parser import DocumentError, Passage, find_documents, load_document, passages_from_document
@@ -94,8 +98,42 @@ def _current_manifest(index_dir: Path) -> tuple[Path, dict[str, Any]] | None:
         return None
 
 
-def _write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+def _write_failed(path: Path, err: OSError) -> BuildError:
+    """ "no space left on device while writing X" (or whatever the OS said): one line, no traceback."""
+    reason = os.strerror(err.errno) if err.errno else (str(err) or type(err).__name__)
+    where = err.filename or path
+    return BuildError(f"{reason[:1].lower()}{reason[1:]} while writing {where}")
+
+
+@contextlib.contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """Turn an OSError from the writes inside into a one-line BuildError naming the file."""
+    try:
+        yield
+    except OSError as err:
+        raise _write_failed(path, err) from err
+
+
+def write_file(path: Path, data: bytes) -> dict[str, Any]:
+    """Write `data` to `path` and flush it to disk; returns its manifest entry (sha256, bytes).
+
+    A failed write (full disk, quota, file size limit, I/O error) is a BuildError naming the file.
+    """
+    with _writing(path), open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+
+
+def _json_bytes(data: Any) -> bytes:
+    return json.dumps(data, ensure_ascii=False, indent=1).encode("utf-8")
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
 
 
 def _export_encoder(embedder: SentenceTransformerEmbedder, target: Path, weights_sha: str, index_dir: Path) -> None:
@@ -105,17 +143,19 @@ def _export_encoder(embedder: SentenceTransformerEmbedder, target: Path, weights
             manifest = fmt.read_manifest(previous)
         except IndexProblem:
             continue
-        source = previous / fmt.ENCODER_DIR
-        if manifest.get("model_sha256") == weights_sha and (source / "model.onnx").is_file():
-            if not fmt.check_files(previous, manifest, full=True):
-                target.mkdir(parents=True)
-                for item in source.iterdir():
-                    try:
-                        os.link(item, target / item.name)
-                    except OSError:
-                        shutil.copy2(item, target / item.name)
+        if manifest["model_sha256"] == weights_sha:
+            if not any(fmt.check_file(previous, name, manifest["files"][name]) for name in fmt.ENCODER_FILES):
+                with _writing(target):
+                    target.mkdir(parents=True)
+                    for name in fmt.ENCODER_FILES:
+                        item, copy = previous / name, target / Path(name).name
+                        try:
+                            os.link(item, copy)
+                        except OSError:
+                            shutil.copy2(item, copy)
                 return
-    embedder.export_onnx(target)
+    with _writing(target):
+        embedder.export_onnx(target)
 
 
 def build_index(
@@ -126,9 +166,9 @@ def build_index(
     show_progress: bool = False,
     embedder: SentenceTransformerEmbedder | None = None,
     exact_max: int = EXACT_SEARCH_MAX_PASSAGES,
-    _fail_after: str | None = None,  # test hook: raise after this step, to prove a failed build changes nothing
 ) -> BuildResult:
-    """Parse, embed and write a new index version, then switch `current` to it in one rename.
+    """Parse, embed and write a new index version, check that it loads and answers, then switch
+    `current` to it in one rename.
 
     Raises BuildError (or BuildInProgressError) with a message fit for a user; whatever was serving
     before keeps serving.
@@ -149,6 +189,11 @@ def build_index(
     passages: list[Passage] = [p for doc in documents for p in passages_from_document(doc)]
     if not passages:
         raise BuildError(f"The documents in {knowledge_dir} contain no text to index.")
+    if not any(tokenize(embedding_text(p)) for p in passages):
+        raise BuildError(
+            f"The documents in {knowledge_dir} contain no words a question could match (only emoji, symbols, "
+            "stop words or control characters); the index was not changed."
+        )
 
     try:
         weights_sha = model_weights_sha256()
@@ -161,7 +206,7 @@ def build_index(
             current = _current_manifest(index_dir)
             if current and not force and current[1].get("fingerprint") == fingerprint:
                 version_dir, manifest = current
-                if not fmt.check_files(version_dir, manifest, full=False):
+                if not fmt.check_files(version_dir, manifest):
                     return BuildResult(
                         manifest["index_version"],
                         int(manifest["passage_count"]),
@@ -188,7 +233,6 @@ def build_index(
                     show_progress=show_progress,
                     exact_max=exact_max,
                     started=started,
-                    fail_after=_fail_after,
                 )
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
@@ -218,20 +262,18 @@ def _write_version(
     show_progress: bool,
     exact_max: int,
     started: float,
-    fail_after: str | None,
 ) -> Path:
     import faiss
     from tqdm import tqdm
 
     from bot.core.encoder import OnnxEncoder
+    from bot.core.probe import load_and_probe
 
     steps = ["embed", "encoder", "write", "verify"]
     bar = tqdm(total=len(steps), desc="building index", unit="step", disable=not show_progress)
 
     def step_done(name: str) -> None:
         bar.update(1)
-        if fail_after == name:
-            raise RuntimeError(f"simulated failure after step {name!r}")
 
     # 1. embeddings: passages (with heading context) and every sentence (to mark the answering one)
     passage_vectors = embedder.encode([embedding_text(p) for p in passages], show_progress=show_progress)
@@ -250,24 +292,23 @@ def _write_version(
 
     # 3. data files: exact inner-product index (normalised vectors: inner product = cosine)
     index, index_kind, recall = make_vector_index(passage_vectors, exact_max=exact_max)
-    faiss.write_index(index, str(staging / fmt.VECTORS))
-    np.save(staging / fmt.SENTENCE_VECTORS, sentence_vectors, allow_pickle=False)
-    _write_json(staging / fmt.PASSAGES, {"passages": [p.to_json() for p in passages]})
-    _write_json(
-        staging / fmt.LEXICAL,
-        {
-            "tokenizer": "qabot-lexical-v1",
-            "bm25": "rank_bm25.BM25Okapi",
-            "tokens": [tokenize(embedding_text(p)) for p in passages],
-        },
-    )
+    lexical = {
+        "tokenizer": "qabot-lexical-v1",
+        "bm25": "rank_bm25.BM25Okapi",
+        "tokens": [tokenize(embedding_text(p)) for p in passages],
+    }
+    # each data file is serialised in memory and written once; its checksum comes from the same bytes
+    files = {
+        fmt.VECTORS: write_file(staging / fmt.VECTORS, faiss.serialize_index(index).tobytes()),
+        fmt.SENTENCE_VECTORS: write_file(staging / fmt.SENTENCE_VECTORS, _npy_bytes(sentence_vectors)),
+        fmt.PASSAGES: write_file(staging / fmt.PASSAGES, _json_bytes({"passages": [p.to_json() for p in passages]})),
+        fmt.LEXICAL: write_file(staging / fmt.LEXICAL, _json_bytes(lexical)),
+    }
+    for path in sorted(staging.rglob("*")):  # the encoder's files (and anything else in the folder)
+        name = path.relative_to(staging).as_posix()
+        if path.is_file() and name not in files:
+            files[name] = {"sha256": fmt.sha256_file(path), "bytes": path.stat().st_size}
     step_done("write")
-
-    files = {}
-    for path in sorted(staging.rglob("*")):
-        if path.is_file():
-            rel = path.relative_to(staging).as_posix()
-            files[rel] = {"sha256": fmt.sha256_file(path), "bytes": path.stat().st_size}
     manifest = {
         "schema_version": fmt.SCHEMA_VERSION,
         "index_version": version_id,
@@ -294,12 +335,23 @@ def _write_version(
         "sentence_count": len(sentence_texts),
         "built_at": built_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
         "build_seconds": round(time.perf_counter() - started, 3),
-        "files": files,
+        "files": dict(sorted(files.items())),
     }
-    _write_json(staging / fmt.MANIFEST, manifest)
-    problems = fmt.check_files(staging, manifest, full=True)
-    if problems:
-        raise BuildError(f"The new index failed its own check: {problems[0]}.")
+    try:
+        manifest_raw, checksum_raw = fmt.manifest_files(manifest)
+    except SchemaError as err:
+        raise BuildError(f"The new index's manifest does not match the schema ({err}).") from err
+    write_file(staging / fmt.MANIFEST, manifest_raw)
+    write_file(staging / fmt.MANIFEST_CHECKSUM, checksum_raw)
+
+    # 4. the new version must load and answer with the query-time engine before it goes live
+    try:
+        load_and_probe(staging)
+    except IndexProblem as err:
+        raise BuildError(
+            f"The new index failed its check before going live: {err.message} The previous index keeps serving."
+        ) from err
     step_done("verify")
     bar.close()
-    return store.publish(index_dir, staging, version_id)
+    with _writing(staging):
+        return store.publish(index_dir, staging, version_id)

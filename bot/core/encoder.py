@@ -7,31 +7,33 @@ The exported model and its tokenizer live inside each index version (`encoder/`)
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 
-ENCODER_DIR = "encoder"
-ONNX_FILE = "model.onnx"
-TOKENIZER_FILE = "tokenizer.json"
-CONFIG_FILE = "encoder.json"
+from bot.core.manifest import CONFIG_FILE, ENCODER_DIR, ONNX_FILE, TOKENIZER_FILE, parse_encoder_config
+
+__all__ = ["CONFIG_FILE", "ENCODER_DIR", "ONNX_FILE", "TOKENIZER_FILE", "OnnxEncoder"]
 
 
 class OnnxEncoder:
-    """Loads once (about half a second), then encodes a short question in a few milliseconds."""
+    """Loads once (about half a second), then encodes a short question in a few milliseconds.
+
+    Opening checks only that the files parse (encoder.json against its schema); their checksums are
+    checked by `index_store.load_version` before a served version's encoder is opened.
+    """
 
     def __init__(self, encoder_dir: Path, *, threads: int | None = None):
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
-        config = json.loads((encoder_dir / CONFIG_FILE).read_text(encoding="utf-8"))
-        self.max_seq_length = int(config["max_seq_length"])
-        self.dim = int(config["embedding_dim"])
+        config = parse_encoder_config((encoder_dir / CONFIG_FILE).read_bytes())
+        self.max_seq_length = config.max_seq_length
+        self.dim = config.embedding_dim
         self.tokenizer = Tokenizer.from_file(str(encoder_dir / TOKENIZER_FILE))
         self.tokenizer.enable_truncation(self.max_seq_length)
-        self.tokenizer.enable_padding(pad_id=int(config.get("pad_token_id", 0)), pad_token="[PAD]")
+        self.tokenizer.enable_padding(pad_id=config.pad_token_id, pad_token="[PAD]")
         options = ort.SessionOptions()
         # Two threads cut a question's encoding from ~7 to ~5 ms on 2 cores; without spinning, a busy
         # second core costs little (p99 12 ms instead of 24 ms with ORT's default busy-waiting).

@@ -14,7 +14,8 @@ from typing import Any
 
 from bot.core.answerer import Answerer
 from bot.core.encoder import OnnxEncoder
-from bot.core.index_store import CURRENT_LINK, current_version_dir, load_version
+from bot.core.errors import IndexCorruptError, IndexProblem, describe_error
+from bot.core.index_store import BUILD_FIX, CURRENT_LINK, current_version_dir, load_version
 from bot.core.retriever import HybridRetriever
 from bot.core.types import Answer
 
@@ -28,10 +29,27 @@ class QAEngine:
     """Everything needed to answer from one index version, loaded once."""
 
     def __init__(self, version_dir: Path):
+        """Every failure to load is an IndexProblem (exit code 3 with the fix), whatever raised it."""
         self.index = load_version(version_dir)
-        self.encoder = OnnxEncoder(self.index.encoder_dir)
-        self.retriever = HybridRetriever(self.index, self.encoder)
-        self.answerer = Answerer(self.retriever, index_version=self.index.version)
+        try:
+            self.encoder = OnnxEncoder(self.index.encoder_dir)
+            if self.encoder.dim != self.index.manifest["embedding_dim"]:
+                raise ValueError(f"it makes {self.encoder.dim}-dim vectors, the index holds {self.index.faiss_index.d}")
+        except MemoryError:
+            raise
+        except Exception as err:  # tokenizer or ONNX model that does not parse, wrong config
+            raise IndexCorruptError(
+                f"The encoder of the index {self.index.version} cannot be loaded ({describe_error(err)}).", BUILD_FIX
+            ) from err
+        try:
+            self.retriever = HybridRetriever(self.index, self.encoder)
+            self.answerer = Answerer(self.retriever, index_version=self.index.version)
+        except (IndexProblem, MemoryError):
+            raise
+        except Exception as err:
+            raise IndexCorruptError(
+                f"The index {self.index.version} cannot be served ({describe_error(err)}).", BUILD_FIX
+            ) from err
 
     @classmethod
     def from_index_dir(cls, index_dir: Path) -> QAEngine:

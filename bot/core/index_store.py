@@ -4,19 +4,23 @@
       current -> versions/<version_id>     symlink, switched by one rename
       versions/<version_id>/
         manifest.json           schema, model, dimension, checksums, counts, build time, version id
+        manifest.sha256         the manifest's own checksum (`sha256sum -c manifest.sha256` checks it)
         passages.json           passages (verbatim text, document, heading path, position, sentences)
         vectors.faiss           passage vectors (normalised; inner product = cosine)
         sentence_vectors.npy    one vector per sentence, to mark the sentence that answers
         lexical.json            BM25 tokens per passage
-        encoder/                the ONNX export of the embedding model + tokenizer (query path)
+        encoder/                the ONNX export of the embedding model + tokenizer + config (query path)
 
-Every file's sha256 is in the manifest; loading checks the small files' checksums and every file's size,
-`verify` checks everything, the large ONNX file included.
+What each file holds is defined in `bot.core.manifest` (the schema). Every file's sha256 and size are
+in the manifest and every one is checked on each load: the data files are read once and parsed from
+the bytes that were hashed; the encoder files are hashed in a streaming pass before onnxruntime and
+tokenizers open them. The manifest itself is checked against manifest.sha256, then against the schema.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from dataclasses import dataclass
@@ -25,20 +29,43 @@ from typing import Any
 
 import numpy as np
 
-from bot.core.errors import IndexCorruptError, IndexMismatchError, IndexMissingError
+from bot.core.errors import IndexCorruptError, IndexMismatchError, IndexMissingError, IndexProblem, describe_error
+from bot.core.manifest import (
+    CONFIG_FILE,
+    DATA_FILES,
+    ENCODER_DIR,
+    ENCODER_FILES,
+    LEXICAL,
+    MANIFEST,
+    MANIFEST_CHECKSUM,
+    ONNX_FILE,
+    PASSAGES,
+    SCHEMA_VERSION,
+    SENTENCE_VECTORS,
+    TOKENIZER_FILE,
+    VECTORS,
+    SchemaError,
+    parse_manifest,
+)
 
-SCHEMA_VERSION = 1
+__all__ = [
+    "CONFIG_FILE",
+    "ENCODER_DIR",
+    "ENCODER_FILES",
+    "LEXICAL",
+    "MANIFEST",
+    "MANIFEST_CHECKSUM",
+    "ONNX_FILE",
+    "PASSAGES",
+    "SCHEMA_VERSION",
+    "SENTENCE_VECTORS",
+    "TOKENIZER_FILE",
+    "VECTORS",
+]
+
 EXPECTED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 CURRENT_LINK = "current"
 VERSIONS_DIR = "versions"
-MANIFEST = "manifest.json"
-PASSAGES = "passages.json"
-VECTORS = "vectors.faiss"
-SENTENCE_VECTORS = "sentence_vectors.npy"
-LEXICAL = "lexical.json"
-ENCODER_DIR = "encoder"
-# Checked on every load (small); the rest by size on load and by hash in `qabot index verify`.
-HASHED_ON_LOAD = (MANIFEST, PASSAGES, VECTORS, SENTENCE_VECTORS, LEXICAL, "encoder/encoder.json")
 
 BUILD_FIX = "Run `qabot index build --force` to rebuild it."
 
@@ -49,6 +76,16 @@ def sha256_file(path: Path) -> str:
         while block := fh.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()
+
+
+def manifest_files(manifest: dict[str, Any]) -> tuple[bytes, bytes]:
+    """manifest.json's bytes and its checksum sidecar's, after checking the manifest against the schema.
+
+    SchemaError when the manifest does not match (the builder refuses to write it then).
+    """
+    raw = json.dumps(manifest, ensure_ascii=False, indent=1).encode("utf-8")
+    parse_manifest(raw)
+    return raw, f"{hashlib.sha256(raw).hexdigest()}  {MANIFEST}\n".encode("ascii")
 
 
 def current_version_dir(index_dir: Path) -> Path:
@@ -62,41 +99,70 @@ def current_version_dir(index_dir: Path) -> Path:
     return target
 
 
+def _damaged(version_dir: Path, problem: str) -> IndexCorruptError:
+    return IndexCorruptError(f"The index {version_dir.name} is damaged: {problem}.", BUILD_FIX)
+
+
 def read_manifest(version_dir: Path) -> dict[str, Any]:
+    """The version's manifest, checked against manifest.sha256 and the schema (IndexProblem if not)."""
     try:
-        manifest = json.loads((version_dir / MANIFEST).read_text(encoding="utf-8"))
-    except FileNotFoundError as err:
-        raise IndexCorruptError(f"The index version {version_dir.name} has no manifest.", BUILD_FIX) from err
-    except (OSError, ValueError) as err:
-        raise IndexCorruptError(f"The index manifest in {version_dir.name} is unreadable ({err}).", BUILD_FIX) from err
-    if not isinstance(manifest, dict) or manifest.get("schema_version") != SCHEMA_VERSION:
+        raw = (version_dir / MANIFEST).read_bytes()
+    except FileNotFoundError:
+        raise _damaged(version_dir, f"{MANIFEST} is missing") from None
+    except OSError as err:
+        raise _damaged(version_dir, f"{MANIFEST} cannot be read ({describe_error(err)})") from None
+    try:
+        manifest = json.loads(raw)
+    except ValueError:
+        raise _damaged(version_dir, f"{MANIFEST} is not valid JSON") from None
+    if not isinstance(manifest, dict):
+        kind = "null" if manifest is None else type(manifest).__name__
+        raise _damaged(version_dir, f"{MANIFEST} holds {kind} instead of an object")
+    schema = manifest.get("schema_version")
+    if isinstance(schema, int) and not isinstance(schema, bool) and schema != SCHEMA_VERSION:
         raise IndexMismatchError(
-            f"The index in {version_dir.name} has schema {manifest.get('schema_version')!r}; "
-            f"this qabot reads schema {SCHEMA_VERSION}.",
+            f"The index in {version_dir.name} has schema {schema}; this qabot reads schema {SCHEMA_VERSION}.",
             BUILD_FIX,
         )
+    try:
+        recorded = (version_dir / MANIFEST_CHECKSUM).read_text(encoding="ascii").split()
+    except FileNotFoundError:
+        raise _damaged(version_dir, f"{MANIFEST_CHECKSUM} is missing, so {MANIFEST} cannot be checked") from None
+    except (OSError, ValueError):
+        recorded = []
+    if not recorded or recorded[0] != hashlib.sha256(raw).hexdigest():
+        raise _damaged(version_dir, f"{MANIFEST} was changed after the build (its checksum differs)")
+    try:
+        parse_manifest(raw)
+    except SchemaError as err:
+        raise _damaged(version_dir, f"{MANIFEST} does not match the schema ({err})") from None
     return manifest
 
 
-def check_files(version_dir: Path, manifest: dict[str, Any], *, full: bool) -> list[str]:
-    """Problems found in the version's files: missing, wrong size, or (small files / full) wrong hash."""
-    problems = []
-    files: dict[str, dict[str, Any]] = manifest.get("files", {})
-    for name, info in sorted(files.items()):
-        path = version_dir / name
-        if not path.is_file():
-            problems.append(f"{name} is missing")
-            continue
+def _file_problem(name: str, info: dict[str, Any], size: int, digest: str | None) -> str | None:
+    if size != info["bytes"]:
+        return f"{name} is {size} bytes, the build wrote {info['bytes']} (truncated or replaced)"
+    if digest is not None and digest != info["sha256"]:
+        return f"{name} was changed after the build (checksum differs)"
+    return None
+
+
+def check_file(version_dir: Path, name: str, info: dict[str, Any]) -> str | None:
+    """What is wrong with one listed file (hashed in one streaming pass), or None."""
+    path = version_dir / name
+    if not path.is_file():
+        return f"{name} is missing" if not os.path.lexists(path) else f"{name} is not a regular file"
+    try:
         size = path.stat().st_size
-        if size != info.get("bytes"):
-            problems.append(f"{name} is {size} bytes, the build wrote {info.get('bytes')} (truncated or edited)")
-            continue
-        if (full or name in HASHED_ON_LOAD) and sha256_file(path) != info.get("sha256"):
-            problems.append(f"{name} was changed after the build (checksum differs)")
-    for required in (PASSAGES, VECTORS, SENTENCE_VECTORS, LEXICAL, f"{ENCODER_DIR}/model.onnx"):
-        if required not in files:
-            problems.append(f"{required} is not listed in the manifest")
-    return problems
+        return _file_problem(name, info, size, sha256_file(path) if size == info["bytes"] else None)
+    except OSError as err:
+        return f"{name} cannot be read ({describe_error(err)})"
+
+
+def check_files(version_dir: Path, manifest: dict[str, Any]) -> list[str]:
+    """Problems found in the version's files: missing, wrong size or wrong checksum (every file is hashed)."""
+    files: dict[str, dict[str, Any]] = manifest["files"]
+    return [p for name, info in sorted(files.items()) if (p := check_file(version_dir, name, info))]
 
 
 def check_model(manifest: dict[str, Any], *, expected_model: str = EXPECTED_MODEL) -> list[str]:
@@ -106,6 +172,21 @@ def check_model(manifest: dict[str, Any], *, expected_model: str = EXPECTED_MODE
             f"it was built with the model {manifest.get('model_name')!r}, this qabot uses {expected_model!r}"
         )
     return problems
+
+
+def _read_verified(version_dir: Path, name: str, info: dict[str, Any]) -> bytes:
+    """A listed file's bytes, read once and checked against its size and checksum."""
+    path = version_dir / name
+    if not path.is_file():
+        raise _damaged(version_dir, f"{name} is missing" if not os.path.lexists(path) else f"{name} is not a file")
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise _damaged(version_dir, f"{name} cannot be read ({describe_error(err)})") from None
+    problem = _file_problem(name, info, len(data), hashlib.sha256(data).hexdigest())
+    if problem:
+        raise _damaged(version_dir, problem)
+    return data
 
 
 @dataclass
@@ -128,33 +209,39 @@ class LoadedIndex:
 
 
 def load_version(version_dir: Path, *, expected_model: str = EXPECTED_MODEL) -> LoadedIndex:
-    """Load one version for serving, refusing anything truncated, edited or built for another model."""
+    """Load one version's data for serving, refusing anything truncated, edited or built for another model.
+
+    Every file listed in the manifest is checked against its checksum, the encoder's included (the
+    encoder itself is opened by `OnnxEncoder`). Any failure is an IndexProblem, never another error.
+    """
     import faiss
 
     manifest = read_manifest(version_dir)
     problems = check_model(manifest, expected_model=expected_model)
     if problems:
-        raise IndexMismatchError(f"The index {manifest.get('index_version')} does not fit: {problems[0]}.", BUILD_FIX)
-    problems = check_files(version_dir, manifest, full=False)
-    if problems:
-        raise IndexCorruptError(f"The index {manifest.get('index_version')} is damaged: {problems[0]}.", BUILD_FIX)
+        raise IndexMismatchError(f"The index {version_dir.name} does not fit: {problems[0]}.", BUILD_FIX)
+    files: dict[str, dict[str, Any]] = manifest["files"]
+    for name in sorted(set(files) - set(DATA_FILES)):  # the encoder (and anything else listed)
+        problem = check_file(version_dir, name, files[name])
+        if problem:
+            raise _damaged(version_dir, problem)
+    data = {name: _read_verified(version_dir, name, files[name]) for name in DATA_FILES}
     try:
-        passages = json.loads((version_dir / PASSAGES).read_text(encoding="utf-8"))["passages"]
-        lexical = json.loads((version_dir / LEXICAL).read_text(encoding="utf-8"))
-        faiss_index = faiss.read_index(str(version_dir / VECTORS))
-        sentence_vectors = np.load(version_dir / SENTENCE_VECTORS, allow_pickle=False)
-    except (OSError, ValueError, KeyError, RuntimeError) as err:
-        raise IndexCorruptError(
-            f"The index {manifest.get('index_version')} cannot be read ({err}).", BUILD_FIX
-        ) from err
-    dim = int(manifest["embedding_dim"])
-    if faiss_index.d != dim or sentence_vectors.shape[1:] != (dim,):
-        raise IndexMismatchError(
-            f"The index vectors have dimension {faiss_index.d}, the manifest says {dim}.", BUILD_FIX
-        )
-    if faiss_index.ntotal != len(passages) or len(lexical["tokens"]) != len(passages):
-        raise IndexCorruptError("The index files disagree on the number of passages.", BUILD_FIX)
-    owner = np.array([row for row, p in enumerate(passages) for _ in p["sentences"]], dtype=np.int64)
-    if len(owner) != len(sentence_vectors):
-        raise IndexCorruptError("The sentence vectors do not match the passages.", BUILD_FIX)
-    return LoadedIndex(version_dir, manifest, passages, faiss_index, sentence_vectors, owner, lexical["tokens"])
+        passages = json.loads(data[PASSAGES])["passages"]
+        lexical = json.loads(data[LEXICAL])
+        faiss_index = faiss.deserialize_index(np.frombuffer(data[VECTORS], dtype=np.uint8))
+        sentence_vectors = np.load(io.BytesIO(data[SENTENCE_VECTORS]), allow_pickle=False)
+        dim = int(manifest["embedding_dim"])
+        if faiss_index.d != dim or sentence_vectors.shape[1:] != (dim,):
+            raise _damaged(version_dir, f"its vectors have dimension {faiss_index.d}, the manifest says {dim}")
+        if faiss_index.ntotal != len(passages) or len(lexical["tokens"]) != len(passages):
+            raise _damaged(version_dir, "its files disagree on the number of passages")
+        owner = np.array([row for row, p in enumerate(passages) for _ in p["sentences"]], dtype=np.int64)
+        if len(owner) != len(sentence_vectors):
+            raise _damaged(version_dir, "the sentence vectors do not match the passages")
+        tokens = lexical["tokens"]
+    except (IndexProblem, MemoryError):
+        raise
+    except Exception as err:  # whatever a parser raises on bytes that passed their checksum
+        raise _damaged(version_dir, f"its data cannot be read ({describe_error(err)})") from None
+    return LoadedIndex(version_dir, manifest, passages, faiss_index, sentence_vectors, owner, tokens)
