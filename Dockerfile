@@ -31,7 +31,8 @@ COPY knowledge ./knowledge
 # (a fresh named volume takes its owner from the image's directory).
 RUN useradd --create-home --uid 10001 --user-group qabot \
     && mkdir -p /var/lib/qabot/index /var/lib/qabot/data \
-    && chown -R qabot:qabot /var/lib/qabot
+    && chown -R qabot:qabot /var/lib/qabot \
+    && chmod 700 /var/lib/qabot/data
 USER qabot
 
 # Healthy = the index is present, matches its checksums and loads with the installed model.

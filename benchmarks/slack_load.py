@@ -1,6 +1,12 @@
 """Load test of the Slack front end: 200 signed app_mention events at once, over real HTTP, on loopback.
 
     .venv/bin/python -m benchmarks.slack_load [--events 200] [--runs 3] [--index DIR] [--timeout 180]
+    .venv/bin/python -m benchmarks.slack_load --rate-limit     # Slack's 1 message/s per channel, 429s
+
+With --rate-limit the fake Web API enforces Slack's posting limit: one message per second per
+channel, the excess answered with HTTP 429 `ratelimited` and `Retry-After`. The app must still
+answer every event exactly once (its client retries after Retry-After, one message at a time per
+channel); the run also reports how many 429s the fake sent and how many answers the app gave up on.
 
 Per run: a fresh qabot Slack app (the real Bolt AsyncApp, HTTP mode, signature checks on) on
 127.0.0.1, its Web API client pointed at the loopback FakeSlack from tests/slack; one shared
@@ -14,8 +20,9 @@ the answer's chat.postMessage recorded by the fake). Reported per run: p50 / p99
 time (first request sent -> last answer recorded); the summary is the median of the runs. Every event
 must be answered exactly once (matched by thread_ts), or the run fails.
 
-Rate limits are switched off for the run (this measures throughput, not the limiter), and events
-carry distinct event ids. Figures go to stdout and to benchmarks/results/slack_load.json.
+qabot's own per-user/per-channel limits are switched off for the run (this measures throughput, not
+the limiter), and events carry distinct event ids. Figures go to stdout and to
+benchmarks/results/slack_load.json (slack_load_ratelimit.json with --rate-limit).
 """
 
 from __future__ import annotations
@@ -41,7 +48,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import aiohttp  # noqa: E402
 
-from bot.adapters.slack.app import EVENTS_PATH, SlackHttpServer, build_slack_app  # noqa: E402
+from bot.adapters.slack.app import EVENTS_PATH, SlackHttpServer, build_slack_app, frontend_of  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from bot.conversation.feedback import FeedbackStore  # noqa: E402
 from bot.conversation.service import ConversationService  # noqa: E402
@@ -75,7 +82,9 @@ def resolve_index(arg: str | None) -> tuple[Path, tempfile.TemporaryDirectory[st
     return Path(tmp.name) / "index", tmp
 
 
-async def one_run(engine: Any, index_dir: Path, questions: list[str], n_events: int, timeout: float) -> dict:
+async def one_run(
+    engine: Any, index_dir: Path, questions: list[str], n_events: int, timeout: float, *, rate_limit: bool = False
+) -> dict:
     work = tempfile.TemporaryDirectory(prefix="qabot-slack-run-")
     settings = Settings(
         index_dir=index_dir,
@@ -89,7 +98,9 @@ async def one_run(engine: Any, index_dir: Path, questions: list[str], n_events: 
     store = FeedbackStore(settings.feedback_db)
     service = ConversationService(engine, settings=settings, feedback=store)
     fake = await FakeSlack().start()
-    server = SlackHttpServer(build_slack_app(service, settings, base_url=fake.api_url), host="127.0.0.1", port=0)
+    fake.rate_limit_per_channel = rate_limit
+    app = build_slack_app(service, settings, base_url=fake.api_url)
+    server = SlackHttpServer(app, host="127.0.0.1", port=0)
     await server.start()
     url = f"http://127.0.0.1:{server.port}{EVENTS_PATH}"
     connector = aiohttp.TCPConnector(limit=0)
@@ -113,13 +124,18 @@ async def one_run(engine: Any, index_dir: Path, questions: list[str], n_events: 
 
         started = time.perf_counter()
         await asyncio.gather(*(fire(ts, body) for ts, body in bodies))
-        await fake.wait_calls("chat.postMessage", n_events, timeout=timeout)
+        await fake.wait_for(lambda f: len(f.posts) >= n_events, timeout=timeout)
         finished = time.perf_counter()
-        await asyncio.sleep(0.5)  # a second answer to any event would show up here
+        await asyncio.sleep(1.5 if rate_limit else 0.5)  # a second answer to any event would show up here
         posts = fake.calls_to("chat.postMessage")
-        per_thread = Counter(c.args.get("thread_ts") for c in posts)
+        delivered = [c for c in posts if c.error is None]
+        per_thread = Counter(c.args.get("thread_ts") for c in delivered)
         if set(per_thread) != set(sent_at) or any(n != 1 for n in per_thread.values()):
-            raise RuntimeError(f"not answered exactly once: {len(posts)} posts for {n_events} events")
+            raise RuntimeError(f"not answered exactly once: {len(delivered)} answers for {n_events} events")
+        undelivered = frontend_of(app).undelivered
+        if undelivered:
+            raise RuntimeError(f"{undelivered} answers given up on")
+        posts = delivered
         answered_at = {c.args["thread_ts"]: c.at for c in posts}
         e2e = [answered_at[ts] - sent_at[ts] for ts in sent_at]
         ack = [acked_at[ts] - sent_at[ts] for ts in sent_at]
@@ -132,6 +148,10 @@ async def one_run(engine: Any, index_dir: Path, questions: list[str], n_events: 
             "ack_p99_s": percentile(ack, 99),
             "total_s": max(answered_at.values()) - started,
             "wait_s": finished - started,
+            "answered_once": len(per_thread),
+            "lost": n_events - len(per_thread),
+            "http_429": sum(1 for c in fake.refused if c.error == "ratelimited"),
+            "other_refusals": sum(1 for c in fake.refused if c.error != "ratelimited"),
         }
     finally:
         await session.close()
@@ -155,13 +175,16 @@ async def main_async(args: argparse.Namespace) -> int:
         runs = []
         for i in range(args.runs):
             result = await asyncio.wait_for(
-                one_run(engine, index_dir, questions, args.events, args.timeout), args.timeout + 30
+                one_run(engine, index_dir, questions, args.events, args.timeout, rate_limit=args.rate_limit),
+                args.timeout + 30,
             )
             runs.append(result)
             print(
                 f"run {i + 1}: {args.events} events, end-to-end p50 {result['e2e_p50_s'] * 1000:.0f} ms, "
                 f"p99 {result['e2e_p99_s'] * 1000:.0f} ms, total {result['total_s']:.2f} s; "
-                f"ack p50 {result['ack_p50_s'] * 1000:.0f} ms, p99 {result['ack_p99_s'] * 1000:.0f} ms",
+                f"ack p50 {result['ack_p50_s'] * 1000:.0f} ms, p99 {result['ack_p99_s'] * 1000:.0f} ms; "
+                f"answered exactly once {result['answered_once']}, lost {result['lost']}, "
+                f"429s sent by the fake {result['http_429']}",
                 flush=True,
             )
         summary = {
@@ -174,10 +197,19 @@ async def main_async(args: argparse.Namespace) -> int:
             f"events; ack p50 {summary['ack_p50_s'] * 1000:.0f} ms, p99 {summary['ack_p99_s'] * 1000:.0f} ms "
             f"(cpus: {os.cpu_count()}, load average {os.getloadavg()[0]:.1f})"
         )
+        if args.rate_limit:
+            print(
+                f"429 mode (1 message/s per channel, {min(10, args.events)} channels): every run answered all "
+                f"{args.events} events exactly once, none lost; 429s per run: {[r['http_429'] for r in runs]}"
+            )
         out = ROOT / "benchmarks" / "results"
         out.mkdir(parents=True, exist_ok=True)
-        (out / "slack_load.json").write_text(
-            json.dumps({"runs": runs, "median": summary, "cpus": os.cpu_count()}, indent=2) + "\n"
+        name = "slack_load_ratelimit.json" if args.rate_limit else "slack_load.json"
+        (out / name).write_text(
+            json.dumps(
+                {"runs": runs, "median": summary, "cpus": os.cpu_count(), "rate_limit": args.rate_limit}, indent=2
+            )
+            + "\n"
         )
         return 0
     finally:
@@ -191,6 +223,11 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--index", help="index folder (default: ./index if built, else a fresh temporary build)")
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds a run may take before it fails")
+    parser.add_argument(
+        "--rate-limit",
+        action="store_true",
+        help="the fake Web API allows 1 message/s per channel and answers the excess with 429 + Retry-After",
+    )
     args = parser.parse_args()
     if not 1 <= args.events <= 2000 or not 1 <= args.runs <= 10:
         parser.error("--events must be 1..2000 and --runs 1..10")

@@ -157,28 +157,44 @@ def index_info(
 
 @index_app.command("verify")
 def index_verify(index: IndexOpt = None) -> None:
-    """Check every file against the manifest's checksums, and the model and dimensions against this install."""
-    from bot.core.engine import QAEngine
-    from bot.core.index_store import check_files, current_version_dir, read_manifest
+    """Check the manifest (checksum, schema), every file's checksum, then load every encoder and ask a probe question."""
+    from bot.core.index_store import MANIFEST, check_files, current_version_dir, read_manifest
+    from bot.core.manifest import SchemaError, parse_manifest
+    from bot.core.probe import load_and_probe
 
     index_dir = _index_dir(index)
     try:
         version_dir = current_version_dir(index_dir)
-        manifest = read_manifest(version_dir)
     except IndexProblem as err:
         raise _fail(str(err), EXIT_INDEX) from None
-    problems = check_files(version_dir, manifest, full=True)
+    problems: list[str] = []
+    manifest = None
+    try:
+        manifest = read_manifest(version_dir)
+    except IndexProblem as err:
+        problems.append(err.message)
+        try:  # a manifest that fails its checksum but still parses: say what else disagrees with it
+            raw = (version_dir / MANIFEST).read_bytes()
+            parse_manifest(raw)
+            manifest = json.loads(raw)
+        except (OSError, SchemaError):
+            pass
+    if manifest is not None:
+        problems += check_files(version_dir, manifest)
     if not problems:
         try:
-            QAEngine(version_dir)  # every file loads, every encoder starts
+            load_and_probe(version_dir)
         except IndexProblem as err:
             problems.append(err.message)
-    if problems:
-        typer.echo(f"Index {manifest.get('index_version')} FAILED verification:", err=True)
+    if problems or manifest is None:
+        typer.echo(f"Index {version_dir.name} FAILED verification:", err=True)
         for problem in problems:
             typer.echo(f"  - {problem}", err=True)
         raise _fail("Run `qabot index build --force` to rebuild it.", EXIT_INDEX)
-    typer.echo(f"Index {manifest['index_version']} OK: {len(manifest['files'])} files match their checksums.")
+    typer.echo(
+        f"Index {manifest['index_version']} OK: the manifest and its {len(manifest['files'])} files match their "
+        "checksums, and it answers a probe question."
+    )
 
 
 @index_app.command("rollback")
@@ -284,9 +300,13 @@ def chat(index: IndexOpt = None, knowledge: KnowledgeOpt = None) -> None:
     from bot.adapters.cli import run_chat
     from bot.config import Settings
     from bot.conversation.factory import build_service
+    from bot.conversation.feedback import FeedbackDatabaseError
 
     settings = Settings.from_env(overrides={"index_dir": index_dir, "knowledge_dir": knowledge_dir})
-    service = build_service(settings)
+    try:
+        service = build_service(settings)
+    except FeedbackDatabaseError as err:
+        raise _fail(str(err), EXIT_USAGE) from None
     try:
         service.engine.get()
     except IndexProblem as err:
@@ -342,9 +362,13 @@ def eval_cmd(
 @feedback_app.command("report")
 def feedback_report() -> None:
     """The worst-rated answers and the questions the bot abstained on, most frequent first."""
+    from bot.conversation.feedback import FeedbackDatabaseError
     from bot.conversation.report import feedback_report_text
 
-    typer.echo(feedback_report_text(_settings()))
+    try:
+        typer.echo(feedback_report_text(_settings()))
+    except FeedbackDatabaseError as err:
+        raise _fail(str(err), EXIT_USAGE) from None
 
 
 @app.command("run")
@@ -353,17 +377,28 @@ def run(
     http: Annotated[
         int | None, typer.Option("--http", help="Slack only: HTTP mode on this port (needs SLACK_SIGNING_SECRET).")
     ] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            "--host",
+            help="Slack HTTP mode only: the address to listen on (default 127.0.0.1, for a reverse proxy on "
+            "the same host; 0.0.0.0 listens on every interface, e.g. in a container).",
+        ),
+    ] = None,
 ) -> None:
     """Run the Discord or Slack bot (Slack: Socket Mode unless --http PORT)."""
     from bot.config import ConfigError
+    from bot.conversation.feedback import FeedbackDatabaseError
+    from bot.conversation.privacy import Pseudonymizer, configure_service_logging, warn_if_ephemeral
 
     settings = _settings()
-    root = logging.getLogger()
-    root.setLevel(settings.log_level.upper())
-    for handler in root.handlers:  # a long-running service: timestamps on every line
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    # a long-running service: timestamps on every line; SDK debug output (raw payloads) stays off
+    configure_service_logging(settings.log_level)
+    warn_if_ephemeral(Pseudonymizer(settings.secret_key), log)
     names = {"discord": "Discord (discord.com)", "slack": "Slack (slack.com)"}
     try:
+        if host is not None and http is None:
+            raise _fail("--host goes with --http PORT (Slack HTTP mode).", EXIT_USAGE)
         if platform == "discord":
             if http is not None:
                 raise _fail("--http is for Slack only.", EXIT_USAGE)
@@ -371,24 +406,55 @@ def run(
 
             run_discord(settings)
         elif platform == "slack":
-            from bot.adapters.slack.app import run_slack
+            from bot.adapters.slack.app import DEFAULT_HTTP_HOST, run_slack
 
-            run_slack(settings, http_port=http)
+            run_slack(settings, http_port=http, host=host or DEFAULT_HTTP_HOST)
         else:
             raise _fail(f"unknown platform {platform!r}: use discord or slack.", EXIT_USAGE)
     except ConfigError as err:
         raise _fail(str(err), EXIT_USAGE) from None
     except IndexProblem as err:
         raise _fail(str(err), EXIT_INDEX) from None
+    except FeedbackDatabaseError as err:  # a local file, not the network
+        raise _fail(str(err), EXIT_USAGE) from None
     except (typer.Exit, KeyboardInterrupt):
         raise
-    except Exception as err:  # e.g. no network: say what failed, keep the traceback for --log-level DEBUG
+    except Exception as err:
         log.debug("the %s bot stopped", platform, exc_info=True)
+        if not _is_network_error(err):
+            raise _fail(
+                f"the {platform} bot stopped because of a problem on this machine: {type(err).__name__}: {err}. "
+                "Set QABOT_LOG_LEVEL=DEBUG for details.",
+                EXIT_FAILED,
+            ) from None
         raise _fail(
             f"the {platform} bot stopped: {type(err).__name__}: {err}. Is {names.get(platform, platform)} "
             "reachable from this machine (network, proxy, firewall)? Set QABOT_LOG_LEVEL=DEBUG for details.",
             EXIT_FAILED,
         ) from None
+
+
+def _is_network_error(err: BaseException) -> bool:
+    """True for failures of the connection to Slack/Discord (DNS, refused, TLS, timeouts, HTTP errors)."""
+    import socket
+    import ssl
+
+    network: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError, socket.gaierror, ssl.SSLError)
+    try:
+        import aiohttp
+
+        network += (aiohttp.ClientError,)
+    except ImportError:  # pragma: no cover - aiohttp comes with both SDKs
+        pass
+    remote_modules = ("discord", "slack_sdk", "slack_bolt", "aiohttp", "websockets")
+    seen: set[int] = set()
+    cause: BaseException | None = err
+    while cause is not None and id(cause) not in seen:  # the SDKs wrap the socket error
+        seen.add(id(cause))
+        if isinstance(cause, network) or type(cause).__module__.split(".")[0] in remote_modules:
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def main() -> None:

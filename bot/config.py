@@ -26,6 +26,9 @@ from bot.core.errors import QabotError
 DEFAULT_USER_RATE_LIMIT = 6
 DEFAULT_CHANNEL_RATE_LIMIT = 30
 DEFAULT_RATE_WINDOW_S = 60.0
+# Questions are kept long enough for the weekly/monthly look at `qabot feedback report`, not forever.
+DEFAULT_QUESTION_RETENTION_DAYS = 90
+MIN_SECRET_KEY_LENGTH = 16
 
 
 class ConfigError(QabotError):
@@ -36,7 +39,7 @@ class ConfigError(QabotError):
 _HOW_TO_GET: dict[str, str] = {
     "DISCORD_TOKEN": (
         "create an application at https://discord.com/developers/applications, open Bot > Reset Token, "
-        "copy the token into .env as DISCORD_TOKEN=... (and enable the Message Content intent on that page)"
+        "copy the token into .env as DISCORD_TOKEN=..."
     ),
     "SLACK_BOT_TOKEN": (
         "create the app from slack-manifest.yml at https://api.slack.com/apps (Create New App > From an "
@@ -91,6 +94,8 @@ class Settings:
     discord_admin_user_ids: tuple[str, ...] = _env("DISCORD_ADMIN_USER_IDS", ())
     # empty = every channel the bot can see
     discord_allowed_channel_ids: tuple[str, ...] = _env("DISCORD_ALLOWED_CHANNEL_IDS", ())
+    # the privileged Message Content intent: only needed for follow-ups in threads without a mention
+    discord_message_content_intent: bool = _env("DISCORD_MESSAGE_CONTENT_INTENT", False)
 
     slack_bot_token: str | None = _secret("SLACK_BOT_TOKEN")
     slack_app_token: str | None = _secret("SLACK_APP_TOKEN")
@@ -106,6 +111,10 @@ class Settings:
     # The local terminal user is trusted: piping a file of questions through `qabot chat` is not abuse.
     rate_limit_exempt_platforms: tuple[str, ...] = field(default=("cli",))
     log_level: str = _env("QABOT_LOG_LEVEL", "INFO")
+    # keys the pseudonyms of user ids in logs and in the feedback database (docs/privacy.md)
+    secret_key: str | None = _secret("QABOT_SECRET_KEY")
+    # stored question texts are erased after this many days (counts and votes stay); 0 keeps them
+    question_retention_days: int = _env("QABOT_QUESTION_RETENTION_DAYS", DEFAULT_QUESTION_RETENTION_DAYS)
 
     # ---- loading -------------------------------------------------------------------------------
 
@@ -162,6 +171,15 @@ class Settings:
                 raise ConfigError(f"{_env_name(name)} must be at least 1, got {getattr(self, name)}")
         if self.rate_window_s <= 0:
             raise ConfigError(f"QABOT_RATE_WINDOW_S must be positive, got {self.rate_window_s}")
+        if self.question_retention_days < 0:
+            raise ConfigError(
+                f"QABOT_QUESTION_RETENTION_DAYS must be 0 (keep) or more, got {self.question_retention_days}"
+            )
+        if self.secret_key is not None and len(self.secret_key) < MIN_SECRET_KEY_LENGTH:
+            raise ConfigError(
+                f"QABOT_SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters: "
+                'make one with python -c "import secrets; print(secrets.token_hex(32))"'
+            )
 
     def replace(self, **changes: Any) -> Settings:
         return replace(self, **changes)

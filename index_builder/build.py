@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import logging
 import os
 import shutil
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,13 +19,14 @@ from typing import Any
 import numpy as np
 
 from bot.core import index_store as fmt
+from bot.core.encoder import Background, Encoder, EncoderSpec, load_encoder
 from bot.core.errors import BuildError, BuildInProgressError, IndexProblem
-from bot.core.encoder import Background, load_encoder
 from bot.core.lexical import tokenize
+from bot.core.manifest import SchemaError
 from index_builder import store
 from index_builder.models import prepare_encoder
-from index_builder.profiles import Profile, load_profile
 from index_builder.parser import DocumentError, Passage, find_documents, load_document, passages_from_document
+from index_builder.profiles import Profile, load_profile
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +119,42 @@ def _current_manifest(index_dir: Path) -> tuple[Path, dict[str, Any]] | None:
         return None
 
 
-def _write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+def _write_failed(path: Path, err: OSError) -> BuildError:
+    """ "no space left on device while writing X" (or whatever the OS said): one line, no traceback."""
+    reason = os.strerror(err.errno) if err.errno else (str(err) or type(err).__name__)
+    where = err.filename or path
+    return BuildError(f"{reason[:1].lower()}{reason[1:]} while writing {where}")
+
+
+@contextlib.contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """Turn an OSError from the writes inside into a one-line BuildError naming the file."""
+    try:
+        yield
+    except OSError as err:
+        raise _write_failed(path, err) from err
+
+
+def write_file(path: Path, data: bytes) -> dict[str, Any]:
+    """Write `data` to `path` and flush it to disk; returns its manifest entry (sha256, bytes).
+
+    A failed write (full disk, quota, file size limit, I/O error) is a BuildError naming the file.
+    """
+    with _writing(path), open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+
+
+def _json_bytes(data: Any) -> bytes:
+    return json.dumps(data, ensure_ascii=False, indent=1).encode("utf-8")
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
 
 
 def build_index(
@@ -128,13 +166,15 @@ def build_index(
     profile: Profile | str | None = None,
     encoder_cache: Path | None = None,
     exact_max: int = EXACT_SEARCH_MAX_PASSAGES,
-    _fail_after: str | None = None,  # test hook: raise after this step, to prove a failed build changes nothing
+    encoder_loader: Callable[[EncoderSpec, Path], Encoder] = load_encoder,
 ) -> BuildResult:
-    """Parse, embed and write a new index version, then switch `current` to it in one rename.
+    """Parse, embed and write a new index version, check that it loads and answers, then switch
+    `current` to it in one rename.
 
     `profile` (a name or a loaded Profile; default QABOT_PROFILE or "default") says which encoders
     the index carries and the retrieval settings recorded with it. `encoder_cache` is where ONNX
-    exports are kept between builds (default INDEX_DIR/.cache/encoders).
+    exports are kept between builds (default INDEX_DIR/.cache/encoders). `encoder_loader` opens an
+    encoder from its files (the query side's runtime, by default).
 
     Raises BuildError (or BuildInProgressError) with a message fit for a user; whatever was serving
     before keeps serving.
@@ -158,6 +198,11 @@ def build_index(
     passages: list[Passage] = [p for doc in documents for p in passages_from_document(doc)]
     if not passages:
         raise BuildError(f"The documents in {knowledge_dir} contain no text to index.")
+    if not any(tokenize(embedding_text(p)) for p in passages):
+        raise BuildError(
+            f"The documents in {knowledge_dir} contain no words a question could match (only emoji, symbols, "
+            "stop words or control characters); the index was not changed."
+        )
 
     fingerprint = _fingerprint([(d.path, d.sha256) for d in documents], profile)
 
@@ -166,7 +211,7 @@ def build_index(
             current = _current_manifest(index_dir)
             if current and not force and current[1].get("fingerprint") == fingerprint:
                 version_dir, manifest = current
-                if not fmt.check_files(version_dir, manifest, full=False):
+                if not fmt.check_files(version_dir, manifest):
                     return BuildResult(
                         manifest["index_version"],
                         int(manifest["passage_count"]),
@@ -194,7 +239,7 @@ def build_index(
                     show_progress=show_progress,
                     exact_max=exact_max,
                     started=started,
-                    fail_after=_fail_after,
+                    encoder_loader=encoder_loader,
                 )
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
@@ -245,42 +290,47 @@ def _write_version(
     show_progress: bool,
     exact_max: int,
     started: float,
-    fail_after: str | None,
+    encoder_loader: Callable[[EncoderSpec, Path], Encoder],
 ) -> Path:
     import faiss
     from tqdm import tqdm
+
+    from bot.core.probe import load_and_probe
 
     steps = [f"encoder {m.id}" for m in profile.models] + ["write", "verify"]
     bar = tqdm(total=len(steps), desc="building index", unit="step", disable=not show_progress)
 
     def step_done(name: str) -> None:
         bar.update(1)
-        if fail_after == name:
-            raise RuntimeError(f"simulated failure after step {name!r}")
 
     passage_texts = [embedding_text(p) for p in passages]
     sentence_texts = [p.text[s:e] for p in passages for s, e in p.sentences]
     encoders: list[dict[str, Any]] = []
     search_kinds: dict[str, Any] = {}
+    files: dict[str, dict[str, Any]] = {}
     for model in profile.models:
         # 1. the query-time encoder (exported once per weights), then every text through it
         folder = staging / fmt.ENCODERS_DIR / model.id
-        spec = prepare_encoder(model, encoder_cache, folder)
-        encoder = load_encoder(spec, folder)
+        with _writing(folder):
+            spec = prepare_encoder(model, encoder_cache, folder)
+        encoder = encoder_loader(spec, folder)
         vectors = encoder.encode_passages(passage_texts)
         sentence_vectors = (
             encoder.encode_passages(sentence_texts) if sentence_texts else np.zeros((0, spec.dim), np.float32)
         )
         background = _background(encoder, vectors, sentence_vectors)
         index, index_kind, recall = make_vector_index(vectors, exact_max=exact_max)
-        faiss.write_index(index, str(folder / fmt.VECTORS))
-        np.save(folder / fmt.SENTENCE_VECTORS, sentence_vectors, allow_pickle=False)
+        # each data file is serialised in memory and written once; its checksum comes from the same bytes
+        prefix = f"{fmt.ENCODERS_DIR}/{model.id}/"
+        files[prefix + fmt.VECTORS] = write_file(folder / fmt.VECTORS, faiss.serialize_index(index).tobytes())
+        files[prefix + fmt.SENTENCE_VECTORS] = write_file(folder / fmt.SENTENCE_VECTORS, _npy_bytes(sentence_vectors))
         token_vectors = spec.token_vectors and len(passages) <= LATE_INTERACTION_MAX_PASSAGES
         if token_vectors:
             tokens = encoder.passage_token_vectors([p.text for p in passages])  # type: ignore[attr-defined]
             offsets = np.cumsum([0] + [len(t) for t in tokens]).astype(np.int64)
-            np.save(folder / fmt.TOKEN_VECTORS, np.concatenate(tokens).astype(np.float16), allow_pickle=False)
-            np.save(folder / fmt.TOKEN_OFFSETS, offsets, allow_pickle=False)
+            packed = np.concatenate(tokens).astype(np.float16)
+            files[prefix + fmt.TOKEN_VECTORS] = write_file(folder / fmt.TOKEN_VECTORS, _npy_bytes(packed))
+            files[prefix + fmt.TOKEN_OFFSETS] = write_file(folder / fmt.TOKEN_OFFSETS, _npy_bytes(offsets))
         spec_json = spec.to_json() | {"background": background.__dict__, "token_vectors": bool(token_vectors)}
         encoders.append(spec_json)
         search_kinds[model.id] = {"faiss_index": index_kind, "faiss_recall_at_10": recall}
@@ -288,22 +338,18 @@ def _write_version(
         step_done(f"encoder {model.id}")
 
     # 2. data files shared by every encoder
-    _write_json(staging / fmt.PASSAGES, {"passages": [p.to_json() for p in passages]})
-    _write_json(
-        staging / fmt.LEXICAL,
-        {
-            "tokenizer": "qabot-lexical-v1",
-            "bm25": "rank_bm25.BM25Okapi",
-            "tokens": [tokenize(embedding_text(p)) for p in passages],
-        },
-    )
+    lexical = {
+        "tokenizer": "qabot-lexical-v1",
+        "bm25": "rank_bm25.BM25Okapi",
+        "tokens": [tokenize(embedding_text(p)) for p in passages],
+    }
+    files[fmt.PASSAGES] = write_file(staging / fmt.PASSAGES, _json_bytes({"passages": [p.to_json() for p in passages]}))
+    files[fmt.LEXICAL] = write_file(staging / fmt.LEXICAL, _json_bytes(lexical))
+    for path in sorted(staging.rglob("*")):  # the encoders' models (and anything else in the folder)
+        name = path.relative_to(staging).as_posix()
+        if path.is_file() and name not in files:
+            files[name] = {"sha256": fmt.sha256_file(path), "bytes": path.stat().st_size}
     step_done("write")
-
-    files = {}
-    for path in sorted(staging.rglob("*")):
-        if path.is_file():
-            rel = path.relative_to(staging).as_posix()
-            files[rel] = {"sha256": fmt.sha256_file(path), "bytes": path.stat().st_size}
     manifest = {
         "schema_version": fmt.SCHEMA_VERSION,
         "index_version": version_id,
@@ -328,12 +374,23 @@ def _write_version(
         "sentence_count": len(sentence_texts),
         "built_at": built_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
         "build_seconds": round(time.perf_counter() - started, 3),
-        "files": files,
+        "files": dict(sorted(files.items())),
     }
-    _write_json(staging / fmt.MANIFEST, manifest)
-    problems = fmt.check_files(staging, manifest, full=True)
-    if problems:
-        raise BuildError(f"The new index failed its own check: {problems[0]}.")
+    try:
+        manifest_raw, checksum_raw = fmt.manifest_files(manifest)
+    except SchemaError as err:
+        raise BuildError(f"The new index's manifest does not match the schema ({err}).") from err
+    write_file(staging / fmt.MANIFEST, manifest_raw)
+    write_file(staging / fmt.MANIFEST_CHECKSUM, checksum_raw)
+
+    # 3. the new version must load and answer with the query-time engine before it goes live
+    try:
+        load_and_probe(staging)
+    except IndexProblem as err:
+        raise BuildError(
+            f"The new index failed its check before going live: {err.message} The previous index keeps serving."
+        ) from err
     step_done("verify")
     bar.close()
-    return store.publish(index_dir, staging, version_id)
+    with _writing(staging):
+        return store.publish(index_dir, staging, version_id)

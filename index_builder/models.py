@@ -242,7 +242,8 @@ def _export(model: ModelConfig, folder: Path) -> EncoderSpec:
                 dynamo=False,
             )
         tokenizer.backend_tokenizer.save(str(staging / TOKENIZER_FILE))
-        dim = int(st.get_sentence_embedding_dimension())
+        get_dim = getattr(st, "get_embedding_dimension", None) or st.get_sentence_embedding_dimension
+        dim = int(get_dim())
         spec = model.spec(
             dim=dim,
             max_seq_length=int(st.max_seq_length),

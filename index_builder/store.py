@@ -14,8 +14,8 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from bot.core.errors import BuildError, BuildInProgressError
-from bot.core.index_store import CURRENT_LINK, VERSIONS_DIR, current_version_dir, read_manifest
+from bot.core.errors import BuildError, BuildInProgressError, IndexProblem
+from bot.core.index_store import CURRENT_LINK, VERSIONS_DIR, current_version_dir
 
 KEEP_VERSIONS = 3
 LOCK_FILE = ".build.lock"
@@ -110,15 +110,27 @@ def prune(index_dir: Path, keep: int = KEEP_VERSIONS) -> None:
 
 
 def rollback(index_dir: Path) -> str:
-    """Point `current` at the version before it; returns that version's id."""
+    """Point `current` at the version before it, once that version has passed the full check (every
+    checksum, the schema, loading with the query-time engine and answering a probe question);
+    returns its id.
+
+    A damaged previous version is refused with the reason (BuildError) and `current` stays where it
+    is: rollback never skips silently to an older version the caller did not expect.
+    """
+    from bot.core.probe import load_and_probe
+
     with build_lock(index_dir):
         current = current_version_dir(index_dir)
         earlier = [p for p in list_versions(index_dir) if p.name < current.name]
-        for candidate in reversed(earlier):
-            try:
-                read_manifest(candidate)
-            except Exception:
-                continue
-            switch_current(index_dir, candidate)
-            return candidate.name
-        raise BuildError("There is no earlier index version to roll back to.")
+        if not earlier:
+            raise BuildError("There is no earlier index version to roll back to.")
+        target = earlier[-1]
+        try:
+            load_and_probe(target)
+        except IndexProblem as err:
+            raise BuildError(
+                f"Not rolling back: {err.message} {current.name} keeps serving. To roll back further, remove "
+                f"{target} first; to start afresh, run `qabot index build --force`."
+            ) from err
+        switch_current(index_dir, target)
+        return target.name

@@ -182,7 +182,7 @@ def main() -> None:
     strata = np.array([f"{k}-{lab}" for k, lab in zip(kinds, y, strict=True)])
     estimates = []
     for repeat in range(args.repeats):
-        for tr, te in StratifiedKFold(args.folds, shuffle=True, random_state=repeat).split(X, strata):
+        for tr, _te in StratifiedKFold(args.folds, shuffle=True, random_state=repeat).split(X, strata):
             train = np.zeros(len(y), bool)
             train[tr] = True
             d = choose(train)

@@ -4,18 +4,31 @@ from __future__ import annotations
 
 from bot.config import Settings
 from bot.conversation.feedback import FeedbackStore
+from bot.conversation.privacy import Pseudonymizer
 from bot.conversation.rebuild import RebuildCoordinator
 from bot.conversation.service import ConversationService
 
 
+def open_feedback_store(settings: Settings, pseudonyms: Pseudonymizer | None = None) -> FeedbackStore:
+    """The feedback database, its user hashes keyed from QABOT_SECRET_KEY. Raises FeedbackDatabaseError."""
+    pseudonyms = pseudonyms or Pseudonymizer(settings.secret_key)
+    return FeedbackStore(
+        settings.feedback_db, user_key=pseudonyms.db_key, retention_days=settings.question_retention_days
+    )
+
+
 def build_service(settings: Settings) -> ConversationService:
-    """EngineHolder over settings.index_dir (loads lazily), FeedbackStore, RebuildCoordinator."""
+    """EngineHolder over settings.index_dir (loads lazily), FeedbackStore, RebuildCoordinator (builds in a
+    child process). Raises FeedbackDatabaseError when the feedback database cannot be used."""
     from bot.core.engine import EngineHolder  # imported here: it pulls in the retrieval stack
 
+    pseudonyms = Pseudonymizer(settings.secret_key)
+    feedback = open_feedback_store(settings, pseudonyms)
     engine = EngineHolder(settings.index_dir)
     return ConversationService(
         engine,
         settings=settings,
-        feedback=FeedbackStore(settings.feedback_db),
+        feedback=feedback,
         rebuilder=RebuildCoordinator(engine, settings.knowledge_dir, settings.index_dir),
+        pseudonyms=pseudonyms,
     )

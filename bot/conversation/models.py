@@ -44,6 +44,8 @@ class IncomingMessage:
     is_bot: bool = False  # sent by a bot (the bot itself included): always ignored
     addressed: bool = True  # mention, DM or slash command; False for a plain thread message
     private: bool = False  # answer only to the asker (ephemeral)
+    # an explicit command (/ask): always gets a reply, even from someone already told about a rate limit
+    is_command: bool = False
     event_id: str | None = None  # platform event id for de-duplication of retries
 
 

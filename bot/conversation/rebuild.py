@@ -16,7 +16,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from bot.core.errors import BuildInProgressError
+from bot.conversation.build_process import ChildProcessBuilder
+from bot.core.errors import BuildError, BuildInProgressError
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +39,7 @@ class RebuildOutcome:
     documents: int = 0
     took_s: float = 0.0
     error: str = ""  # for FAILED: what went wrong, fit to show a person
-
-
-def _default_builder(knowledge_dir: Path, index_dir: Path, *, force: bool = False) -> Any:
-    from index_builder.build import build_index  # imported lazily: it pulls in the embedding stack
-
-    return build_index(knowledge_dir, index_dir, force=force)
+    warnings: tuple[str, ...] = ()  # what the build reported but did not stop for (e.g. skipped files)
 
 
 def _default_rollback(index_dir: Path) -> str:
@@ -66,7 +62,8 @@ class RebuildCoordinator:
         self.engine = engine
         self.knowledge_dir = Path(knowledge_dir)
         self.index_dir = Path(index_dir)
-        self._builder = builder or _default_builder
+        # by default a child process builds: torch and the embedding model never load into the bot
+        self._builder = builder or ChildProcessBuilder()
         self._rollback = rollback or _default_rollback
         self._clock = clock
         self._lock = threading.Lock()
@@ -74,6 +71,11 @@ class RebuildCoordinator:
     @property
     def running(self) -> bool:
         return self._lock.locked()
+
+    @property
+    def builder_pid(self) -> int | None:
+        """The pid of the child process building right now, if any."""
+        return getattr(self._builder, "pid", None)
 
     def _current_version(self) -> str:
         try:
@@ -91,12 +93,18 @@ class RebuildCoordinator:
                 result = self._builder(self.knowledge_dir, self.index_dir, force=force)
             except BuildInProgressError:  # another process (e.g. `qabot index build`) holds the lock
                 return RebuildOutcome(RebuildStatus.BUSY, version=previous)
+            except BuildError as err:  # said in a sentence already: no traceback in the log
+                log.warning("index rebuild failed; still serving %s: %s", previous or "nothing", err)
+                return RebuildOutcome(
+                    RebuildStatus.FAILED, version=previous, previous_version=previous, error=_short(err)
+                )
             except Exception as err:
                 log.exception("index rebuild failed; still serving %s", previous or "nothing")
                 return RebuildOutcome(
                     RebuildStatus.FAILED, version=previous, previous_version=previous, error=_short(err)
                 )
             built = str(result.version_id)
+            warnings = tuple(str(w) for w in getattr(result, "warnings", ()) or ())
             if getattr(result, "skipped", False) and built == previous:
                 return RebuildOutcome(
                     RebuildStatus.UNCHANGED,
@@ -105,6 +113,7 @@ class RebuildCoordinator:
                     passage_count=result.passage_count,
                     documents=result.documents,
                     took_s=self._clock() - started,
+                    warnings=warnings,
                 )
             try:
                 version = str(self.engine.reload())
@@ -115,6 +124,7 @@ class RebuildCoordinator:
                     version=previous,
                     previous_version=previous,
                     error=f"built version {built} but could not load it: {_short(err)}",
+                    warnings=warnings,
                 )
             log.info("index rebuilt: %s -> %s (%s passages)", previous, version, result.passage_count)
             return RebuildOutcome(
@@ -124,6 +134,7 @@ class RebuildCoordinator:
                 passage_count=result.passage_count,
                 documents=result.documents,
                 took_s=self._clock() - started,
+                warnings=warnings,
             )
         finally:
             self._lock.release()

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from bot.config import Settings
 
 
+ERASED = "(question text erased: older than QABOT_QUESTION_RETENTION_DAYS)"
+
 # Slack <@U123> / <!here> / <#C1|name>, Discord <@123> / <@&123> / <#123>: noise in a report
 _PLATFORM_MARKUP = re.compile(r"<[@#!][^>]*>")
 
@@ -104,7 +106,7 @@ def format_report(report: FeedbackReport) -> str:
         lines.append("  (none yet: no answer has a 👎)")
     for i, r in enumerate(report.worst, 1):
         passages = ", ".join(r.passage_ids) or "no passages"
-        lines.append(f"  {i}. {_clip(r.question)}  [👍 {r.up} / 👎 {r.down}, net {r.net:+d}]")
+        lines.append(f"  {i}. {_clip(r.question) or ERASED}  [👍 {r.up} / 👎 {r.down}, net {r.net:+d}]")
         lines.append(f"     quoted: {passages} (index {r.index_version or '?'})")
     lines += ["", "Questions the bot could not answer (most frequent first):"]
     if not report.abstained:
@@ -121,7 +123,9 @@ def feedback_report_text(settings: Settings, limit: int = 10) -> str:
     path = settings.feedback_db
     if not path.exists():
         return f"No feedback recorded yet: {path} does not exist (the bot creates it on its first answer)."
-    with FeedbackStore(path) as store:
+    from bot.conversation.factory import open_feedback_store
+
+    with open_feedback_store(settings) as store:
         return format_report(build_report(store, limit=limit))
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from bot.config import Settings
 from bot.conversation.feedback import FeedbackStore, UnknownAnswerError
 from bot.conversation.models import Button, FeedbackVote, IncomingMessage, Reply, ReplyKind
+from bot.conversation.privacy import Pseudonymizer
 from bot.conversation.ratelimit import ConversationLimits
 from bot.conversation.rebuild import RebuildCoordinator, RebuildOutcome, RebuildStatus
 from bot.conversation.report import build_report, format_report
@@ -47,6 +48,7 @@ TEXT_CHANNEL_NOT_ALLOWED = (
 TEXT_RATE_LIMITED_USER = "You're asking faster than I can keep up. Please try again in {seconds}."
 TEXT_RATE_LIMITED_CHANNEL = "This channel is asking faster than I can keep up. Please try again in {seconds}."
 TEXT_FAILED = "Sorry, something went wrong while answering. It has been logged; please try again later."
+TEXT_HINT_FOLLOW_UP = "Reply in this thread to ask a follow-up (no need to mention me)."
 TEXT_FEEDBACK_NEW = "Thanks for the feedback!"
 TEXT_FEEDBACK_UPDATED = "Thanks, I've updated your vote."
 TEXT_FEEDBACK_UNCHANGED = "Thanks, your vote was already recorded."
@@ -101,13 +103,6 @@ class RecentEvents:
             return False
 
 
-def _hash_for_log(platform: str, user_id: str) -> str:
-    # no salt needed: this only keeps raw ids out of log lines, it is not a privacy boundary
-    import hashlib
-
-    return f"{platform}:{hashlib.sha256(f'{platform}:{user_id}'.encode()).hexdigest()[:12]}"
-
-
 class ConversationService:
     def __init__(
         self,
@@ -116,11 +111,14 @@ class ConversationService:
         settings: Settings,
         feedback: FeedbackStore,
         rebuilder: RebuildCoordinator | None = None,
+        pseudonyms: Pseudonymizer | None = None,
         clock: Callable[[], float] = time.monotonic,
     ):
         self.engine = engine
         self.settings = settings
         self.feedback = feedback
+        # keyed pseudonyms of user and channel ids: the only form in which ids reach the logs
+        self.pseudonyms = pseudonyms or Pseudonymizer(settings.secret_key)
         self.rebuilder = rebuilder or RebuildCoordinator(engine, settings.knowledge_dir, settings.index_dir)
         self._clock = clock
         self._events = RecentEvents(clock=clock)
@@ -137,7 +135,7 @@ class ConversationService:
         if msg.is_bot:
             return _ignored("bot")
         if msg.event_id and self._events.seen_before((msg.platform, msg.event_id)):
-            log.info("ignoring retried event %s on %s", msg.event_id, msg.platform)
+            log.info("ignoring a retried event on %s", msg.platform)
             return _ignored("duplicate")
         if not msg.addressed and not self._in_bot_thread(msg):
             return _ignored("not addressed")
@@ -149,7 +147,7 @@ class ConversationService:
         if msg.platform not in self.settings.rate_limit_exempt_platforms:
             decision = self.limits.check(msg.platform, msg.user_id, msg.channel_id)
             if not decision.allowed:
-                if decision.already_told:
+                if decision.already_told and not msg.is_command:
                     return _ignored("rate limited, already told")
                 template = TEXT_RATE_LIMITED_USER if decision.scope == "user" else TEXT_RATE_LIMITED_CHANNEL
                 return Reply(
@@ -162,7 +160,7 @@ class ConversationService:
         try:
             answer: Answer = self.engine.answer(msg.text)
         except IndexProblem as err:
-            log.error("cannot answer on %s: %s", msg.platform, err)
+            log.error("cannot answer on %s: %s", msg.platform, err.message)
             return Reply(ReplyKind.ERROR, _index_problem_text(err), private=msg.private)
         except Exception:
             log.exception("answering failed on %s", msg.platform)
@@ -246,9 +244,9 @@ class ConversationService:
         if not msg.is_admin:
             log.warning(
                 "refused admin command %r from non-admin %s in channel %s",
-                command[:40],
-                _hash_for_log(msg.platform, msg.user_id),
-                msg.channel_id,
+                command[:40] if command in ADMIN_COMMANDS else "(unknown)",
+                self.pseudonyms.user(msg.platform, msg.user_id),
+                self.pseudonyms.channel(msg.platform, msg.channel_id),
             )
             return Reply(ReplyKind.REFUSED, TEXT_NOT_ADMIN.format(command=command[:40] or "admin"), private=True)
         if command not in ADMIN_COMMANDS:
@@ -257,7 +255,7 @@ class ConversationService:
                 f"Unknown admin command `{command[:40]}`. Try one of: {', '.join(ADMIN_COMMANDS)}.",
                 private=msg.private,
             )
-        log.info("admin command %s from %s", command, _hash_for_log(msg.platform, msg.user_id))
+        log.info("admin command %s from %s", command, self.pseudonyms.user(msg.platform, msg.user_id))
         try:
             if command == "status":
                 return self._admin_reply(msg, self.status_text())
@@ -292,14 +290,17 @@ class ConversationService:
         names = ", ".join(d.get("title") or d.get("path", "?") for d in docs[:5])
         if len(docs) > 5:
             names += f" and {len(docs) - 5} more"
-        dim = f" ({m['embedding_dim']} dims)" if m.get("embedding_dim") else ""
-        rebuilding = "  (a rebuild is running)" if self.rebuilder.running else ""
+        models = ", ".join(f"{e['model_name']} ({e['dim']} dims)" for e in m.get("encoders", []))
+        rebuilding = ""
+        if self.rebuilder.running:
+            pid = getattr(self.rebuilder, "builder_pid", None)
+            rebuilding = f"  (a rebuild is running{f', builder pid {pid}' if pid else ''})"
         lines = [
             f"Index version: {m.get('index_version', '?')}{rebuilding}",
             f"Built: {m.get('built_at', '?')}",
             f"Documents: {len(docs)}" + (f" ({names})" if names else ""),
             f"Passages: {m.get('passage_count', '?')}",
-            f"Model: {m.get('model_name', '?')}{dim}",
+            f"Profile: {m.get('profile', '?')}; models: {models or '?'}",
         ]
         try:
             answered = self.feedback.answer_count(kind="answer")
@@ -321,17 +322,23 @@ class ConversationService:
                 answer_id, int(FeedbackVote(vote)), platform=platform, user_id=user_id, channel_id=channel_id
             )
         except (UnknownAnswerError, ValueError):
-            log.info("feedback for unknown answer id %r on %s", answer_id[:64], platform)
+            log.info("feedback for an unknown answer id on %s", platform)
             return Reply(ReplyKind.ERROR, TEXT_FEEDBACK_UNKNOWN, private=True, extra={"feedback": "unknown"})
         except Exception:
             log.exception("could not store feedback")
             return Reply(ReplyKind.ERROR, TEXT_FAILED, private=True, extra={"feedback": "failed"})
-        text = {"new": TEXT_FEEDBACK_NEW, "updated": TEXT_FEEDBACK_UPDATED}.get(result, TEXT_FEEDBACK_UNCHANGED)
+        text = {"new": TEXT_FEEDBACK_NEW, "queued": TEXT_FEEDBACK_NEW, "updated": TEXT_FEEDBACK_UPDATED}.get(
+            result, TEXT_FEEDBACK_UNCHANGED
+        )
         # ReplyKind has no dedicated "ack" member; HELP is the closest neutral one (extra says what it is)
         return Reply(ReplyKind.HELP, text, private=True, answer_id=answer_id, extra={"feedback": result})
 
 
 def rebuild_text(command: str, outcome: RebuildOutcome) -> str:
+    return _rebuild_text(command, outcome) + _warnings_text(outcome.warnings)
+
+
+def _rebuild_text(command: str, outcome: RebuildOutcome) -> str:
     s = outcome.status
     if s is RebuildStatus.BUSY:
         return "A rebuild is already running; I'll keep answering from the current index meanwhile."
@@ -356,13 +363,23 @@ def rebuild_text(command: str, outcome: RebuildOutcome) -> str:
     )
 
 
+def _warnings_text(warnings: tuple[str, ...], shown: int = 5) -> str:
+    if not warnings:
+        return ""
+    lines = [f"\nThe build reported {len(warnings)} warning(s):"]
+    lines += [f"- {w}" for w in warnings[:shown]]
+    if len(warnings) > shown:
+        lines.append(f"- … and {len(warnings) - shown} more (see `qabot index build` output)")
+    return "\n".join(lines)
+
+
 def _index_problem_text(err: IndexProblem) -> str:
     return f"I can't search the knowledge right now: {err.message} An admin can fix it: {err.fix}"
 
 
 def _hints(kind: ReplyKind, threaded: bool) -> tuple[str, ...]:
     if kind is ReplyKind.ANSWER:
-        return ("Reply in this thread to ask a follow-up (no need to mention me).",) if threaded else ()
+        return (TEXT_HINT_FOLLOW_UP,) if threaded else ()
     if kind is ReplyKind.ABSTAIN:
         return ("Try rephrasing with words the article might use, or ask about one of the closest sections.",)
     return ()

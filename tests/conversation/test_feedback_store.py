@@ -5,7 +5,8 @@ import threading
 
 import pytest
 
-from bot.conversation.feedback import SCHEMA_VERSION, FeedbackStore, UnknownAnswerError
+from bot.conversation.feedback import SCHEMA_VERSION, FeedbackDatabaseError, FeedbackStore, UnknownAnswerError
+from bot.conversation.privacy import Pseudonymizer
 
 
 def _answer(store, answer_id="a1", kind="answer", question="what is ml?", user="U1"):
@@ -30,16 +31,19 @@ def test_creates_parent_dir_wal_and_schema(tmp_path):
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-def test_user_ids_are_salted_hashes_stable_per_install(tmp_path):
+def test_user_ids_are_keyed_hashes_stable_for_one_key(tmp_path):
     path = tmp_path / "db.sqlite3"
-    with FeedbackStore(path) as store:
+    key = Pseudonymizer("a-secret-of-sixteen-chars").db_key
+    with FeedbackStore(path, user_key=key) as store:
         _answer(store)
         h = store.hash_user("slack", "U1")
         assert store.get_answer("a1").user_hash == h
-    with FeedbackStore(path) as again:
+    with FeedbackStore(path, user_key=key) as again:
         assert again.hash_user("slack", "U1") == h
-    with FeedbackStore(tmp_path / "other.sqlite3") as other:
-        assert other.hash_user("slack", "U1") != h  # another install, another salt
+    with FeedbackStore(path, user_key=Pseudonymizer("another-secret-of-16+").db_key) as other:
+        assert other.hash_user("slack", "U1") != h  # another key, another hash
+    with FeedbackStore(path) as no_key:  # no secret: a random key for this process only
+        assert no_key.user_key_is_ephemeral and no_key.hash_user("slack", "U1") != h
     assert b"U1" not in path.read_bytes()
 
 
@@ -94,5 +98,5 @@ def test_newer_schema_is_refused(tmp_path):
     path = tmp_path / "db"
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA user_version = 99")
-    with pytest.raises(RuntimeError, match="newer"):
+    with pytest.raises(FeedbackDatabaseError, match="newer"):
         FeedbackStore(path)

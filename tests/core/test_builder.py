@@ -87,7 +87,9 @@ def test_manifest_lists_every_file_with_its_checksum(built_index_dir):
     version = _current(built_index_dir)
     manifest = json.loads((version / "manifest.json").read_text(encoding="utf-8"))
     on_disk = {
-        p.relative_to(version).as_posix() for p in version.rglob("*") if p.is_file() and p.name != "manifest.json"
+        p.relative_to(version).as_posix()
+        for p in version.rglob("*")
+        if p.is_file() and p.name not in ("manifest.json", "manifest.sha256")
     }
     assert set(manifest["files"]) == on_disk
     assert {"passages.json", "vectors.faiss", "sentence_vectors.npy", "lexical.json", "encoder/model.onnx"} <= on_disk
@@ -147,18 +149,6 @@ def test_rollback_without_an_earlier_version_fails_cleanly(index_copy):
     with pytest.raises(BuildError, match="no earlier index version"):
         store.rollback(index_copy)
     assert _snapshot(index_copy) == before
-
-
-@pytest.mark.parametrize("step", ["embed", "write"])
-def test_a_build_failing_half_way_changes_nothing(index_copy, cached_embedder, step):
-    before = _snapshot(index_copy)
-    with pytest.raises(BuildError, match="unchanged"):
-        build_index(KNOWLEDGE_DIR, index_copy, force=True, embedder=cached_embedder, _fail_after=step)
-    assert _snapshot(index_copy) == before
-    assert _staging_dirs(index_copy) == []
-    answer = EngineHolder(index_copy).answer("what is machine learning?")
-    assert answer.index_version == before["current"].rsplit("/", 1)[-1]
-    assert answer.kind is AnswerKind.ANSWER
 
 
 @pytest.mark.parametrize("faq", [FAQ_ONE_SENTENCE, FAQ_TWO_SENTENCES], ids=["one-sentence", "two-sentences"])

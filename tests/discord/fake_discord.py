@@ -9,6 +9,21 @@ bot sent back. It plays one guild with a few channels, roles and users, and keep
 Compression: discord.py 2.x asks for `compress=zlib-stream` in the gateway URL, but it decompresses
 only binary frames and reads text frames as plain JSON, so the fake simply sends text frames.
 Responses carry exactly `Content-Type: application/json`, the only type discord.py parses as JSON.
+
+It says no the way Discord does (always on, so every test checks what the bot sends):
+- a message (channel message or interaction follow-up) with content over 2,000 characters, more than
+  10 embeds, an embed over its field limits or the embeds over 6,000 characters in all, or an embed
+  URL that is not http(s), has whitespace or is over 2,048 characters: HTTP 400, code 50035
+  ("Invalid Form Body"), nothing posted;
+- the Message Content intent: a client that asks for it while `message_content_allowed` is False is
+  closed with 4014 (discord.py: PrivilegedIntentsRequired); a client without it receives other
+  people's guild messages that do not mention it with empty content, as Discord sends them;
+- thread creation: `forbid_threads_in` answers 403 (50013); `thread_failures[channel] = 400` any other
+  status, or "disconnect" to drop the connection without an answer (a non-HTTP failure);
+- rate limits, when asked: `ratelimit_next = n` answers the next n message posts with 429 and a
+  `retry_after`, which discord.py waits out and retries;
+- `refuse_embeds = True` refuses every message that has embeds (50035), for refusals a renderer
+  cannot foresee.
 """
 
 from __future__ import annotations
@@ -21,10 +36,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
 EPHEMERAL = 1 << 6
+MESSAGE_CONTENT_INTENT = 1 << 15
+CONTENT_LIMIT = 2000
+EMBED_TOTAL_LIMIT = 6000
+URL_LIMIT = 2048
+_EMBED_FIELD_LIMITS = {"title": 256, "description": 4096}
 MANAGE_GUILD = 1 << 5
 # View Channel, Send Messages, Send Messages in Threads, Create Public Threads, Read Message History, Use App Commands
 MEMBER_PERMISSIONS = (1 << 10) | (1 << 11) | (1 << 38) | (1 << 35) | (1 << 16) | (1 << 31)
@@ -86,6 +107,11 @@ class FakeDiscord:
     """The fake. `await start()`, point discord.py at `api_base` / `gateway_url`, `await stop()`."""
 
     forbid_threads_in: set[str] = field(default_factory=set)  # channel ids where creating threads is 403
+    # channel id -> HTTP status to refuse thread creation with, or "disconnect" to drop the connection
+    thread_failures: dict[str, int | str] = field(default_factory=dict)
+    message_content_allowed: bool = True  # the intent is switched on in the (fake) Developer Portal
+    ratelimit_next: int = 0  # how many next message posts get a 429
+    refuse_embeds: bool = False  # refuse every message with embeds (50035), as for a bad URL
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(1_100_000_000_000_000_000)
@@ -166,6 +192,10 @@ class FakeDiscord:
         self.users[user.id] = user
         self.member_roles[user.id] = list(roles or [])
         return user
+
+    @property
+    def client_has_message_content(self) -> bool:
+        return bool(self.identify and int(self.identify.get("intents", 0)) & MESSAGE_CONTENT_INTENT)
 
     def is_thread(self, channel_id: str) -> bool:
         return self.channels.get(channel_id, {}).get("type") == 11
@@ -338,6 +368,11 @@ class FakeDiscord:
                     await ws.send_str(json.dumps({"op": 11}))
                 elif op == 2:
                     self.identify = data["d"]
+                    if int(self.identify.get("intents", 0)) & MESSAGE_CONTENT_INTENT and not (
+                        self.message_content_allowed
+                    ):
+                        await ws.close(code=4014, message=b"Disallowed intent(s).")
+                        break
                     self._ws = ws
                     await self._send_ready(ws)
                     self.identified.set()
@@ -386,6 +421,8 @@ class FakeDiscord:
         if mention_bot and not dm:
             content = f"<@{self.bot_user.id}> {content}"
             mentions.append(self.bot_user.payload())
+        if not dm and not mentions and not self.client_has_message_content:
+            content = ""  # Discord: no Message Content intent, no text of others' messages
         message: dict[str, Any] = {
             "id": self.snowflake(),
             "channel_id": self.dm_channel(author) if dm else (channel_id or self.general),
@@ -573,9 +610,38 @@ class FakeDiscord:
             msg["message_reference"] = body["message_reference"]
         return msg
 
+    def _refusal(self, call: Call) -> web.Response | None:
+        """Discord's answer when a message is over a limit or rate limited, else None."""
+        if self.ratelimit_next > 0:
+            self.ratelimit_next -= 1
+            call.status = 429
+            data = {"message": "You are being rate limited.", "retry_after": 0.2, "global": False}
+            # discord.py treats a 429 without `Via` (Discord's responses pass a proxy) as a Cloudflare ban
+            headers = {"Retry-After": "1", "X-RateLimit-Scope": "user", "Via": "1.1 google"}
+            return web.Response(
+                body=json.dumps(data).encode(),
+                status=429,
+                headers={"Content-Type": "application/json", **headers},
+            )
+        body = call.body or {}
+        if not (body.get("content") or body.get("embeds") or body.get("components") or body.get("attachments")):
+            call.status = 400
+            return _json({"message": "Cannot send an empty message", "code": 50006}, status=400)
+        errors = check_message(body)
+        if self.refuse_embeds and body.get("embeds"):
+            errors.setdefault("embeds", {"0": {"url": {"_errors": [{"code": "URL_TYPE_INVALID_URL"}]}}})
+        if errors:
+            call.status = 400
+            call.response = {"message": "Invalid Form Body", "code": 50035, "errors": errors}
+            return _json(call.response, status=400)
+        return None
+
     async def _create_message(self, request: web.Request) -> web.Response:
         channel_id = request.match_info["channel"]
         call = await self._record(request, channel_id=channel_id)
+        refused = self._refusal(call)
+        if refused is not None:
+            return refused
         call.response = self._message(channel_id, call.body or {})
         return _json(call.response)
 
@@ -586,6 +652,15 @@ class FakeDiscord:
         if channel_id in self.forbid_threads_in or self.is_thread(channel_id):
             call.status = 403
             return _json({"message": "Missing Permissions", "code": 50013}, status=403)
+        failure = self.thread_failures.get(channel_id)
+        if failure == "disconnect":
+            call.status = 0
+            assert request.transport is not None
+            request.transport.abort()  # no answer at all: the client sees a disconnection
+            raise ConnectionResetError("dropped by the fake")
+        if isinstance(failure, int):
+            call.status = failure
+            return _json({"message": "Invalid Form Body", "code": 50035}, status=failure)
         body = call.body or {}
         # Discord: a thread started from a message has the message's id
         thread = self._thread(
@@ -641,6 +716,9 @@ class FakeDiscord:
             return _json({"message": "Unknown Webhook", "code": 10015}, status=404)
         body = call.body or {}
         call.channel_id = interaction.channel_id
+        refused = self._refusal(call)
+        if refused is not None:
+            return refused
         if interaction.original_pending:
             # the first follow-up after a "thinking" defer replaces it and keeps the defer's visibility
             call.ephemeral = bool(interaction.callback_flags & EPHEMERAL)
@@ -691,3 +769,57 @@ class FakeDiscord:
                 or re.fullmatch(r"/api/v10/webhooks/\d+/[^/]+", c.path)
             )
         ]
+
+
+def _bad_url(url: Any) -> str | None:
+    if not isinstance(url, str):
+        return "URL_TYPE_INVALID_URL"
+    if len(url) > URL_LIMIT:
+        return "BASE_TYPE_MAX_LENGTH"
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "URL_TYPE_INVALID_URL"
+    if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in url):
+        return "URL_TYPE_INVALID_URL"
+    return None
+
+
+def check_message(body: dict[str, Any]) -> dict[str, Any]:
+    """Discord's 50035 `errors` object for this message body; empty when Discord would accept it."""
+    errors: dict[str, Any] = {}
+    content = body.get("content") or ""
+    if len(content) > CONTENT_LIMIT:
+        errors["content"] = {"_errors": [{"code": "BASE_TYPE_MAX_LENGTH"}]}
+    embeds = body.get("embeds") or []
+    if len(embeds) > 10:
+        errors["embeds"] = {"_errors": [{"code": "BASE_TYPE_MAX_LENGTH"}]}
+    total = 0
+    for n, embed in enumerate(embeds):
+        bad: dict[str, Any] = {}
+        for key, limit in _EMBED_FIELD_LIMITS.items():
+            if len(embed.get(key) or "") > limit:
+                bad[key] = {"_errors": [{"code": "BASE_TYPE_MAX_LENGTH"}]}
+        for key in ("url",):
+            if key in embed and (code := _bad_url(embed[key])):
+                bad[key] = {"_errors": [{"code": code}]}
+        for key in ("thumbnail", "image"):
+            if key in embed and (code := _bad_url((embed[key] or {}).get("url"))):
+                bad[key] = {"url": {"_errors": [{"code": code}]}}
+        footer = (embed.get("footer") or {}).get("text") or ""
+        if len(footer) > 2048:
+            bad["footer"] = {"text": {"_errors": [{"code": "BASE_TYPE_MAX_LENGTH"}]}}
+        fields = embed.get("fields") or []
+        for f in fields:
+            if len(f.get("name") or "") > 256 or len(f.get("value") or "") > 1024:
+                bad["fields"] = {"_errors": [{"code": "BASE_TYPE_MAX_LENGTH"}]}
+        total += len(embed.get("title") or "") + len(embed.get("description") or "") + len(footer)
+        total += len((embed.get("author") or {}).get("name") or "")
+        total += sum(len(f.get("name") or "") + len(f.get("value") or "") for f in fields)
+        if bad:
+            errors.setdefault("embeds", {})[str(n)] = bad
+    if total > EMBED_TOTAL_LIMIT:
+        errors.setdefault("embeds", {})["_errors"] = [
+            {"code": "BASE_TYPE_MAX_LENGTH", "message": "Embed size exceeds maximum size of 6000"}
+        ]
+    return errors

@@ -15,7 +15,7 @@ import pytest
 
 from bot.adapters.discord.client import QabotDiscordBot, run_discord
 from bot.config import ConfigError, Settings
-from bot.conversation.feedback import FeedbackStore
+from bot.conversation.factory import open_feedback_store
 from bot.conversation.service import ConversationService
 from tests.discord.fake_discord import EPHEMERAL, MANAGE_GUILD, MEMBER_PERMISSIONS, FakeDiscord, FakeUser
 from tests.discord.harness import (
@@ -53,7 +53,8 @@ async def test_login_identify_ready_and_command_sync(fake_discord: FakeDiscord, 
 
         identify = fake_discord.identify
         assert identify is not None and identify["token"] == "fake-discord-token"
-        assert identify["intents"] == GUILDS | GUILD_MESSAGES | DM_MESSAGES | MESSAGE_CONTENT
+        # no privileged intent by default: mentions and DMs carry their text without it
+        assert identify["intents"] == GUILDS | GUILD_MESSAGES | DM_MESSAGES
 
         paths = [(c.method, c.path) for c in fake_discord.calls]
         assert ("GET", "/api/v10/users/@me") in paths
@@ -73,6 +74,7 @@ async def test_mention_is_answered_in_a_new_thread_and_follow_ups_there_too(
     fake_discord: FakeDiscord, discord_service, discord_settings
 ):
     alice = fake_discord.add_user("alice")
+    discord_settings = discord_settings.replace(discord_message_content_intent=True)
     async with running_bot(fake_discord, service=discord_service, settings=discord_settings) as bot:
         mark = fake_discord.mark()
         asked = await fake_discord.user_message(alice, QUESTION)
@@ -111,6 +113,7 @@ async def test_follow_ups_in_the_bots_thread_still_work_after_a_restart(
     fake_discord: FakeDiscord, discord_service, discord_settings
 ):
     hana = fake_discord.add_user("hana")
+    discord_settings = discord_settings.replace(discord_message_content_intent=True)
     async with running_bot(fake_discord, service=discord_service, settings=discord_settings) as bot:
         asked = await fake_discord.user_message(hana, QUESTION)
         await bot.finished(asked["id"])
@@ -290,11 +293,11 @@ async def test_feedback_button_is_stored_and_still_works_after_a_restart(
     fake_discord: FakeDiscord, discord_settings, engine_holder
 ):
     gina = fake_discord.add_user("gina")
+    # the same QABOT_SECRET_KEY before and after the restart: the same person's vote is recognised
+    settings = discord_settings.replace(secret_key="a-secret-kept-across-restarts")
 
     def new_service() -> ConversationService:
-        return ConversationService(
-            engine_holder, settings=discord_settings, feedback=FeedbackStore(discord_settings.feedback_db)
-        )
+        return ConversationService(engine_holder, settings=settings, feedback=open_feedback_store(settings))
 
     first = new_service()
     async with running_bot(fake_discord, service=first, settings=discord_settings) as bot:
@@ -341,6 +344,6 @@ def test_run_discord_without_token_names_the_variable(monkeypatch: pytest.Monkey
 def test_client_defaults_are_safe(tmp_path):
     bot = QabotDiscordBot(service=object(), settings=Settings(feedback_db=tmp_path / "f.sqlite3"))  # type: ignore[arg-type]
     assert bot.allowed_mentions is not None and bot.allowed_mentions.to_dict() == {"parse": []}
-    assert bot.intents.message_content and bot.intents.guilds and not bot.intents.members
+    assert not bot.intents.message_content and bot.intents.guilds and not bot.intents.members
     assert not bot.intents.presences
     assert isinstance(bot, discord.Client)

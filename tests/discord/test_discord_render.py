@@ -10,10 +10,12 @@ import pytest
 from bot.adapters.discord.client import feedback_view
 from bot.adapters.discord.render import (
     CONTENT_LIMIT,
+    QUOTE_LIMIT,
     MessagePayload,
     as_block_quote,
     escape_quote_text,
     payload_within_limits,
+    plain_payloads,
     render_discord,
     split_text,
 )
@@ -78,30 +80,72 @@ def test_an_answer_has_a_lead_line_a_quote_embed_per_passage_and_buttons_on_the_
     assert p.buttons == BUTTONS
 
 
-@pytest.mark.parametrize("length", [4096, 4097, 9_000, 30_000])
-def test_a_huge_quote_is_split_across_embeds_and_messages_without_losing_a_word(length: int):
-    words = [f"w{i}" for i in range(length)]
-    text = ""
-    for w in words:  # exactly `length` characters of words, some long lines, some short
-        if len(text) + len(w) + 1 > length:
-            break
-        text += w + ("\n" if len(text) % 700 < 5 else " ")
-    reply = _reply(_quote(text.strip(), 1), _quote("short one", 2))
+@pytest.mark.parametrize("length", [4096, 4097, 9_000, 30_000, 1_000_000])
+def test_a_huge_quote_is_trimmed_to_one_message_with_a_pointer_to_its_section(length: int):
+    """Before: a single 1 MB passage was posted as 244 messages."""
+    # `length` characters of words, some long lines, some short
+    text = "".join(f"w{i}" + ("\n" if i % 97 == 0 else " ") for i in range(length // 3))[:length].strip()
+    reply = _reply(_quote(text, 1), _quote("short one", 2))
     payloads = render_discord(reply)
+    assert len(payloads) == 1
     assert all(payload_within_limits(p) for p in payloads)
     assert all(within_limits({"content": p.content, "embeds": [e.to_dict() for e in p.embeds]}) for p in payloads)
-    assert _words(_shown(payloads)) == _words(text) + ["short", "one"]
-    assert [bool(p.buttons) for p in payloads] == [False] * (len(payloads) - 1) + [True]
+    shown = _words(_shown(payloads))
+    kept = shown[: shown.index("short")]
+    assert kept[-1] == "…" and kept[:-1] == _words(text)[: len(kept) - 1], "a verbatim run from the start"
+    assert len(" ".join(kept)) <= QUOTE_LIMIT
+    assert "Shortened; the full passage is in Document 1 › Heading 1 › Sub 1." in payloads[0].embeds[0].footer.text
+    assert payloads[-1].buttons
+
+
+def test_long_section_paths_keep_every_embed_within_6000_characters():
+    """Before: title 256 + description 4096 + section 1024 + footer could pass Discord's 6000 total."""
+    q = _quote("word " * 1400, 1, document="T" * 400, section=" > ".join(["Very long heading " * 10] * 8))
+    q = Quote(**{**q.__dict__, "doc_path": "p/" * 700 + "doc.md"})  # a 2,000-character footer
+    payloads = render_discord(_reply(q))
+    for p in payloads:
+        assert payload_within_limits(p)
+        assert all(len(e) <= 6000 for e in p.embeds)
+        assert within_limits({"content": p.content, "embeds": [e.to_dict() for e in p.embeds]})
 
 
 def test_many_quotes_are_packed_into_several_messages_under_6000_characters_and_10_embeds():
-    quotes = [_quote(("lorem ipsum " * 300).strip() + f" end{n}", n) for n in range(14)]
+    quotes = [_quote(("lorem ipsum " * 110).strip() + f" end{n}", n) for n in range(14)]
     payloads = render_discord(_reply(*quotes))
     assert len(payloads) > 1
     for p in payloads:
         assert len(p.embeds) <= 10 and sum(len(e) for e in p.embeds) <= 6000
     shown = _shown(payloads)
     assert [f"end{n}" for n in range(14)] == re.findall(r"end\d+", shown)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://example.com/a doc",
+        "https://example.com/" + "a" * 2100,
+        "ftp://example.com/doc",
+        "https://exa\tmple.com/",
+        "https:///nohost",
+        "http://example.com:99999/",
+    ],
+)
+def test_a_malformed_source_url_is_not_linked(url: str):
+    """Before: copied into the embed after an http(s):// check only; Discord refused every answer (50035)."""
+    (p,) = render_discord(_reply(_quote("text", 1, source_url=url)))
+    assert p.embeds[0].url is None and payload_within_limits(p)
+
+
+def test_plain_payloads_carry_every_word_without_embeds_or_links():
+    q = _quote("Some **quoted** text.\nSecond line.", 1, source_url="https://example.com/ok")
+    (p,) = render_discord(_reply(q))
+    plain = plain_payloads(p)
+    assert all(not x.embeds and len(x.content or "") <= CONTENT_LIMIT for x in plain)
+    assert plain[-1].buttons == BUTTONS and not any(x.buttons for x in plain[:-1])
+    text = visible_text("\n".join(x.content or "" for x in plain))
+    for words in ("Here is what the knowledge says:", "Some **quoted** text.", "Second line.", "Heading 1 > Sub 1"):
+        assert words in text
+    assert "example.com" not in text
 
 
 def test_markdown_in_quotes_is_escaped_and_shows_the_same_words():

@@ -12,7 +12,8 @@ from tests.spec.scenarios import SCENARIOS, make_spec_service, run_scenario, spe
 
 @pytest_asyncio.fixture
 async def discord_driver(fake_discord, tmp_path, built_index_dir, engine_holder):
-    settings = spec_settings(tmp_path, index_dir=built_index_dir)
+    # the spec's follow-up without a mention needs the (opt-in) Message Content intent on Discord
+    settings = spec_settings(tmp_path, index_dir=built_index_dir, discord_message_content_intent=True)
     service = make_spec_service(settings, engine_holder)
     try:
         async with running_bot(fake_discord, service=service, settings=settings) as bot:

@@ -3,6 +3,18 @@
 One aiohttp server on 127.0.0.1 (port 0) that records every call, in the spirit of slack-bolt-python's
 tests/mock_web_api_server. Point `AsyncWebClient(base_url=fake.api_url)` at it; response_url values
 come from `fake.response_url()`; `apps.connections.open` returns a ws:// URL on the same server.
+
+It says no the way Slack does (always on, so every test checks what it sends):
+- blocks: more than 50, a section text over 3,000 characters, a text object without a visible
+  character, a button text over 75 → `invalid_blocks`; all text objects together over
+  BLOCK_TEXT_TOTAL_LIMIT → `msg_blocks_too_long`; `text` over 40,000 → `msg_too_long`.
+  response_url answers those with HTTP 400 and the error as the body, as Slack's webhooks do.
+- rate limits, when asked: `rate_limit_per_channel=True` allows one message per second per channel
+  (chat.postMessage / chat.postEphemeral) and answers the excess with HTTP 429 `ratelimited` and a
+  `Retry-After` header in whole seconds; `ratelimit_next[method] = n` refuses the next n calls.
+- connection failures: `drop_next[method] = n` closes the connection without an answer n times.
+- `refuse_blocks = "msg_blocks_too_long"` (any code) refuses every message that carries blocks.
+Refused calls are recorded too (`Call.error`); `posts` lists only the delivered messages.
 """
 
 from __future__ import annotations
@@ -12,6 +24,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +34,14 @@ from urllib.parse import parse_qsl
 from aiohttp import WSMsgType, web
 
 BOT_USER_ID = "UQABOT"
+MAX_BLOCKS = 50
+SECTION_TEXT_LIMIT = 3000
+BUTTON_TEXT_LIMIT = 75
+MESSAGE_TEXT_LIMIT = 40_000
+# Slack refuses blocks whose texts total about 12,000 characters (undocumented; reported refused
+# between 11,341 and 13,297): the fake refuses from the lowest report.
+BLOCK_TEXT_TOTAL_LIMIT = 11_341
+_POSTING = ("chat.postMessage", "chat.postEphemeral")
 BOT_ID = "BQABOT"
 TEAM_ID = "T0TEAM"
 
@@ -32,6 +53,59 @@ class Call:
     token: str | None = None
     at: float = field(default_factory=time.perf_counter)
     path: str = ""
+    error: str | None = None  # the error the fake answered with; None when it was accepted
+
+
+def _text_objects(blocks: list[Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(where, text object) for every text object in blocks: section text/fields, context and button texts."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    for block in blocks:
+        if not isinstance(block, dict):
+            continue
+        kind = block.get("type", "")
+        if isinstance(block.get("text"), dict):
+            found.append((kind, block["text"]))
+        for f in block.get("fields") or []:
+            if isinstance(f, dict):
+                found.append((kind + ".field", f))
+        for el in block.get("elements") or []:
+            if not isinstance(el, dict):
+                continue
+            if el.get("type") in ("mrkdwn", "plain_text"):
+                found.append((kind, el))
+            elif isinstance(el.get("text"), dict):
+                found.append((el.get("type", "element"), el["text"]))
+    return found
+
+
+def check_message(args: dict[str, Any]) -> str | None:
+    """The error Slack would answer for this message payload, or None when it would accept it."""
+    text = args.get("text")
+    if isinstance(text, str) and len(text) > MESSAGE_TEXT_LIMIT:
+        return "msg_too_long"
+    blocks = args.get("blocks")
+    if blocks is None:
+        return None if (text or "").strip() else "no_text"
+    if isinstance(blocks, str):
+        try:
+            blocks = json.loads(blocks)
+        except ValueError:
+            return "invalid_blocks_format"
+    if not isinstance(blocks, list) or len(blocks) > MAX_BLOCKS:
+        return "invalid_blocks"
+    total = 0
+    for where, obj in _text_objects(blocks):
+        value = obj.get("text")
+        if not isinstance(value, str) or not value.strip():
+            return "invalid_blocks"  # "must be more than 0 characters"
+        if where == "section" and len(value) > SECTION_TEXT_LIMIT:
+            return "invalid_blocks"
+        if where == "button" and len(value) > BUTTON_TEXT_LIMIT:
+            return "invalid_blocks"
+        total += len(value)
+    if total >= BLOCK_TEXT_TOTAL_LIMIT:
+        return "msg_blocks_too_long"
+    return None
 
 
 class FakeSlack:
@@ -39,6 +113,12 @@ class FakeSlack:
         self.calls: list[Call] = []
         self.users: dict[str, dict[str, Any]] = {}  # users.info answers by user id
         self.fail: dict[str, str] = {}  # method -> Slack error code to answer with (ok: false)
+        self.rate_limit_per_channel = False  # one message per second per channel, 429 beyond
+        self.ratelimit_next: dict[str, int] = {}  # method -> how many next calls get a 429
+        self.drop_next: dict[str, int] = {}  # method -> how many next calls lose their connection
+        self.retry_after_s = 1  # Retry-After of an injected 429 (ratelimit_next)
+        self.refuse_blocks: str | None = None  # error code for any message with blocks
+        self._last_post: dict[str, float] = {}  # channel -> when its last message was accepted
         self.envelope_acks: list[dict[str, Any]] = []
         self.ws_clients: list[web.WebSocketResponse] = []
         self._ts = itertools.count(1)
@@ -92,7 +172,12 @@ class FakeSlack:
     @property
     def posts(self) -> list[Call]:
         """Messages delivered to people: chat.postMessage, chat.postEphemeral and response_url posts."""
-        return self.calls_to("chat.postMessage", "chat.postEphemeral", "response_url")
+        return [c for c in self.calls_to(*_POSTING, "response_url") if c.error is None]
+
+    @property
+    def refused(self) -> list[Call]:
+        """Calls the fake said no to (errors, 429s, dropped connections)."""
+        return [c for c in self.calls if c.error is not None]
 
     async def wait_for(self, predicate: Callable[[FakeSlack], bool], timeout: float = 20.0) -> None:
         async def _wait() -> None:
@@ -118,12 +203,51 @@ class FakeSlack:
                 args.update(dict(parse_qsl(raw)))
         auth = request.headers.get("Authorization", "")
         token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else args.get("token")
-        await self._record(Call(method=method, args=args, token=token, path=request.path))
+        call = Call(method=method, args=args, token=token, path=request.path)
+        if self.drop_next.get(method, 0) > 0:
+            self.drop_next[method] -= 1
+            call.error = "connection_dropped"
+            await self._record(call)
+            assert request.transport is not None
+            request.transport.abort()  # no answer at all: the client sees a disconnection
+            raise ConnectionResetError("dropped by the fake")
+        limited = self._rate_limited(method, args)
+        if limited is not None:
+            call.error = "ratelimited"
+            await self._record(call)
+            return web.json_response(
+                {"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": str(limited)}
+            )
         if method in self.fail:
-            return web.json_response({"ok": False, "error": self.fail[method]})
-        if not token:
-            return web.json_response({"ok": False, "error": "not_authed"})
+            call.error = self.fail[method]
+        elif not token:
+            call.error = "not_authed"
+        elif method in _POSTING:
+            call.error = self._check_message(args)
+        await self._record(call)
+        if call.error is not None:
+            return web.json_response({"ok": False, "error": call.error})
+        if method in _POSTING:
+            self._last_post[str(args.get("channel"))] = time.monotonic()
         return web.json_response(self._answer(method, args))
+
+    def _check_message(self, args: dict[str, Any]) -> str | None:
+        if self.refuse_blocks and args.get("blocks"):
+            return self.refuse_blocks
+        return check_message(args)
+
+    def _rate_limited(self, method: str, args: dict[str, Any]) -> int | None:
+        """Retry-After (whole seconds) when this call is over the limit, else None."""
+        if self.ratelimit_next.get(method, 0) > 0:
+            self.ratelimit_next[method] -= 1
+            return self.retry_after_s
+        if self.rate_limit_per_channel and method in _POSTING:
+            last = self._last_post.get(str(args.get("channel")))
+            if last is not None:
+                wait = 1.0 - (time.monotonic() - last)
+                if wait > 0:
+                    return max(1, math.ceil(wait))
+        return None
 
     def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
         if method == "auth.test":
@@ -157,7 +281,10 @@ class FakeSlack:
 
     async def _response_url(self, request: web.Request) -> web.Response:
         args = json.loads(await request.text() or "{}")
-        await self._record(Call(method="response_url", args=args, path=request.path))
+        call = Call(method="response_url", args=args, path=request.path, error=self._check_message(args))
+        await self._record(call)
+        if call.error is not None:
+            return web.Response(status=400, text=call.error)
         return web.Response(text="ok")
 
     # ---- Socket Mode -------------------------------------------------------------------------

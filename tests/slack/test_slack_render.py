@@ -7,8 +7,10 @@ import json
 import re
 
 from bot.adapters.slack.render import (
+    BLOCK_TEXT_BUDGET,
     MAX_BLOCKS,
     SECTION_TEXT_LIMIT,
+    block_text_length,
     escape_mrkdwn,
     render_quote_sections,
     render_slack_blocks,
@@ -77,6 +79,8 @@ def all_texts(blocks: list[dict]) -> list[str]:
 def assert_within_limits(blocks: list[dict], text: str) -> None:
     assert text, "fallback text is always set"
     assert len(blocks) <= MAX_BLOCKS
+    assert block_text_length(blocks) <= BLOCK_TEXT_BUDGET
+    assert all(t.strip() for t in all_texts(blocks)), "Slack refuses an empty text object"
     for b in blocks:
         if b["type"] == "section":
             assert len(b["text"]["text"]) <= SECTION_TEXT_LIMIT
@@ -160,10 +164,8 @@ def test_a_sentence_over_several_lines_is_bold_line_by_line():
 def test_long_quote_is_split_into_sections_within_the_limit_without_losing_text():
     paragraph = "Models learn from data & improve <slowly> over time. " * 40  # ~2100 chars, escapes grow it
     text = "\n".join([paragraph.strip()] * 6)
-    reply = answer_reply(quote(text, highlight=(0, 52)))
-    blocks, fallback = render_slack_blocks(reply)
-    assert_within_limits(blocks, fallback)
-    sections = [b["text"]["text"] for b in blocks if b["type"] == "section"][1:]
+    sections = render_quote_sections(quote(text, highlight=(0, 52)))
+    assert all(len(s) <= SECTION_TEXT_LIMIT for s in sections)
     assert len(sections) >= 4
     assert unquote(sections) == text  # split at line boundaries: exactly verbatim
 
@@ -228,3 +230,64 @@ def test_fallback_text_of_an_answer_is_the_lead_and_the_quotes_without_bold():
     assert fallback.startswith("Here is what the article says:\n> A &amp; B &lt;x&gt;. The best one.")
     assert "*" not in fallback
     assert "— ML vs GenAI › What is ML? › Uses" in fallback
+
+
+def sentences(n: int, tag: str = "") -> str:
+    return " ".join(f"Sentence {tag}{i} says something & more about <models>." for i in range(n))
+
+
+def test_long_passages_are_trimmed_and_the_blocks_stay_under_slacks_total():
+    """Before: one answer from a file with long paragraphs sent 29,189 characters (msg_blocks_too_long)."""
+    quotes = []
+    for n in range(3):
+        text = sentences(400, tag=f"q{n}-")  # ~20,000 characters each
+        best = text.index(f"Sentence q{n}-200 ")
+        quotes.append(quote(text, highlight=(best, text.index(".", best) + 1), n=n))
+    blocks, fallback = render_slack_blocks(answer_reply(*quotes))
+    assert_within_limits(blocks, fallback)
+    joined = "\n".join(all_texts(blocks))
+    assert "*Sentence q0-200 says something &amp; more about &lt;models&gt;.*" in joined  # best sentence kept
+    assert "Shortened; the full passage is in ML vs GenAI › What is ML? › Uses." in joined
+    assert blocks[-1]["type"] == "actions", "the feedback buttons survive the cap"
+    assert len(fallback) <= 3000
+
+
+def test_a_long_closest_sections_list_is_split_over_sections():
+    names = tuple(f"Chapter {i} › " + "Long heading words " * 30 for i in range(10))  # ~5,800 characters in all
+    answer = Answer("q", "q", AnswerKind.ABSTAIN, None, closest_sections=names, message="Not covered.")
+    blocks, text = render_slack_blocks(Reply(ReplyKind.ABSTAIN, "Not covered.", answer=answer))
+    assert_within_limits(blocks, text)
+    joined = "\n".join(all_texts(blocks))
+    assert all(f"• Chapter {i} ›" in joined for i in range(10))
+
+
+def test_whitespace_only_texts_never_become_empty_text_objects():
+    cases = [
+        Reply(ReplyKind.HELP, "   \n\t "),
+        Reply(ReplyKind.ADMIN, "\n\n", hints=(" ", "\n")),
+        Reply(
+            ReplyKind.ABSTAIN,
+            " ",
+            answer=Answer("q", "q", AnswerKind.ABSTAIN, None, closest_sections=(" ", ""), message="  "),
+        ),
+        answer_reply(quote("\n\n   \n"), message="   "),
+    ]
+    for reply in cases:
+        blocks, text = render_slack_blocks(reply)
+        assert text.strip()
+        assert_within_limits(blocks, text)
+
+
+def test_a_notice_says_its_sentence_once():
+    sentence = "You're asking faster than I can keep up. Please try again in 42 seconds."
+    blocks, text = render_slack_blocks(Reply(ReplyKind.RATE_LIMITED, sentence, private=True))
+    payload = json.dumps({"blocks": blocks, "text": text})
+    assert payload.count("Please try again in 42 seconds.") == 1
+    assert text == sentence and blocks == []
+
+
+def test_a_malformed_source_url_is_not_linked():
+    for url in ("https://ex.am/a b", "https://ex.am/" + "a" * 3000, "javascript:alert(1)", "https://"):
+        blocks, _ = render_slack_blocks(answer_reply(quote("Some text.", url=url)))
+        assert "|Source>" not in json.dumps(blocks), url
+        assert "`ml-vs-genai.md`" in json.dumps(blocks)

@@ -7,19 +7,28 @@ slash commands and the persistent feedback buttons, sync the commands).
 What this module owns, and nothing more:
 - turning a mention, DM, thread follow-up, slash command or button click into an IncomingMessage;
 - Discord's rules: answer interactions within 3 s (defer first), never ping (AllowedMentions.none()),
-  ignore bots (itself included), open a thread per question where the channel allows it,
-  Manage Server / configured ids for admin commands;
-- delivering the rendered messages (render.py owns the size limits).
+  ignore bots (itself included), open a thread per question where the channel allows it (and reply
+  in place when opening one fails, for whatever reason), Manage Server / configured ids for admin
+  commands;
+- delivering the rendered messages (render.py owns the size limits): a message Discord refuses
+  with its embeds is sent again as plain text; an answer that still cannot be delivered is logged
+  as an error and counted (`undelivered`), never dropped silently.
+
+Intents: the privileged Message Content intent is off unless DISCORD_MESSAGE_CONTENT_INTENT=true.
+Discord delivers the text of messages that mention the bot and of DMs without it; it is needed
+only for follow-ups in the bot's threads that do not mention it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import discord
 from discord import app_commands
 
@@ -28,9 +37,11 @@ from bot.adapters.discord.render import (
     FEEDBACK_UP,
     MessagePayload,
     feedback_custom_id,
+    plain_payloads,
     render_discord,
 )
 from bot.conversation.models import Button, FeedbackVote, IncomingMessage, Reply, ReplyKind
+from bot.conversation.service import TEXT_HINT_FOLLOW_UP
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -52,17 +63,24 @@ _THREAD_NAME_LIMIT = 100
 _OWN_THREADS_KEPT = 10_000
 
 
-def default_intents() -> discord.Intents:
-    """The minimal intents: guild + channel/DM messages, and message content to read a mention's question.
+TEXT_HINT_MENTION_FOLLOW_UP = "Mention me in this thread to ask a follow-up."
+# what can fail on the way to Discord besides an HTTP error answer
+_SEND_ERRORS = (discord.HTTPException, aiohttp.ClientError, asyncio.TimeoutError)
 
-    message_content is privileged: it must also be switched on in the Developer Portal (docs/discord.md).
-    Slash commands and buttons work without it.
+
+def default_intents(*, message_content: bool = False) -> discord.Intents:
+    """The minimal intents: guilds, channel and DM messages.
+
+    Discord includes the text of messages that mention the bot, and of DMs, without the privileged
+    Message Content intent; `message_content=True` (which must also be switched on in the Developer
+    Portal, docs/discord.md) adds the text of follow-ups in the bot's threads that do not mention it.
+    Slash commands and buttons never need it.
     """
     intents = discord.Intents.none()
     intents.guilds = True
     intents.guild_messages = True
     intents.dm_messages = True
-    intents.message_content = True
+    intents.message_content = message_content
     return intents
 
 
@@ -141,7 +159,9 @@ class QabotDiscordBot(discord.Client):
         **options: Any,
     ) -> None:
         options.setdefault("allowed_mentions", discord.AllowedMentions.none())
-        super().__init__(intents=intents or default_intents(), **options)
+        if intents is None:
+            intents = default_intents(message_content=bool(getattr(settings, "discord_message_content_intent", False)))
+        super().__init__(intents=intents, **options)
         self.service = service
         self.settings = settings
         self.sync_commands = sync_commands
@@ -151,10 +171,18 @@ class QabotDiscordBot(discord.Client):
         # thread id -> parent channel id of recent threads this process opened, for when a message
         # arrives in a thread discord.py has not cached; otherwise thread.owner_id (the bot) tells
         self._own_threads: OrderedDict[int, int] = OrderedDict()
+        # answers that could not be delivered even as plain text (each is also logged as an error)
+        self.undelivered = 0
 
     # ---- start-up ---------------------------------------------------------------------------
 
     async def setup_hook(self) -> None:
+        if not self.intents.message_content:
+            log.info(
+                "Message Content intent is off: mentions, DMs and /ask are answered; follow-ups in my threads "
+                "need a mention. To answer them without one, enable the intent in the Developer Portal and "
+                "set DISCORD_MESSAGE_CONTENT_INTENT=true."
+            )
         self.add_dynamic_items(FeedbackButton)
         self._register_commands()
         if self.sync_commands:
@@ -263,6 +291,8 @@ class QabotDiscordBot(discord.Client):
             parent_id = getattr(channel, "parent_id", None) or self._own_threads.get(channel.id) or channel.id
             if not mentioned and not self._is_own_thread(channel):
                 return None
+            if not mentioned and not self.intents.message_content:
+                return None  # Discord sent it without its text: nothing to answer
             return IncomingMessage(
                 channel_id=str(parent_id), thread_id=str(channel.id), text=text, addressed=mentioned, **common
             )
@@ -275,31 +305,41 @@ class QabotDiscordBot(discord.Client):
         if incoming is None:
             return
         reply = await asyncio.to_thread(self.service.handle, incoming)
+        if not self.intents.message_content and TEXT_HINT_FOLLOW_UP in reply.hints:
+            # without the intent a follow-up without a mention arrives empty: say to mention
+            hints = tuple(TEXT_HINT_MENTION_FOLLOW_UP if h == TEXT_HINT_FOLLOW_UP else h for h in reply.hints)
+            reply = dataclasses.replace(reply, hints=hints)
         payloads = render_discord(reply)
         if not payloads:
             return
         if incoming.is_dm:
-            await self._send_all(message.channel, payloads)
+            delivered = await self._send_all(message.channel, payloads)
         elif incoming.thread_id is not None:
-            await self._send_all(message.channel, payloads, reference=message)
+            delivered = await self._send_all(message.channel, payloads, reference=message)
         elif reply.kind in _THREAD_KINDS and not reply.private:
             thread = await self._open_thread(message, incoming.text)
-            if thread is not None:
-                await self._send_all(thread, payloads)
-            else:
-                await self._send_all(message.channel, payloads, reference=message)
+            delivered = thread is not None and await self._send_all(thread, payloads)
+            if not delivered:
+                # no thread, or nothing could be posted in it: answer in place
+                delivered = await self._send_all(message.channel, payloads, reference=message)
         else:
-            await self._send_all(message.channel, payloads, reference=message)
+            delivered = await self._send_all(message.channel, payloads, reference=message)
+        if not delivered:
+            self.undelivered += 1
+            where = self.service.pseudonyms.channel(PLATFORM, str(message.channel.id))
+            log.error("an answer in channel %s was NOT delivered (see the warnings above)", where)
 
     async def _open_thread(self, message: discord.Message, question: str) -> discord.Thread | None:
-        """A new thread on the asking message, or None where the channel does not allow one."""
-        name = question or "qabot"
+        """A new thread on the asking message, or None when one cannot be opened, for any reason
+        (no permission, a thread already there, an HTTP error, a lost connection, ...)."""
+        name = " ".join(question.split()) or "qabot"
         if len(name) > _THREAD_NAME_LIMIT:
             name = name[: _THREAD_NAME_LIMIT - 1].rstrip() + "…"
         try:
             thread = await message.create_thread(name=name)
-        except (discord.Forbidden, discord.HTTPException, ValueError) as exc:
-            log.info("cannot open a thread in channel %s (%s); replying in place", message.channel.id, exc)
+        except Exception as exc:  # whatever the reason, the answer goes out as a reply instead
+            where = self.service.pseudonyms.channel(PLATFORM, str(message.channel.id))
+            log.info("cannot open a thread in channel %s (%s); replying in place", where, type(exc).__name__)
             return None
         self._own_threads[thread.id] = message.channel.id
         while len(self._own_threads) > _OWN_THREADS_KEPT:
@@ -316,20 +356,48 @@ class QabotDiscordBot(discord.Client):
         payloads: list[MessagePayload],
         *,
         reference: discord.Message | None = None,
-    ) -> None:
+    ) -> bool:
+        """Send every payload in order; True when all of them arrived (a refused embed as plain text)."""
         for n, payload in enumerate(payloads):
-            kwargs: dict[str, Any] = {
-                "content": payload.content,
-                "embeds": list(payload.embeds),
-                "allowed_mentions": discord.AllowedMentions.none(),
-            }
-            view = feedback_view(payload.buttons) if payload.buttons else None
-            if view is not None:
-                kwargs["view"] = view
-            if n == 0 and reference is not None:
-                await reference.reply(mention_author=False, **kwargs)
-            else:
-                await target.send(**kwargs)
+            ref = reference if n == 0 else None
+
+            async def send(p: MessagePayload, ref: discord.Message | None = ref) -> None:
+                kwargs: dict[str, Any] = {
+                    "content": p.content,
+                    "embeds": list(p.embeds),
+                    "allowed_mentions": discord.AllowedMentions.none(),
+                }
+                view = feedback_view(p.buttons) if p.buttons else None
+                if view is not None:
+                    kwargs["view"] = view
+                if ref is not None:
+                    await ref.reply(mention_author=False, **kwargs)
+                else:
+                    await target.send(**kwargs)
+
+            if not await self._deliver(payload, send):
+                return False
+        return True
+
+    async def _deliver(self, payload: MessagePayload, send: Any) -> bool:
+        """send(payload); if Discord refuses it and it has embeds, send it again as plain text."""
+        try:
+            await send(payload)
+            return True
+        except _SEND_ERRORS as exc:
+            if not payload.embeds:
+                log.warning("sending a message failed: %s", _describe(exc))
+                return False
+            log.warning("Discord refused a message with embeds (%s); sending it as plain text", _describe(exc))
+        try:
+            first, *rest = plain_payloads(payload)
+            await send(first)  # in reply to the question, like the message it replaces
+            for plain in rest:
+                await send(plain, None)
+            return True
+        except _SEND_ERRORS as exc:
+            log.warning("sending the plain text failed too: %s", _describe(exc))
+            return False
 
     # ---- interactions -----------------------------------------------------------------------
 
@@ -357,7 +425,7 @@ class QabotDiscordBot(discord.Client):
     async def on_ask(self, interaction: discord.Interaction, question: str, private: bool) -> None:
         # within 3 s or the interaction token dies: acknowledge first, answer after retrieval
         await interaction.response.defer(thinking=True, ephemeral=private)
-        incoming = self._interaction_message(interaction, question, private=private)
+        incoming = self._interaction_message(interaction, question, private=private, is_command=True)
         reply = await asyncio.to_thread(self.service.handle, incoming)
         await self._send_followups(interaction, reply, deferred_ephemeral=private)
 
@@ -389,16 +457,30 @@ class QabotDiscordBot(discord.Client):
             # nothing to say, or a private reply after a public "thinking…": remove the placeholder
             # so the first follow-up is a new ephemeral message instead of editing a public one
             await interaction.delete_original_response()
-        for payload in payloads:
-            view = feedback_view(payload.buttons) if payload.buttons else None
+
+        async def send(p: MessagePayload, _ref: Any = None) -> None:
+            view = feedback_view(p.buttons) if p.buttons else None
             await interaction.followup.send(
-                content=payload.content,
-                embeds=list(payload.embeds),
+                content=p.content,
+                embeds=list(p.embeds),
                 view=view if view is not None else discord.utils.MISSING,
                 ephemeral=private,
                 allowed_mentions=discord.AllowedMentions.none(),
                 wait=True,
             )
+
+        for payload in payloads:
+            if not await self._deliver(payload, send):
+                self.undelivered += 1
+                log.error("a reply to /%s was NOT delivered", getattr(interaction.command, "qualified_name", "?"))
+                return
+
+
+def _describe(exc: BaseException) -> str:
+    """An error in one line without the request: status and Discord's code, or the exception's type."""
+    if isinstance(exc, discord.HTTPException):
+        return f"HTTP {exc.status}, code {exc.code}"
+    return type(exc).__name__
 
 
 async def _run(bot: QabotDiscordBot, token: str) -> None:

@@ -1,10 +1,14 @@
 """Render a platform-neutral Reply as Discord messages that the API always accepts.
 
 Discord rejects (it does not truncate) a message whose content is over 2000 characters, an embed
-whose description is over 4096 characters or whose field value is over 1024, and a message whose
-embeds add up to more than 6000 characters or number more than 10. This module owns those limits:
-long quotes are split across embeds and embeds across messages, so no words are lost and no
-request is refused. Feedback buttons ride on the last message.
+whose description is over 4096 characters or whose field value is over 1024, a message whose
+embeds add up to more than 6000 characters or number more than 10, and an embed URL with a space,
+a non-http(s) scheme or more than 2048 characters (error 50035). This module owns those limits:
+a passage longer than QUOTE_LIMIT is trimmed around its best sentence (bot.core.trim, with a pointer
+to its section in the footer), each embed's description is sized so that the embed stays within
+6000 characters with its title, section and footer, embeds are packed into messages, and only
+URLs that pass bot.core.urls.safe_web_url become links. `plain_payloads` turns a message into
+plain text for when Discord refuses an embed anyway. Feedback buttons ride on the last message.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ from dataclasses import dataclass
 import discord
 
 from bot.conversation.models import Button, Reply, ReplyKind
+from bot.core.trim import trim_quote
 from bot.core.types import Answer, Confidence, Quote
+from bot.core.urls import safe_web_url
 
 # Discord's documented limits (https://discord.com/developers/docs/resources/message#embed-object-embed-limits)
 CONTENT_LIMIT = 2000
@@ -26,6 +32,9 @@ EMBED_FIELD_VALUE_LIMIT = 1024
 EMBED_FOOTER_LIMIT = 2048
 EMBED_TOTAL_LIMIT = 6000
 EMBEDS_PER_MESSAGE = 10
+# One passage is at most this long before it is trimmed (bot.core.trim): three such quotes, escaped,
+# with their titles and footers still fit one message's 6000 characters of embeds.
+QUOTE_LIMIT = 1500
 
 FEEDBACK_UP = "qabot_feedback_up"
 FEEDBACK_DOWN = "qabot_feedback_down"
@@ -108,36 +117,38 @@ def _trim(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def _quoted_chunks(text: str) -> list[str]:
-    """The verbatim quote as "> " lines, split into pieces that each fit an embed description."""
+def _quoted_chunks(text: str, limit: int = EMBED_DESCRIPTION_LIMIT) -> list[str]:
+    """The verbatim quote as "> " lines, split into pieces that each fit `limit` characters."""
     quoted = as_block_quote(escape_quote_text(text))
     # Split before quoting would keep markers intact too; splitting the quoted form at line breaks
     # is equivalent and a piece cut inside a long line gets its "> " marker back.
-    pieces = split_text(quoted, EMBED_DESCRIPTION_LIMIT - 2)
+    pieces = split_text(quoted, limit - 2)
     return [p if p.startswith(">") else f"> {p}" for p in pieces]
 
 
 def _quote_embeds(quote: Quote, colour: discord.Colour | None, footer: str) -> list[discord.Embed]:
-    pieces = _quoted_chunks(quote.text)
+    trimmed = trim_quote(quote, QUOTE_LIMIT)
+    quote = trimmed.quote
+    footer_text = footer.format(path=quote.doc_path)
+    if trimmed.pointer:
+        footer_text = f"{trimmed.pointer} · {footer_text}"
+    footer_text = _trim(footer_text, EMBED_FOOTER_LIMIT)
+    section = _trim(discord.utils.escape_markdown(quote.section), EMBED_FIELD_VALUE_LIMIT) if quote.section else ""
+    base_title = quote.document.strip() or quote.doc_path or "Source"
+    longest_title = _trim(f"{_trim(base_title, EMBED_TITLE_LIMIT - 12)} (99/99)", EMBED_TITLE_LIMIT)
+    # what the rest of each embed takes from Discord's 6000-character total
+    meta = len(longest_title) + len(footer_text) + (len("Section") + len(section) if section else 0)
+    pieces = _quoted_chunks(quote.text, min(EMBED_DESCRIPTION_LIMIT, EMBED_TOTAL_LIMIT - meta))
+    url = safe_web_url(quote.source_url)
     embeds = []
-    url = quote.source_url if quote.source_url and quote.source_url.startswith(("http://", "https://")) else None
     for n, piece in enumerate(pieces, start=1):
-        title = quote.document or quote.doc_path or "Source"
+        title = base_title
         if len(pieces) > 1:
             title = f"{_trim(title, EMBED_TITLE_LIMIT - 12)} ({n}/{len(pieces)})"
-        embed = discord.Embed(
-            title=_trim(title, EMBED_TITLE_LIMIT),
-            description=piece,
-            url=url,
-            colour=colour,
-        )
-        if quote.section:
-            embed.add_field(
-                name="Section",
-                value=_trim(discord.utils.escape_markdown(quote.section), EMBED_FIELD_VALUE_LIMIT),
-                inline=False,
-            )
-        embed.set_footer(text=_trim(footer.format(path=quote.doc_path), EMBED_FOOTER_LIMIT))
+        embed = discord.Embed(title=_trim(title, EMBED_TITLE_LIMIT), description=piece, url=url, colour=colour)
+        if section:
+            embed.add_field(name="Section", value=section, inline=False)
+        embed.set_footer(text=footer_text)
         embeds.append(embed)
     return embeds
 
@@ -211,6 +222,26 @@ def render_discord(reply: Reply) -> list[MessagePayload]:
     return payloads
 
 
+def _embed_as_text(embed: discord.Embed) -> str:
+    lines = [f"**{embed.title}**"] if embed.title else []
+    if embed.description:
+        lines.append(embed.description)
+    lines.extend(f"{f.name}: {f.value}" for f in embed.fields if f.value)
+    if embed.footer.text:
+        lines.append(f"-# {' '.join(embed.footer.text.split())}")
+    return "\n".join(lines)
+
+
+def plain_payloads(payload: MessagePayload) -> list[MessagePayload]:
+    """The same message as plain content (no embeds, no links), split into 2000-character messages;
+    sent when Discord refuses an embed. Buttons stay on the last one."""
+    parts = [payload.content or ""] + [_embed_as_text(e) for e in payload.embeds]
+    chunks = split_text("\n\n".join(p for p in parts if p.strip()), CONTENT_LIMIT) or ["…"]
+    out = [MessagePayload(content=c) for c in chunks]
+    out[-1] = MessagePayload(content=out[-1].content, buttons=payload.buttons)
+    return out
+
+
 def payload_within_limits(payload: MessagePayload) -> bool:
     """True when Discord would accept this payload's sizes (used by tests and as a guard)."""
     if payload.content is not None and len(payload.content) > CONTENT_LIMIT:
@@ -218,6 +249,10 @@ def payload_within_limits(payload: MessagePayload) -> bool:
     if len(payload.embeds) > EMBEDS_PER_MESSAGE or sum(len(e) for e in payload.embeds) > EMBED_TOTAL_LIMIT:
         return False
     for e in payload.embeds:
+        if len(e) > EMBED_TOTAL_LIMIT:
+            return False
+        if e.url is not None and safe_web_url(e.url) is None:
+            return False
         if len(e.title or "") > EMBED_TITLE_LIMIT or len(e.description or "") > EMBED_DESCRIPTION_LIMIT:
             return False
         if len(e.footer.text or "") > EMBED_FOOTER_LIMIT:

@@ -18,11 +18,23 @@ retry_attempt in Socket Mode). Bolt passes retries to the listeners like any eve
 
 The service is synchronous (it embeds on the CPU); it runs on a worker thread via asyncio.to_thread so
 the event loop keeps acknowledging requests within Slack's 3 s deadline.
+
+Delivery: Slack allows about one message per second per channel and answers more with HTTP 429 and
+`Retry-After`. Messages to one channel go out one at a time, in order (ChannelQueue), and the Web API
+client carries slack_sdk's retry handlers (rate limits, connection errors, 500/503), so a 429 delays
+an answer instead of losing it. Blocks Slack refuses (any `invalid_blocks`-family error) are sent
+again as plain text. An answer that still cannot be delivered is logged as an error and counted
+(`SlackFrontEnd.undelivered`), never dropped silently.
+
+HTTP mode (SlackHttpServer): every request's signature is checked on the raw body before anything
+parses it; unsigned, stale or replayed requests and signed but malformed bodies get 401/400 at once,
+and slow clients are cut off (header and body read timeouts). Request bodies are never logged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -30,16 +42,25 @@ import os
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-from slack_bolt.app.async_server import AsyncSlackAppServer
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
@@ -64,6 +85,59 @@ SHARE_LABEL = "Share in channel"
 _QUESTION_SUBTYPES = {None, "thread_broadcast", "file_share"}
 _ADMIN_CACHE_S = 300.0
 _SHARE_CACHE_SIZE = 1000
+# HTTP mode binds the loopback interface unless told otherwise: the plain-HTTP port is meant to sit
+# behind a TLS reverse proxy on the same host; `--host 0.0.0.0` exposes it (e.g. inside a container).
+DEFAULT_HTTP_HOST = "127.0.0.1"
+HEADER_TIMEOUT_S = 10.0  # a connection must deliver a request's headers within this (slowloris)
+BODY_TIMEOUT_S = 10.0  # ... and then its body within this
+MAX_BODY_BYTES = 1 << 20  # Slack's payloads are a few KB
+_SIGNATURE_WINDOW_S = 300  # Slack: refuse requests whose timestamp is more than 5 minutes off
+# 429s: wait as long as Slack says (Retry-After), up to this many times per message; a channel's
+# messages are queued (ChannelQueue), so one retry is usually enough
+RATE_LIMIT_RETRIES = 5
+
+
+def slack_retry_handlers() -> list[AsyncRetryHandler]:
+    """slack_sdk's own retry handlers: rate limits (Retry-After), connection errors, 500/503."""
+    return [
+        AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
+        AsyncConnectionErrorRetryHandler(max_retry_count=2),
+        AsyncServerErrorRetryHandler(max_retry_count=2),
+    ]
+
+
+def blocks_refused(error: str | None) -> bool:
+    """True for the errors that mean "these blocks", where the same message as plain text can pass:
+    invalid_blocks, invalid_blocks_format, msg_blocks_too_long, too_many_blocks, msg_too_long, ..."""
+    return bool(error) and ("block" in error or error in ("msg_too_long", "invalid_arguments"))
+
+
+class ChannelQueue:
+    """One message at a time per channel, first come first served (asyncio.Lock is fair).
+
+    Slack's limit is per channel: queued behind a message that is waiting out a 429, the next one
+    does not hit the limit again, and answers in one channel arrive in the order they were ready.
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def turn(self, channel: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(channel, (asyncio.Lock(), 0))
+        self._locks[channel] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[channel]
+            if users <= 1:
+                del self._locks[channel]  # no one waiting: forget the channel
+            else:
+                self._locks[channel] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)
 
 
 @dataclass(frozen=True)
@@ -82,6 +156,9 @@ class SlackFrontEnd:
         self._admin_cache: dict[str, tuple[float, bool]] = {}
         self._shares: OrderedDict[str, _Shareable] = OrderedDict()
         self._answer_slots = asyncio.Semaphore(_default_answer_threads())
+        self.queue = ChannelQueue()
+        # messages that could not be delivered even after retries (each is also logged as an error)
+        self.undelivered = 0
         # listener runs finished, for tests and benchmarks that wait for the app to settle
         self.completed = 0
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
@@ -149,6 +226,18 @@ class SlackFrontEnd:
 
     # ---- posting -----------------------------------------------------------------------------
 
+    async def send(self, client: AsyncWebClient, *, channel: str, ephemeral_user: str | None, **kwargs: Any) -> None:
+        """chat.postMessage / chat.postEphemeral in the channel's turn; raises SlackApiError."""
+        # parse="none" + no link_names: Slack does not turn "@everyone" or names into mentions
+        kwargs.update(parse="none", link_names=False)
+        if kwargs.get("blocks") == []:
+            kwargs.pop("blocks")  # a plain-text message
+        async with self.queue.turn(channel):
+            if ephemeral_user is not None:
+                await client.chat_postEphemeral(channel=channel, user=ephemeral_user, **kwargs)
+            else:
+                await client.chat_postMessage(channel=channel, unfurl_links=False, unfurl_media=False, **kwargs)
+
     async def post(
         self,
         client: AsyncWebClient,
@@ -158,29 +247,47 @@ class SlackFrontEnd:
         text: str,
         thread_ts: str | None = None,
         ephemeral_user: str | None = None,
-    ) -> None:
-        """chat.postMessage (or chat.postEphemeral); falls back to plain text if blocks are refused."""
-        kwargs: dict[str, Any] = {"channel": channel, "text": text, "thread_ts": thread_ts}
-        # parse="none" + no link_names: Slack does not turn "@everyone" or names into mentions
-        kwargs.update(parse="none", link_names=False)
+    ) -> bool:
+        """Deliver a message; blocks Slack refuses are sent again as plain text. False when it could
+        not be delivered (after the client's retries); that is logged as an error, never silent."""
+        common = {"channel": channel, "text": text, "thread_ts": thread_ts, "ephemeral_user": ephemeral_user}
         try:
-            if ephemeral_user is not None:
-                await client.chat_postEphemeral(user=ephemeral_user, blocks=blocks, **kwargs)
-            else:
-                await client.chat_postMessage(blocks=blocks, unfurl_links=False, unfurl_media=False, **kwargs)
-        except SlackApiError as err:
-            error = err.response.get("error")
-            if error not in ("invalid_blocks", "invalid_blocks_format", "msg_too_long"):
-                log.warning("posting to %s failed: %s", channel, error)
-                return
-            log.error("Slack refused the blocks (%s); sending the plain text instead", error)
             try:
-                if ephemeral_user is not None:
-                    await client.chat_postEphemeral(user=ephemeral_user, **kwargs)
-                else:
-                    await client.chat_postMessage(**kwargs)
-            except SlackApiError as err2:
-                log.warning("posting the plain text to %s failed: %s", channel, err2.response.get("error"))
+                await self.send(client, blocks=blocks, **common)
+                return True
+            except SlackApiError as err:
+                error = err.response.get("error")
+                if not blocks or not blocks_refused(error):
+                    raise
+                log.error("Slack refused the blocks (%s); sending the plain text instead", error)
+            await self.send(client, **common)
+            return True
+        except SlackApiError as err:
+            reason = str(err.response.get("error"))
+        except (TimeoutError, aiohttp.ClientError) as err:
+            reason = type(err).__name__
+        self.undelivered += 1
+        where = self.service.pseudonyms.channel(PLATFORM, channel)
+        log.error("a message to channel %s was NOT delivered: %s", where, reason)
+        return False
+
+    async def reply(self, respond: Any, *, blocks: list[dict[str, Any]], text: str, **kwargs: Any) -> bool:
+        """Answer through the command's or button's response_url; plain text when the blocks are refused."""
+        try:
+            resp = await respond(blocks=blocks or None, text=text, **kwargs)
+            status, body = getattr(resp, "status_code", 200), str(getattr(resp, "body", ""))
+            if status >= 400 and blocks and blocks_refused(body):
+                log.error("Slack refused the blocks (%s); sending the plain text instead", body[:40])
+                resp = await respond(text=text, **kwargs)
+                status, body = getattr(resp, "status_code", 200), str(getattr(resp, "body", ""))
+            if status < 400:
+                return True
+            reason = f"HTTP {status} {body[:40]}"
+        except (TimeoutError, aiohttp.ClientError) as err:
+            reason = type(err).__name__
+        self.undelivered += 1
+        log.error("a reply through response_url was NOT delivered: %s", reason)
+        return False
 
     # ---- events ------------------------------------------------------------------------------
 
@@ -263,6 +370,7 @@ class SlackFrontEnd:
             is_admin=command.get("user_id") in self.settings.slack_admin_user_ids,
             addressed=True,
             private=True,
+            is_command=True,
         )
         reply = await self._handle(msg)
         if not reply.should_send:
@@ -270,7 +378,7 @@ class SlackFrontEnd:
         if reply.kind is ReplyKind.ANSWER:
             reply = self._with_share_button(reply)
         blocks, text = render_slack_blocks(reply)
-        await respond(blocks=blocks, text=text, response_type="ephemeral", replace_original=False)
+        await self.reply(respond, blocks=blocks, text=text, response_type="ephemeral", replace_original=False)
 
     def _with_share_button(self, reply: Reply) -> Reply:
         key = reply.answer_id or uuid.uuid4().hex
@@ -288,31 +396,31 @@ class SlackFrontEnd:
         await ack()
         shareable = self._shares.get(action.get("value", ""))
         if shareable is None:
-            await respond(
+            await self.reply(
+                respond,
                 text="That answer is no longer available to share (the bot restarted). Ask again with /ask.",
+                blocks=[],
                 response_type="ephemeral",
                 replace_original=False,
             )
             return
         channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", "")
         try:
-            await client.chat_postMessage(
-                channel=channel,
-                blocks=shareable.blocks,
-                text=shareable.text,
-                parse="none",
-                link_names=False,
-                unfurl_links=False,
-                unfurl_media=False,
-            )
+            await self.send(client, channel=channel, ephemeral_user=None, blocks=shareable.blocks, text=shareable.text)
         except SlackApiError as err:
             # not a member of the channel: the slash command's response_url can still post visibly
             log.info("chat.postMessage for share failed (%s); using response_url", err.response.get("error"))
-            await respond(
-                blocks=shareable.blocks, text=shareable.text, response_type="in_channel", replace_original=False
+            await self.reply(
+                respond,
+                blocks=shareable.blocks,
+                text=shareable.text,
+                response_type="in_channel",
+                replace_original=False,
             )
         # the private copy loses its share button, so one answer is shared once
-        await respond(blocks=shareable.blocks, text=shareable.text, response_type="ephemeral", replace_original=True)
+        await self.reply(
+            respond, blocks=shareable.blocks, text=shareable.text, response_type="ephemeral", replace_original=True
+        )
 
     # ---- feedback ----------------------------------------------------------------------------
 
@@ -336,18 +444,16 @@ class SlackFrontEnd:
             return
         blocks, text = render_slack_blocks(reply)
         if container.get("is_ephemeral") and body.get("response_url"):
-            await respond(blocks=blocks, text=text, response_type="ephemeral", replace_original=False)
+            await self.reply(respond, blocks=blocks, text=text, response_type="ephemeral", replace_original=False)
             return
         thread_ts = (body.get("message") or {}).get("thread_ts") or container.get("thread_ts")
         try:
-            await client.chat_postEphemeral(
-                channel=channel, user=user, blocks=blocks, text=text, thread_ts=thread_ts, parse="none"
-            )
+            await self.send(client, channel=channel, ephemeral_user=user, blocks=blocks, text=text, thread_ts=thread_ts)
         except SlackApiError as err:
             # e.g. an answer shared into a channel the bot is not in: reply through the button's URL
             log.info("chat.postEphemeral for feedback failed (%s); using response_url", err.response.get("error"))
             if body.get("response_url"):
-                await respond(blocks=blocks, text=text, response_type="ephemeral", replace_original=False)
+                await self.reply(respond, blocks=blocks, text=text, response_type="ephemeral", replace_original=False)
 
     # ---- /qabot ------------------------------------------------------------------------------
 
@@ -356,7 +462,9 @@ class SlackFrontEnd:
         words = (command.get("text") or "").split()
         sub = words[0].lower() if words else ""
         if sub not in ADMIN_COMMANDS:
-            await respond(
+            await self.reply(
+                respond,
+                blocks=[],
                 text="Usage: `/qabot status`, `/qabot reindex`, `/qabot rollback` or `/qabot report` "
                 "(admins only). To ask a question, use `/ask <question>` or mention me.",
                 response_type="ephemeral",
@@ -377,7 +485,9 @@ class SlackFrontEnd:
             private=True,
         )
         if admin and sub == "reindex":
-            await respond(
+            await self.reply(
+                respond,
+                blocks=[],
                 text="Rebuilding the index… I'll post the result here.",
                 response_type="ephemeral",
                 replace_original=False,
@@ -386,7 +496,7 @@ class SlackFrontEnd:
         if not reply.should_send:
             return
         blocks, text = render_slack_blocks(reply)
-        await respond(blocks=blocks, text=text, response_type="ephemeral", replace_original=False)
+        await self.reply(respond, blocks=blocks, text=text, response_type="ephemeral", replace_original=False)
 
 
 class SingleFlightAuth:
@@ -450,10 +560,12 @@ def build_slack_app(
     """The Bolt app with qabot's listeners. `base_url` points the Web API client elsewhere (tests).
 
     The app does not connect anywhere by itself: serve it with `SlackHttpServer` or an
-    `AsyncSocketModeHandler` (see serve_slack).
+    `AsyncSocketModeHandler` (see serve_slack). Bolt's own signature check is off: it parses the body
+    before checking, and logs the body of a refused request; SlackHttpServer checks every request on
+    its raw body first, and Socket Mode needs no signatures.
     """
     if client is None:
-        kwargs: dict[str, Any] = {"token": settings.slack_bot_token}
+        kwargs: dict[str, Any] = {"token": settings.slack_bot_token, "retry_handlers": slack_retry_handlers()}
         if base_url is not None:
             kwargs["base_url"] = base_url.rstrip("/") + "/"
         client = AsyncWebClient(**kwargs)
@@ -469,11 +581,13 @@ def build_slack_app(
         session=client.session,
         headers=client.headers,
         logger=client.logger,
+        retry_handlers=client.retry_handlers,  # Bolt copies them into each request's client
     )
     app = AsyncApp(
         client=app_client,
         authorize=auth.as_bolt_authorize(),
         signing_secret=settings.slack_signing_secret or "",
+        request_verification_enabled=False,
         name="qabot",
         logger=logger,
     )
@@ -495,26 +609,109 @@ def frontend_of(app: AsyncApp) -> SlackFrontEnd:
 
 
 class SlackHttpServer:
-    """HTTP mode: Bolt's aiohttp app on host:port; events, commands and buttons all POST to /slack/events."""
+    """HTTP mode: events, commands and buttons all POST to /slack/events; GET /healthz for checks.
 
-    def __init__(self, app: AsyncApp, *, host: str = "0.0.0.0", port: int = 3000, path: str = EVENTS_PATH):
-        self.bolt = AsyncSlackAppServer(port=port, path=path, app=app, host=host)
-        self.bolt.web_app.add_routes([web.get("/healthz", self._health)])
+    Each request is checked before Bolt sees it, in this order, without parsing the body:
+    headers within HEADER_TIMEOUT_S and the body within BODY_TIMEOUT_S of the connection (else the
+    connection is closed / 408), at most MAX_BODY_BYTES (413), a numeric timestamp within 5 minutes
+    and a valid `X-Slack-Signature` over the raw body (401), a UTF-8 body (400). Then a replay of a
+    command or button click already handled (same signature within the 5 minutes) is acknowledged
+    and dropped (events are de-duplicated by their event_id in the service), and a body that is not a JSON object (broken JSON, an array, a `payload=` that is not JSON) gets
+    400. Only then does Bolt parse and dispatch it. Log lines name the reason, never the body.
+    """
+
+    def __init__(
+        self,
+        app: AsyncApp,
+        *,
+        host: str = DEFAULT_HTTP_HOST,
+        port: int = 3000,
+        path: str = EVENTS_PATH,
+        signing_secret: str | None = None,
+        header_timeout_s: float = HEADER_TIMEOUT_S,
+        body_timeout_s: float = BODY_TIMEOUT_S,
+        max_body_bytes: int = MAX_BODY_BYTES,
+    ):
+        self.app = app
+        secret = signing_secret if signing_secret is not None else frontend_of(app).settings.slack_signing_secret
+        if not secret:
+            raise ValueError("HTTP mode needs the signing secret (SLACK_SIGNING_SECRET)")
+        self.verifier = SignatureVerifier(secret)
+        self.path = path
         self.host = host
         self.requested_port = port
         self.port: int | None = None
+        self.header_timeout_s = header_timeout_s
+        self.body_timeout_s = body_timeout_s
+        self.refused = 0  # requests answered 4xx without reaching Bolt
+        self._seen: OrderedDict[str, float] = OrderedDict()  # signature -> when it was first handled
+        self.web_app = web.Application(client_max_size=max_body_bytes)
+        self.web_app.add_routes([web.post(path, self._events), web.get("/healthz", self._health)])
         self._runner: web.AppRunner | None = None
 
     async def _health(self, _request: web.Request) -> web.Response:
         return web.json_response({"ok": True})
 
+    def _refuse(self, status: int, reason: str) -> web.Response:
+        self.refused += 1
+        log.warning("refused a Slack request with %d: %s", status, reason)
+        return web.json_response({"error": reason}, status=status)
+
+    def _replayed(self, signature: str) -> bool:
+        now = time.monotonic()
+        while self._seen and next(iter(self._seen.values())) < now - _SIGNATURE_WINDOW_S - 60:
+            self._seen.popitem(last=False)
+        if signature in self._seen:
+            return True
+        self._seen[signature] = now
+        return False
+
+    async def _events(self, request: web.Request) -> web.StreamResponse:
+        try:
+            async with asyncio.timeout(self.body_timeout_s):
+                raw = await request.read()
+        except TimeoutError:
+            response = self._refuse(408, f"the body did not arrive within {self.body_timeout_s:g} s")
+            response.force_close()
+            return response
+        except web.HTTPRequestEntityTooLarge:
+            return self._refuse(413, "body too large")
+        timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
+        signature = request.headers.get("X-Slack-Signature", "")
+        if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
+            return self._refuse(401, "missing or non-numeric X-Slack-Request-Timestamp")
+        if abs(time.time() - int(timestamp)) > _SIGNATURE_WINDOW_S:
+            return self._refuse(401, "stale X-Slack-Request-Timestamp (check the clock)")
+        try:
+            body = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return self._refuse(400, "body is not UTF-8")
+        if not self.verifier.is_valid(body, timestamp, signature):
+            return self._refuse(401, "invalid X-Slack-Signature")
+        try:
+            bolt_request = AsyncBoltRequest(body=body, query=request.query_string, headers=dict(request.headers))
+            if not isinstance(bolt_request.body, dict):
+                raise TypeError("not a JSON object")
+        except (ValueError, TypeError, AttributeError, KeyError):  # json.JSONDecodeError is a ValueError
+            return self._refuse(400, "signed, but the body is not a JSON object or form data")
+        # Events carry an event_id that the service answers once (Slack's own retries may even reuse
+        # the signature); slash commands and button clicks carry none: a replay would run them again
+        if "event_id" not in bolt_request.body and self._replayed(signature):
+            log.warning("ignored a replayed Slack request (same signature within 5 minutes)")
+            return web.Response(status=200)
+        return await to_aiohttp_response(await self.app.async_dispatch(bolt_request))
+
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.bolt.web_app, access_log=None)
+        # keepalive_timeout also closes a connection whose request headers have not all arrived in
+        # time (aiohttp closes a handler still waiting for a request when it fires): the header timeout
+        self._runner = web.AppRunner(
+            self.web_app, access_log=None, keepalive_timeout=self.header_timeout_s, lingering_time=0
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.requested_port)
         await site.start()
         self.port = self._runner.addresses[0][1]  # the real port when 0 was asked for
-        log.info("Slack HTTP mode listening on %s:%s%s", self.host, self.port, self.bolt.path)
+        log.info("Slack HTTP mode listening on %s:%s%s", self.host, self.port, self.path)
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -526,7 +723,7 @@ async def serve_slack(
     settings: Settings,
     *,
     http_port: int | None = None,
-    host: str = "0.0.0.0",
+    host: str = DEFAULT_HTTP_HOST,
     service: ConversationService | None = None,
     base_url: str | None = None,
     stop: asyncio.Event | None = None,
@@ -581,7 +778,7 @@ async def _warm_up(service: ConversationService) -> None:
         log.warning("no usable index yet: %s", err)
 
 
-def run_slack(settings: Settings, *, http_port: int | None = None, host: str = "0.0.0.0") -> None:
+def run_slack(settings: Settings, *, http_port: int | None = None, host: str = DEFAULT_HTTP_HOST) -> None:
     """Blocking entry point for the CLI. Raises ConfigError (naming the variable) before connecting."""
     settings.check_platform(PLATFORM, http=http_port is not None)
     asyncio.run(serve_slack(settings, http_port=http_port, host=host))

@@ -8,10 +8,17 @@ Slack's rules this module owns (docs: "Formatting text for app surfaces", "Block
 - Text objects carrying user or knowledge text are sent with `verbatim: true`, so Slack does not
   auto-parse them (no auto-linked channel names or mentions); messages are posted with
   `parse="none"` and without `link_names` (see app.py). Plain "@everyone" then pings no one.
-- A section's text is at most 3000 characters; a message holds at most 50 blocks.
+- A section's text is at most 3000 characters; a message holds at most 50 blocks; every text
+  object has at least one visible character (Slack refuses an empty one).
+- The texts of all blocks together stay under BLOCK_TEXT_BUDGET: Slack refuses a message whose
+  blocks total roughly 12,000 characters (`msg_blocks_too_long`, undocumented; reported refused from
+  about 11,300). Quotes that do not fit are trimmed further or left out with a note.
 - A quote is verbatim: the only change is escaping, the "> " prefix of each line and, when it can
-  be done without touching the characters, `*...*` around the best sentence. Quotes longer than one
-  section are split over several sections at line or word boundaries.
+  be done without touching the characters, `*...*` around the best sentence. A passage longer than
+  QUOTE_LIMIT is trimmed around its best sentence by bot.core.trim (with a pointer to its section);
+  what is left is split over several sections at line or word boundaries.
+- One-sentence notices (rate limits, refusals) are sent as plain `text` without blocks: blocks
+  would repeat the sentence that `text` already carries.
 """
 
 from __future__ import annotations
@@ -21,7 +28,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from bot.conversation.models import Button, Reply, ReplyKind
+from bot.core.trim import trim_quote
 from bot.core.types import Answer, Quote
+from bot.core.urls import safe_web_url
 
 SECTION_TEXT_LIMIT = 3000
 MAX_BLOCKS = 50
@@ -29,6 +38,13 @@ CONTEXT_ELEMENT_LIMIT = 3000
 BUTTON_LABEL_LIMIT = 75
 BUTTON_VALUE_LIMIT = 2000
 FALLBACK_TEXT_LIMIT = 3000  # Slack accepts 40k; the fallback only feeds notifications and old clients
+# Slack refuses blocks totalling about 12,000 characters (reports: refused from 11,341 to 13,297);
+# 9,000 keeps a 20 % margin below the lowest report, and is still three full-length quotes.
+BLOCK_TEXT_BUDGET = 9000
+QUOTE_LIMIT = 2400  # characters of one passage before it is trimmed (bot.core.trim)
+_MIN_QUOTE = 300  # a quote squeezed below this is left out ("1 more passage not shown") instead
+# replies sent as plain text: one sentence, no buttons
+_NOTICE_KINDS = (ReplyKind.RATE_LIMITED, ReplyKind.REFUSED)
 
 # Bold markers only render when they sit next to a line edge, whitespace or punctuation.
 _BOLD_EDGE_OK = set(" \t\n.,;:!?()[]{}\"'`-–—/")
@@ -46,11 +62,29 @@ def _section(text: str) -> Block:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text, "verbatim": True}}
 
 
+def _sections(chunks: Iterable[str]) -> list[Block]:
+    """Section blocks for the chunks that show something (Slack refuses an empty text object)."""
+    return [_section(c) for c in chunks if c.strip()]
+
+
 def _context(*texts: str) -> Block:
-    return {
-        "type": "context",
-        "elements": [{"type": "mrkdwn", "text": t[:CONTEXT_ELEMENT_LIMIT], "verbatim": True} for t in texts[:10]],
-    }
+    elements = [
+        {"type": "mrkdwn", "text": _clip(t, CONTEXT_ELEMENT_LIMIT), "verbatim": True} for t in texts if t.strip()
+    ]
+    return {"type": "context", "elements": elements[:10]}
+
+
+def block_text_length(blocks: Iterable[Block]) -> int:
+    """Characters in every text object of `blocks`: what Slack's undocumented total limit counts."""
+    total = 0
+    for block in blocks:
+        text = block.get("text")
+        if isinstance(text, dict):
+            total += len(text.get("text", ""))
+        for el in block.get("elements", []):
+            t = el.get("text")
+            total += len(t.get("text", "")) if isinstance(t, dict) else len(t or "")
+    return total
 
 
 def _clip(text: str, limit: int) -> str:
@@ -198,14 +232,17 @@ def _section_label(section: str, path: Sequence[str] = ()) -> str:
     return " › ".join(path) if path else section.replace(" > ", " › ")
 
 
-def _source_context(quote: Quote) -> Block:
-    where = f"*{escape_mrkdwn(_clip(quote.document, 300))}*"
+def _source_context(quote: Quote, pointer: str | None = None) -> Block:
+    document = quote.document.strip() or quote.doc_path or "Source"
+    where = f"*{escape_mrkdwn(_clip(document, 300))}*"
     section = _section_label(quote.section, quote.section_path)
-    if section:
+    if section.strip():
         where += f" › {escape_mrkdwn(_clip(section, 1000))}"
     parts = [where]
-    url = quote.source_url
-    if url and re.match(r"^https?://", url) and "|" not in url:
+    if pointer:
+        parts.append(f"_{escape_mrkdwn(_clip(pointer, 1500))}_")
+    url = safe_web_url(quote.source_url)
+    if url and "|" not in url:
         parts.append(f"<{escape_mrkdwn(url)}|Source>")
     elif quote.doc_path:
         parts.append(f"`{escape_mrkdwn(_clip(quote.doc_path, 500))}`")
@@ -242,15 +279,34 @@ def _confidence_line(answer: Answer, index_version: str) -> str:
     return " · ".join(parts)
 
 
-def _answer_blocks(answer: Answer, budget: int) -> list[Block]:
-    """Lead sentence, then each quote with its source; stops before exceeding `budget` blocks."""
+def _quote_blocks(quote: Quote, limit: int) -> list[Block]:
+    trimmed = trim_quote(quote, limit)
+    return _sections(render_quote_sections(trimmed.quote)) + [_source_context(trimmed.quote, trimmed.pointer)]
+
+
+def _answer_blocks(answer: Answer, budget: int, chars: int) -> list[Block]:
+    """Lead sentence, then each quote with its source, within `budget` blocks and `chars` characters.
+
+    A quote that does not fit what is left is trimmed further (bot.core.trim); one that would be
+    shorter than _MIN_QUOTE is left out, and a note says how many were.
+    """
     blocks: list[Block] = []
     lead = answer.message or ""
     if lead:
-        blocks.extend(_section(c) for c in split_mrkdwn(lead))
+        blocks.extend(_sections(split_mrkdwn(lead)))
+    note_room = 60  # the "N more passages not shown." note
     shown = 0
     for quote in answer.quotes:
-        quote_blocks = [_section(c) for c in render_quote_sections(quote)] + [_source_context(quote)]
+        left = chars - block_text_length(blocks) - note_room
+        limit = min(QUOTE_LIMIT, left)
+        quote_blocks: list[Block] = []
+        while limit >= _MIN_QUOTE:
+            quote_blocks = _quote_blocks(quote, limit)
+            if block_text_length(quote_blocks) <= left:
+                break
+            limit = int(limit * 0.8)  # escaping and markup grew it past what is left: squeeze
+        else:
+            break
         # keep one slot for the "more passages" note
         if len(blocks) + len(quote_blocks) > budget - 1:
             break
@@ -263,11 +319,31 @@ def _answer_blocks(answer: Answer, budget: int) -> list[Block]:
 
 
 def _abstain_blocks(answer: Answer, fallback: str) -> list[Block]:
-    blocks = [_section(c) for c in split_mrkdwn(answer.message or fallback)]
-    if answer.closest_sections:
-        lines = "\n".join(f"• {escape_mrkdwn(_clip(_section_label(s), 500))}" for s in answer.closest_sections[:10])
-        blocks.extend(_section(c) for c in _pack_lines([f"The closest sections I have:\n{lines}"]))
+    blocks = _sections(split_mrkdwn(answer.message or fallback))
+    names = [_section_label(s) for s in answer.closest_sections[:10] if s.strip()]
+    if names:
+        lines = ["The closest sections I have:"] + [f"• {escape_mrkdwn(_clip(name, 500))}" for name in names]
+        blocks.extend(_sections(_pack_lines(lines)))
     return blocks
+
+
+def _cap(body: list[Block], budget: int, chars: int) -> list[Block]:
+    """`body` cut to at most `budget` blocks and `chars` characters, saying so when it was cut."""
+    if len(body) <= budget and block_text_length(body) <= chars:
+        return body
+    note = _context("(reply shortened to fit Slack's limits)")
+    room = chars - block_text_length([note])
+    kept: list[Block] = []
+    for block in body[: budget - 1]:
+        size = block_text_length([block])
+        if size > room:
+            text = block.get("text")
+            if block.get("type") == "section" and isinstance(text, dict) and room > 20:
+                kept.append(_section(re.sub(r"&[a-z]{0,3}$", "", text["text"][: room - 1]) + "…"))
+            break
+        kept.append(block)
+        room -= size
+    return kept + [note]
 
 
 def render_slack_blocks(reply: Reply) -> tuple[list[Block], str]:
@@ -276,26 +352,31 @@ def render_slack_blocks(reply: Reply) -> tuple[list[Block], str]:
     The fallback `text` is always set (notifications, screen readers, clients without blocks).
     """
     answer = reply.answer
+    if reply.kind in _NOTICE_KINDS and not reply.buttons and not reply.hints and reply.text.strip():
+        text = fallback_text(reply)
+        if len(text) <= SECTION_TEXT_LIMIT:
+            return [], text
     footer: list[Block] = []
     if answer is not None and reply.kind in (ReplyKind.ANSWER, ReplyKind.ABSTAIN):
         line = _confidence_line(answer, reply.index_version) if reply.kind is ReplyKind.ANSWER else ""
         if line:
             footer.append(_context(line))
-    if reply.hints:
-        footer.append(_context(*(escape_mrkdwn(_clip(h, 300)) for h in reply.hints[:5])))
+    hints = _context(*(escape_mrkdwn(_clip(h, 300)) for h in reply.hints[:5]))
+    if hints["elements"]:
+        footer.append(hints)
     actions = _actions(reply.buttons)
     if actions is not None:
         footer.append(actions)
     budget = MAX_BLOCKS - len(footer)
+    chars = BLOCK_TEXT_BUDGET - block_text_length(footer)
 
     if answer is not None and reply.kind is ReplyKind.ANSWER and answer.quotes:
-        body = _answer_blocks(answer, budget)
+        body = _answer_blocks(answer, budget, chars)
     elif answer is not None and reply.kind is ReplyKind.ABSTAIN:
         body = _abstain_blocks(answer, reply.text)
     else:
-        body = [_section(c) for c in split_mrkdwn(reply.text or "…")]
-    if len(body) > budget:
-        body = body[: budget - 1] + [_context("(reply shortened to fit Slack's limits)")]
+        body = _sections(split_mrkdwn(reply.text))
+    body = _cap(body or [_section("…")], budget, chars)
     blocks = body + footer
     return blocks, fallback_text(reply)
 
@@ -306,16 +387,19 @@ def fallback_text(reply: Reply) -> str:
     if answer is not None and reply.kind is ReplyKind.ANSWER and answer.quotes:
         parts = [answer.message] if answer.message else []
         for quote in answer.quotes:
-            lines = quote.text.strip("\n").split("\n")
+            trimmed = trim_quote(quote, QUOTE_LIMIT)
+            lines = trimmed.quote.text.strip("\n").split("\n")
             parts.append("\n".join("> " + line if line.strip() else ">" for line in lines))
             parts.append(f"— {quote.document} › {_section_label(quote.section, quote.section_path)}")
+            if trimmed.pointer:
+                parts.append(trimmed.pointer)
         text = "\n".join(parts)
     else:
         text = reply.text or (answer.message if answer is not None else "")
     escaped = "\n".join(
         # our "> " quote prefix stays mrkdwn; everything else is escaped
         ("> " + escape_mrkdwn(line[2:])) if line.startswith("> ") else line if line == ">" else escape_mrkdwn(line)
-        for line in (text or "qabot").split("\n")
+        for line in ((text or "").strip() or "qabot").split("\n")
     )
     if len(escaped) > FALLBACK_TEXT_LIMIT:
         # cut, then drop an entity the cut may have split ("&am")
