@@ -1,4 +1,5 @@
-"""Shared fixtures: one real index built from the real knowledge with the real packaged model, per session."""
+"""Shared fixtures: one real index of the real knowledge with the real packaged models (the default
+profile: mpnet + e5), built once per session, and a small-profile one for tests that rebuild often."""
 
 from __future__ import annotations
 
@@ -16,23 +17,39 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
 @pytest.fixture(scope="session")
-def st_embedder():
-    """sentence-transformers loaded once for every test that builds an index (loading costs ~8 s)."""
-    from index_builder.embed import SentenceTransformerEmbedder
-
-    embedder = SentenceTransformerEmbedder()
-    _ = embedder.model
-    return embedder
+def encoder_cache(tmp_path_factory) -> Path:
+    """ONNX exports shared by every build of the session (each model is exported once)."""
+    return tmp_path_factory.mktemp("encoder-cache")
 
 
 @pytest.fixture(scope="session")
-def built_index_dir(tmp_path_factory, st_embedder) -> Path:
-    """A real index of the real knowledge folder. Read-only: use `index_copy` to change or break one."""
+def built_index_dir(tmp_path_factory, encoder_cache) -> Path:
+    """A real index of the real knowledge folder, default profile. Read-only: use `index_copy` to change one."""
     from index_builder.build import build_index
 
     index_dir = tmp_path_factory.mktemp("index")
-    build_index(KNOWLEDGE_DIR, index_dir, embedder=st_embedder)
+    build_index(KNOWLEDGE_DIR, index_dir, profile="default", encoder_cache=encoder_cache)
     return index_dir
+
+
+@pytest.fixture(scope="session")
+def fast_index_dir(tmp_path_factory, encoder_cache) -> Path:
+    """The same knowledge with the `fast` profile (MiniLM): for tests that rebuild or break indexes."""
+    from index_builder.build import build_index
+
+    index_dir = tmp_path_factory.mktemp("fast-index")
+    build_index(KNOWLEDGE_DIR, index_dir, profile="fast", encoder_cache=encoder_cache)
+    return index_dir
+
+
+@pytest.fixture
+def fast_build(encoder_cache):
+    """build_index with the fast profile and the session's ONNX exports."""
+    import functools
+
+    from index_builder.build import build_index
+
+    return functools.partial(build_index, profile="fast", encoder_cache=encoder_cache)
 
 
 @pytest.fixture(scope="session")
@@ -45,10 +62,10 @@ def engine_holder(built_index_dir):
 
 
 def _copy_index(src: Path, dst: Path) -> Path:
-    """Copy an index; the 90 MB ONNX file is hard-linked (tests never write to it in place)."""
+    """Copy an index; the models (hundreds of MB) are hard-linked (tests never write to them in place)."""
 
     def copy(s: str, d: str) -> None:
-        if s.endswith(".onnx"):
+        if s.endswith((".onnx", ".bin")):
             os.link(s, d)
         else:
             shutil.copy2(s, d)
