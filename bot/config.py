@@ -26,6 +26,10 @@ from bot.core.errors import QabotError
 DEFAULT_USER_RATE_LIMIT = 6
 DEFAULT_CHANNEL_RATE_LIMIT = 30
 DEFAULT_RATE_WINDOW_S = 60.0
+# Knowledge limits for building (see index_builder/sources.py): bytes per knowledge file and characters
+# per paragraph or list item. What is over a limit is skipped and reported; the build goes on.
+DEFAULT_MAX_DOCUMENT_BYTES = 2_000_000
+DEFAULT_MAX_PASSAGE_CHARS = 20_000
 
 
 class ConfigError(QabotError):
@@ -106,6 +110,8 @@ class Settings:
     # The local terminal user is trusted: piping a file of questions through `qabot chat` is not abuse.
     rate_limit_exempt_platforms: tuple[str, ...] = field(default=("cli",))
     log_level: str = _env("QABOT_LOG_LEVEL", "INFO")
+    max_document_bytes: int = _env("QABOT_MAX_DOCUMENT_BYTES", DEFAULT_MAX_DOCUMENT_BYTES)
+    max_passage_chars: int = _env("QABOT_MAX_PASSAGE_CHARS", DEFAULT_MAX_PASSAGE_CHARS)
 
     # ---- loading -------------------------------------------------------------------------------
 
@@ -157,7 +163,7 @@ class Settings:
                 object.__setattr__(self, f.name, tuple(str(v) for v in value))
             elif f.metadata.get("secret") and value is not None:
                 object.__setattr__(self, f.name, str(value).strip() or None)
-        for name in ("user_rate_limit", "channel_rate_limit"):
+        for name in ("user_rate_limit", "channel_rate_limit", "max_document_bytes", "max_passage_chars"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{_env_name(name)} must be at least 1, got {getattr(self, name)}")
         if self.rate_window_s <= 0:

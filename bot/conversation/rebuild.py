@@ -38,6 +38,7 @@ class RebuildOutcome:
     documents: int = 0
     took_s: float = 0.0
     error: str = ""  # for FAILED: what went wrong, fit to show a person
+    warnings: tuple[str, ...] = ()  # the build's warnings (files refused, text skipped), for the person
 
 
 def _default_builder(knowledge_dir: Path, index_dir: Path, *, force: bool = False) -> Any:
@@ -105,6 +106,7 @@ class RebuildCoordinator:
                     passage_count=result.passage_count,
                     documents=result.documents,
                     took_s=self._clock() - started,
+                    warnings=tuple(getattr(result, "warnings", ())),
                 )
             try:
                 version = str(self.engine.reload())
@@ -124,6 +126,7 @@ class RebuildCoordinator:
                 passage_count=result.passage_count,
                 documents=result.documents,
                 took_s=self._clock() - started,
+                warnings=tuple(getattr(result, "warnings", ())),
             )
         finally:
             self._lock.release()

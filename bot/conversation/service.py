@@ -331,7 +331,26 @@ class ConversationService:
         return Reply(ReplyKind.HELP, text, private=True, answer_id=answer_id, extra={"feedback": result})
 
 
+MAX_WARNINGS_SHOWN = 5
+MAX_WARNING_CHARS = 300
+
+
+def _warnings_text(warnings: tuple[str, ...]) -> str:
+    """The build's warnings as lines to append to a reply (the first few, each cut short)."""
+    if not warnings:
+        return ""
+    shown = [w if len(w) <= MAX_WARNING_CHARS else w[: MAX_WARNING_CHARS - 1] + "…" for w in warnings]
+    lines = [f"\nWarnings ({len(warnings)}):", *(f"- {w}" for w in shown[:MAX_WARNINGS_SHOWN])]
+    if len(warnings) > MAX_WARNINGS_SHOWN:
+        lines.append(f"- … and {len(warnings) - MAX_WARNINGS_SHOWN} more (qabot index info --json lists them all)")
+    return "\n".join(lines)
+
+
 def rebuild_text(command: str, outcome: RebuildOutcome) -> str:
+    return _rebuild_text(command, outcome) + _warnings_text(getattr(outcome, "warnings", ()))
+
+
+def _rebuild_text(command: str, outcome: RebuildOutcome) -> str:
     s = outcome.status
     if s is RebuildStatus.BUSY:
         return "A rebuild is already running; I'll keep answering from the current index meanwhile."
