@@ -157,7 +157,7 @@ def build_index(
         raise BuildError(str(err)) from err
     documents, passages, warnings = knowledge.documents, knowledge.passages, tuple(knowledge.warnings)
     for warning in warnings:
-        log.warning("knowledge: %s", warning)
+        log.info("knowledge: %s", warning)
     refused = f" ({'; '.join(warnings[:3])}{'; …' if len(warnings) > 3 else ''})" if warnings else ""
     if not documents:
         raise BuildError(f"The knowledge folder {knowledge_dir} has no .md or .txt documents to index{refused}.")

@@ -61,9 +61,11 @@ __all__ = [
 
 # markdown-it's CommonMark preset stops at 20 levels of nesting and drops the rest of the document
 # (a list nested 10 deep is 20 levels: list + item). Each level costs about 3 Python frames of
-# recursion, so 100 levels (50 nested lists, 100 nested quotes) stay well inside Python's default
-# limit of 1,000 frames; text nested deeper is reported by the word count below.
+# recursion, so 100 levels (49 nested lists, 99 nested quotes keep their text) stay well inside
+# Python's default limit of 1,000 frames; text nested deeper is reported by the word count below.
 MAX_NESTING = 100
+MAX_LIST_DEPTH = (MAX_NESTING - 1) // 2
+MAX_QUOTE_DEPTH = MAX_NESTING - 1
 # A passage this long is far over the usual size (paragraphs of a few hundred characters; merged
 # passages stop at MERGE_LIMIT): reported at build time, since a front end will have to cut it.
 LONG_PASSAGE_CHARS = 3_000
@@ -501,6 +503,10 @@ def _join_lists(blocks: list[Block]) -> list[Block]:
     return out
 
 
+def _chars(blocks: list[Block]) -> int:
+    return sum(len(block.text) for block in blocks)
+
+
 def _group_section(blocks: list[Block]) -> list[list[Block]]:
     groups: list[list[Block]] = []
     pending: list[Block] = []  # transitional paragraphs waiting for what they introduce
@@ -513,8 +519,14 @@ def _group_section(blocks: list[Block]) -> list[list[Block]]:
             next_block = blocks[idx + 1] if idx + 1 < len(blocks) else None
             if groups and (_BACK_REFERENCE_START.match(block.text) or (next_block and next_block.kind == "caption")):
                 forward = False
+            # runs of short paragraphs are bounded: a long run is content of its own, not a transition
             if forward:
+                if pending and _chars(pending) + len(block.text) > MERGE_LIMIT:
+                    groups.append(pending)
+                    pending = []
                 pending.append(block)
+            elif _chars(groups[-1][1:]) + len(block.text) > MERGE_LIMIT:
+                groups.append([block])
             else:
                 groups[-1].append(block)
             continue
@@ -523,7 +535,7 @@ def _group_section(blocks: list[Block]) -> list[list[Block]]:
             and not pending
             and groups
             and _ELABORATION_START.match(block.text)
-            and sum(len(b.text) for b in groups[-1]) + len(block.text) <= MERGE_LIMIT
+            and _chars(groups[-1]) + len(block.text) <= MERGE_LIMIT
         ):
             groups[-1].append(block)
             continue
@@ -628,8 +640,8 @@ def document_warnings(doc: Document, passages: list[Passage]) -> list[str]:
         where = f", from line {first_line + 1} on" if first_line is not None else ""
         warnings.append(
             f"{doc.path}: {missing:,} of its {total:,} words ({missing / max(total, 1):.0%}) are in no passage"
-            f"{where} (e.g. {', '.join(examples)}); lists nested more than {MAX_NESTING // 2} deep or quotes "
-            f"more than {MAX_NESTING} deep lose their text"
+            f"{where} (e.g. {', '.join(examples)}); lists nested more than {MAX_LIST_DEPTH} deep or quotes "
+            f"more than {MAX_QUOTE_DEPTH} deep lose their text"
         )
     return warnings
 
@@ -640,8 +652,7 @@ class Knowledge:
 
     documents: list[Document]
     passages: list[Passage]
-    warnings: list[str]
-    skipped: int  # files refused (links out of the folder, devices, too big, ...)
+    warnings: list[str]  # files refused (links out of the folder, devices, too big, ...), text skipped or lost
 
 
 def collect_knowledge(knowledge_dir: Path, limits: SourceLimits | None = None) -> Knowledge:
@@ -652,7 +663,6 @@ def collect_knowledge(knowledge_dir: Path, limits: SourceLimits | None = None) -
     """
     limits = limits or SourceLimits()
     sources, warnings = discover(Path(knowledge_dir), limits)
-    skipped = len(warnings)
     documents: list[Document] = []
     passages: list[Passage] = []
     for source in sources:
@@ -660,11 +670,10 @@ def collect_knowledge(knowledge_dir: Path, limits: SourceLimits | None = None) -
             doc = load_source(source, limits)
         except RefusedDocument as err:
             warnings.append(str(err))
-            skipped += 1
             continue
         doc_passages = passages_from_document(doc)
         warnings.extend(doc.warnings)
         warnings.extend(document_warnings(doc, doc_passages))
         documents.append(doc)
         passages.extend(doc_passages)
-    return Knowledge(documents, passages, warnings, skipped)
+    return Knowledge(documents, passages, warnings)

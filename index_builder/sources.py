@@ -92,25 +92,25 @@ def _too_big(rel: str, size: int, limit: int) -> str:
     )
 
 
-def _resolve_link(path: Path, rel: str, root: Path) -> tuple[Path | None, str | None]:
-    """(target, None) for a link to a regular file inside root, else (None, why it is refused)."""
+def _resolve_link(path: Path, rel: str, root: Path) -> tuple[Path, os.stat_result] | str:
+    """(target, its stat) for a link to a regular file inside root, else why it is refused."""
     try:
         target = path.resolve(strict=True)
     except FileNotFoundError:
-        return None, f"{rel}: skipped: a broken link (to {os.readlink(path)})"
+        return f"{rel}: skipped: a broken link (to {os.readlink(path)})"
     except (RuntimeError, OSError) as err:  # a loop: RuntimeError before Python 3.13, ELOOP after
         if isinstance(err, OSError) and err.errno not in (errno.ELOOP, None):
-            return None, f"{rel}: skipped: the link cannot be followed ({err.strerror or err})"
-        return None, f"{rel}: skipped: a link loop"
+            return f"{rel}: skipped: the link cannot be followed ({err.strerror or err})"
+        return f"{rel}: skipped: a link loop"
     try:
-        mode = os.stat(target).st_mode  # stat, never open: a FIFO cannot block here
+        info = os.stat(target)  # stat, never open: a FIFO cannot block here
     except OSError as err:
-        return None, f"{rel}: skipped: the link's target cannot be read ({err.strerror or err})"
-    if not stat.S_ISREG(mode):
-        return None, f"{rel}: skipped: a link to {_kind(mode)} ({target}), not a regular file"
+        return f"{rel}: skipped: the link's target cannot be read ({err.strerror or err})"
+    if not stat.S_ISREG(info.st_mode):
+        return f"{rel}: skipped: a link to {_kind(info.st_mode)} ({target}), not a regular file"
     if not target.is_relative_to(root):
-        return None, f"{rel}: skipped: a link to a file outside the knowledge folder ({target})"
-    return target, None
+        return f"{rel}: skipped: a link to a file outside the knowledge folder ({target})"
+    return target, info
 
 
 def discover(knowledge_dir: Path, limits: SourceLimits | None = None) -> tuple[list[SourceFile], list[str]]:
@@ -125,7 +125,10 @@ def discover(knowledge_dir: Path, limits: SourceLimits | None = None) -> tuple[l
     warnings: list[str] = []
 
     def unreadable(err: OSError) -> None:
-        where = Path(err.filename).relative_to(root).as_posix() if err.filename else "."
+        try:
+            where = Path(err.filename).relative_to(root).as_posix()
+        except (TypeError, ValueError):
+            where = "."
         warnings.append(f"{where}: skipped: the folder cannot be read ({err.strerror or err})")
 
     for folder, dirnames, filenames in os.walk(root, onerror=unreadable, followlinks=False):
@@ -147,11 +150,11 @@ def discover(knowledge_dir: Path, limits: SourceLimits | None = None) -> tuple[l
                 warnings.append(f"{rel}: skipped: cannot be read ({err.strerror or err})")
                 continue
             if stat.S_ISLNK(info.st_mode):
-                target, why = _resolve_link(path, rel, root)
-                if target is None:
-                    warnings.append(why or f"{rel}: skipped")
+                resolved = _resolve_link(path, rel, root)
+                if isinstance(resolved, str):
+                    warnings.append(resolved)
                     continue
-                listed.append((rel, target, os.stat(target)))
+                listed.append((rel, *resolved))
             elif stat.S_ISREG(info.st_mode):
                 listed.append((rel, path, info))
             else:
