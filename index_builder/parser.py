@@ -75,6 +75,9 @@ MAX_UNACCOUNTED_WORDS = 5
 _WORD = re.compile(r"[^\W_]+")
 _ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
 MAX_SOURCE_URL_CHARS = 2_048
+# Headings and titles travel with every passage of their section (citations, embeddings, BM25
+# tokens): a longer one is cut, with a warning.
+MAX_HEADING_CHARS = 300
 
 # A paragraph this short (and a single sentence) cannot stand alone as an answer.
 SHORT_PARAGRAPH_CHARS = 110
@@ -322,6 +325,13 @@ def parse_markdown(text: str, rel_path: str, *, max_passage_chars: int | None = 
             level = int(tok.tag[1])
             heading = _inline_text(tokens[i + 1])
             set_aside.append(tokens[i + 1].content)  # headings are quoted as the section path
+            if len(heading) > MAX_HEADING_CHARS:
+                where = _where(rel_path, tuple(h for _, h in heading_stack), tok.map[0] if tok.map else 0)
+                warnings.append(
+                    f"{where}: a heading of {len(heading):,} characters, cut to its first {MAX_HEADING_CHARS} "
+                    "(it is repeated with every passage of its section)"
+                )
+                heading = heading[: MAX_HEADING_CHARS - 1].rstrip() + "…"
             if level == 1 and title is None and not heading_stack:
                 title = heading
             else:
@@ -383,11 +393,15 @@ def parse_markdown(text: str, rel_path: str, *, max_passage_chars: int | None = 
 
     if title is None:
         title = str(meta.get("title") or Path(rel_path).stem.replace("-", " ").replace("_", " ").strip())
+    title = str(meta.get("title") or title)
+    if len(title) > MAX_HEADING_CHARS:
+        warnings.append(f"{rel_path}: a title of {len(title):,} characters, cut to its first {MAX_HEADING_CHARS}")
+        title = title[: MAX_HEADING_CHARS - 1].rstrip() + "…"
     sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
     body = "\n".join(text.split("\n")[body_start:]) if body_start else text
     return Document(
         rel_path,
-        str(meta.get("title") or title),
+        title,
         meta,
         sections,
         sha,

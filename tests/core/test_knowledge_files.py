@@ -394,3 +394,15 @@ def test_a_long_run_of_short_paragraphs_is_not_merged_into_one_passage(tmp_path)
     text = _all_text(got)
     assert all(f"Term{i} means" in text for i in range(200))
     assert got.warnings == []
+
+
+def test_huge_headings_and_titles_are_cut_with_a_warning(tmp_path):
+    """A heading is repeated with every passage of its section: a 100 KB one would be copied into each."""
+    heading = "Word " * 20_000
+    paragraphs = "\n\n".join(f"Paragraph number {n} says something useful about the topic." for n in range(5))
+    (tmp_path / "doc.md").write_text(f"---\ntitle: {'T' * 1_000}\n---\n\n## {heading}\n\n{paragraphs}\n", "utf-8")
+    got = collect_knowledge(tmp_path)
+    assert len(got.documents[0].title) == 300
+    assert all(len(p.section_path[0]) == 300 and len(p.doc_title) == 300 for p in got.passages)
+    assert any("a heading of 99,999 characters, cut to its first 300" in w for w in got.warnings), got.warnings
+    assert any("a title of 1,000 characters" in w for w in got.warnings), got.warnings
