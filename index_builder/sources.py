@@ -23,16 +23,16 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from bot.config import DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_MAX_PASSAGE_CHARS
+from bot.config import DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_MAX_PASSAGE_CHARS, Settings
 
 SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt")
 
-# Defaults (bot/config.py). A knowledge file is an article or a manual: 2 MB is a 300,000-word book.
-# Building costs about 20 ms of embedding per sentence on two CPU cores, so the limit also bounds a
-# build's time. Passages are usually a paragraph of a few hundred characters: a 20,000-character
-# paragraph is ~250 sentences (seconds to embed); a 1 MB one is ~13,000 (minutes) and no reader's answer.
+# The two settings' defaults live in bot/config.py. A knowledge file is an article or a manual: 2 MB is
+# a 300,000-word book. Building costs about 20 ms of embedding per sentence on two CPU cores, so the
+# limit also bounds a build's time. Passages are usually a paragraph of a few hundred characters: a
+# 20,000-character paragraph is ~250 sentences (seconds to embed); a 1 MB one is ~13,000 (minutes).
+
 MAX_FRONT_MATTER_BYTES = 64 * 1024
 MAX_FRONT_MATTER_DEPTH = 20
 
@@ -54,14 +54,12 @@ class SourceLimits:
     max_passage_chars: int = DEFAULT_MAX_PASSAGE_CHARS
 
     @classmethod
-    def from_settings(cls, settings: Any) -> SourceLimits:
+    def from_settings(cls, settings: Settings) -> SourceLimits:
         return cls(int(settings.max_document_bytes), int(settings.max_passage_chars))
 
     @classmethod
     def from_env(cls) -> SourceLimits:
         """The limits set in the environment or `.env` (see .env.example); defaults otherwise."""
-        from bot.config import Settings
-
         return cls.from_settings(Settings.from_env())
 
 
