@@ -30,6 +30,7 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from mdit_py_plugins.front_matter import front_matter_plugin
 
+from bot.config import DEFAULT_MAX_PASSAGE_CHARS
 from index_builder.sources import (
     MAX_FRONT_MATTER_BYTES,
     MAX_FRONT_MATTER_DEPTH,
@@ -160,8 +161,33 @@ class Document:
         return str(url) if url else None
 
 
-def _markdown() -> MarkdownIt:
-    return MarkdownIt("commonmark", {"maxNesting": MAX_NESTING}).use(front_matter_plugin)
+# Markdown's inline parser (links, images) is slow on unclosed brackets: a 1 MB line of "![" took
+# 291 s and of "[" 117 s. A block whose Markdown source is longer than RAW_BLOCK_FACTOR times the
+# passage limit is never inline-parsed (it could not be a passage anyway), and the inline parser's
+# nesting limit, whose cost grows with it (39,000 characters of "![": 0.9 s at 10, 5.3 s at 100), is
+# 10: links hold images, not deeper, and text nested deeper is kept as text, never dropped.
+RAW_BLOCK_FACTOR = 2
+INLINE_MAX_NESTING = 10
+_TOO_LONG = "qabot_too_long"  # meta key on an inline token left unparsed: its source length
+
+
+def _markdown(max_passage_chars: int = DEFAULT_MAX_PASSAGE_CHARS) -> MarkdownIt:
+    md = MarkdownIt("commonmark", {"maxNesting": MAX_NESTING}).use(front_matter_plugin)
+
+    def inline_limits(state: Any) -> None:  # runs after the block parser, before the inline one
+        state.md.options["maxNesting"] = INLINE_MAX_NESTING
+        for token in state.tokens:
+            if token.type == "inline" and len(token.content) > RAW_BLOCK_FACTOR * max_passage_chars:
+                token.meta[_TOO_LONG] = len(token.content)
+                token.meta["source"] = token.content
+                token.content = ""
+
+    def block_limits(state: Any) -> None:  # the same parser may be used again
+        state.md.options["maxNesting"] = MAX_NESTING
+
+    md.core.ruler.before("block", "qabot_block_limits", block_limits)
+    md.core.ruler.before("inline", "qabot_inline_limits", inline_limits)
+    return md
 
 
 def _where(rel_path: str, section_path: tuple[str, ...], line: int) -> str:
@@ -169,9 +195,10 @@ def _where(rel_path: str, section_path: tuple[str, ...], line: int) -> str:
     return f"{rel_path}{section}, line {line + 1}"
 
 
-def _too_long(where: str, chars: int, limit: int) -> str:
+def _too_long(where: str, chars: int, limit: int, *, unparsed: bool = False) -> str:
+    what = "characters of Markdown" if unparsed else "characters"
     return (
-        f"{where}: skipped a paragraph of {chars:,} characters, over the limit of {limit:,} per passage "
+        f"{where}: skipped a paragraph of {chars:,} {what}, over the limit of {limit:,} per passage "
         f"({PASSAGE_CHARS_SETTING} raises it)"
     )
 
@@ -298,7 +325,7 @@ def _words(text: str) -> list[str]:
 def parse_markdown(text: str, rel_path: str, *, max_passage_chars: int | None = None) -> Document:
     limit = max_passage_chars or SourceLimits().max_passage_chars
     env: dict[str, Any] = {}
-    tokens = _markdown().parse(text, env)
+    tokens = _markdown(limit).parse(text, env)
     meta: dict[str, Any] = {}
     warnings: list[str] = []
     set_aside: list[str] = []
@@ -323,8 +350,9 @@ def parse_markdown(text: str, rel_path: str, *, max_passage_chars: int | None = 
             set_aside.append(f"{tok.info} {tok.content}")  # not prose: never quoted
         elif tok.type == "heading_open":
             level = int(tok.tag[1])
-            heading = _inline_text(tokens[i + 1])
-            set_aside.append(tokens[i + 1].content)  # headings are quoted as the section path
+            inline = tokens[i + 1]
+            heading = inline.meta["source"] if _TOO_LONG in inline.meta else _inline_text(inline)
+            set_aside.append(inline.meta.get("source", inline.content))  # quoted as the section path
             if len(heading) > MAX_HEADING_CHARS:
                 where = _where(rel_path, tuple(h for _, h in heading_stack), tok.map[0] if tok.map else 0)
                 warnings.append(
@@ -356,7 +384,11 @@ def parse_markdown(text: str, rel_path: str, *, max_passage_chars: int | None = 
         elif tok.type == "paragraph_open":
             inline = tokens[i + 1]
             line = tok.map[0] if tok.map else 0
-            if _is_caption(inline):
+            if _TOO_LONG in inline.meta:
+                where = _where(rel_path, current.path, line)
+                warnings.append(_too_long(where, inline.meta[_TOO_LONG], limit, unparsed=True))
+                set_aside.append(inline.meta["source"])
+            elif _is_caption(inline):
                 # kept as a marker only: a caption is never quoted, but a transition before it
                 # ("Here's an example of one.") introduces the figure, not the next paragraph
                 current.blocks.append(Block("caption", "", line))
