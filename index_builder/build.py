@@ -18,17 +18,19 @@ from typing import Any
 
 import numpy as np
 
+from bot.config import ConfigError
 from bot.core import index_store as fmt
 from bot.core.errors import BuildError, BuildInProgressError, IndexProblem
 from bot.core.lexical import tokenize
 from bot.core.manifest import SchemaError
 from index_builder import store
 from index_builder.embed import MODEL_NAME, SentenceTransformerEmbedder, model_weights_sha256
-from index_builder.parser import DocumentError, Passage, find_documents, load_document, passages_from_document
+from index_builder.parser import DocumentError, Passage, collect_knowledge
+from index_builder.sources import SourceLimits
 
 log = logging.getLogger(__name__)
 
-PARSER_VERSION = 3  # bump when passage boundaries change, so an unchanged folder still rebuilds
+PARSER_VERSION = 4  # bump when passage boundaries change, so an unchanged folder still rebuilds
 PARITY_MIN_COSINE = 0.9999
 # Up to this many passages an exact inner-product search takes well under a millisecond a question
 # (~100k x 384 floats is ~150 MB and ~10 ms); beyond it an HNSW graph answers in about a millisecond
@@ -75,6 +77,7 @@ class BuildResult:
     took_s: float
     skipped: bool  # nothing changed: the current version was kept
     version_dir: Path
+    warnings: tuple[str, ...] = ()  # for a person: files refused, paragraphs skipped, words in no passage
 
 
 def embedding_text(passage: Passage) -> str:
@@ -83,9 +86,15 @@ def embedding_text(passage: Passage) -> str:
     return f"{heading}: {passage.text}" if heading else passage.text
 
 
-def _fingerprint(doc_hashes: list[tuple[str, str]], weights_sha: str) -> str:
+def _fingerprint(doc_hashes: list[tuple[str, str]], weights_sha: str, limits: SourceLimits) -> str:
     payload = json.dumps(
-        {"docs": sorted(doc_hashes), "model": weights_sha, "schema": fmt.SCHEMA_VERSION, "parser": PARSER_VERSION}
+        {
+            "docs": sorted(doc_hashes),
+            "model": weights_sha,
+            "schema": fmt.SCHEMA_VERSION,
+            "parser": PARSER_VERSION,
+            "limits": [limits.max_document_bytes, limits.max_passage_chars],  # they decide what is indexed
+        }
     )
     return hashlib.sha256(payload.encode()).hexdigest()
 
@@ -166,6 +175,7 @@ def build_index(
     show_progress: bool = False,
     embedder: SentenceTransformerEmbedder | None = None,
     exact_max: int = EXACT_SEARCH_MAX_PASSAGES,
+    limits: SourceLimits | None = None,  # None: QABOT_MAX_DOCUMENT_BYTES / QABOT_MAX_PASSAGE_CHARS or defaults
 ) -> BuildResult:
     """Parse, embed and write a new index version, check that it loads and answers, then switch
     `current` to it in one rename.
@@ -178,17 +188,21 @@ def build_index(
     index_dir = Path(index_dir)
     if not knowledge_dir.is_dir():
         raise BuildError(f"The knowledge folder {knowledge_dir} does not exist.")
-    paths = find_documents(knowledge_dir)
-    if not paths:
-        raise BuildError(f"The knowledge folder {knowledge_dir} has no .md or .txt documents to index.")
-
     try:
-        documents = [load_document(p, knowledge_dir) for p in paths]
+        limits = limits or SourceLimits.from_env()
+        knowledge = collect_knowledge(knowledge_dir, limits)
     except DocumentError as err:
         raise BuildError(f"Cannot index the knowledge: {err}.") from err
-    passages: list[Passage] = [p for doc in documents for p in passages_from_document(doc)]
+    except ConfigError as err:  # e.g. QABOT_MAX_DOCUMENT_BYTES=abc
+        raise BuildError(str(err)) from err
+    documents, passages, warnings = knowledge.documents, knowledge.passages, tuple(knowledge.warnings)
+    for warning in warnings:
+        log.info("knowledge: %s", warning)
+    refused = f" ({'; '.join(warnings[:3])}{'; …' if len(warnings) > 3 else ''})" if warnings else ""
+    if not documents:
+        raise BuildError(f"The knowledge folder {knowledge_dir} has no .md or .txt documents to index{refused}.")
     if not passages:
-        raise BuildError(f"The documents in {knowledge_dir} contain no text to index.")
+        raise BuildError(f"The documents in {knowledge_dir} contain no text to index{refused}.")
     if not any(tokenize(embedding_text(p)) for p in passages):
         raise BuildError(
             f"The documents in {knowledge_dir} contain no words a question could match (only emoji, symbols, "
@@ -199,7 +213,7 @@ def build_index(
         weights_sha = model_weights_sha256()
     except RuntimeError as err:
         raise BuildError(str(err)) from err
-    fingerprint = _fingerprint([(d.path, d.sha256) for d in documents], weights_sha)
+    fingerprint = _fingerprint([(d.path, d.sha256) for d in documents], weights_sha, limits)
 
     try:
         with store.build_lock(index_dir):
@@ -214,6 +228,7 @@ def build_index(
                         time.perf_counter() - started,
                         True,
                         version_dir,
+                        warnings,
                     )
             store.clear_stale_staging(index_dir)
             stamp = datetime.now(UTC)
@@ -233,6 +248,7 @@ def build_index(
                     show_progress=show_progress,
                     exact_max=exact_max,
                     started=started,
+                    warnings=warnings,
                 )
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
@@ -245,7 +261,9 @@ def build_index(
             f"The index build failed ({type(err).__name__}: {err}); the previous index is unchanged."
         ) from err
 
-    return BuildResult(version_id, len(passages), len(documents), time.perf_counter() - started, False, result_dir)
+    return BuildResult(
+        version_id, len(passages), len(documents), time.perf_counter() - started, False, result_dir, warnings
+    )
 
 
 def _write_version(
@@ -262,6 +280,7 @@ def _write_version(
     show_progress: bool,
     exact_max: int,
     started: float,
+    warnings: tuple[str, ...] = (),
 ) -> Path:
     import faiss
     from tqdm import tqdm
@@ -335,6 +354,7 @@ def _write_version(
         "sentence_count": len(sentence_texts),
         "built_at": built_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
         "build_seconds": round(time.perf_counter() - started, 3),
+        "warnings": list(warnings),
         "files": dict(sorted(files.items())),
     }
     try:
