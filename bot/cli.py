@@ -85,10 +85,17 @@ def _load_engine(index_dir: Path):
 
 def _run_build(knowledge: Path, index: Path, *, force: bool, quiet: bool, profile: str | None = None) -> None:
     from index_builder.build import build_index
+    from index_builder.sources import SourceLimits
 
+    limits = SourceLimits.from_settings(_settings())
     try:
         result = build_index(
-            knowledge, index, force=force, profile=profile, show_progress=not quiet and sys.stderr.isatty()
+            knowledge,
+            index,
+            force=force,
+            profile=profile,
+            show_progress=not quiet and sys.stderr.isatty(),
+            limits=limits,
         )
     except BuildInProgressError as err:
         raise _fail(str(err), EXIT_FAILED) from None
@@ -101,6 +108,8 @@ def _run_build(knowledge: Path, index: Path, *, force: bool, quiet: bool, profil
             f"Built index {result.version_id}: {result.documents} document(s), {result.passage_count} passages "
             f"in {result.took_s:.1f} s."
         )
+    for warning in result.warnings:  # files refused, paragraphs skipped, words in no passage
+        typer.echo(f"warning: {warning}", err=True)
 
 
 # ---------------------------------------------------------------- index

@@ -29,6 +29,10 @@ DEFAULT_RATE_WINDOW_S = 60.0
 # Questions are kept long enough for the weekly/monthly look at `qabot feedback report`, not forever.
 DEFAULT_QUESTION_RETENTION_DAYS = 90
 MIN_SECRET_KEY_LENGTH = 16
+# Knowledge limits for building (see index_builder/sources.py): bytes per knowledge file and characters
+# per paragraph or list item. What is over a limit is skipped and reported; the build goes on.
+DEFAULT_MAX_DOCUMENT_BYTES = 2_000_000
+DEFAULT_MAX_PASSAGE_CHARS = 20_000
 
 
 class ConfigError(QabotError):
@@ -115,6 +119,8 @@ class Settings:
     secret_key: str | None = _secret("QABOT_SECRET_KEY")
     # stored question texts are erased after this many days (counts and votes stay); 0 keeps them
     question_retention_days: int = _env("QABOT_QUESTION_RETENTION_DAYS", DEFAULT_QUESTION_RETENTION_DAYS)
+    max_document_bytes: int = _env("QABOT_MAX_DOCUMENT_BYTES", DEFAULT_MAX_DOCUMENT_BYTES)
+    max_passage_chars: int = _env("QABOT_MAX_PASSAGE_CHARS", DEFAULT_MAX_PASSAGE_CHARS)
 
     # ---- loading -------------------------------------------------------------------------------
 
@@ -166,7 +172,7 @@ class Settings:
                 object.__setattr__(self, f.name, tuple(str(v) for v in value))
             elif f.metadata.get("secret") and value is not None:
                 object.__setattr__(self, f.name, str(value).strip() or None)
-        for name in ("user_rate_limit", "channel_rate_limit"):
+        for name in ("user_rate_limit", "channel_rate_limit", "max_document_bytes", "max_passage_chars"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{_env_name(name)} must be at least 1, got {getattr(self, name)}")
         if self.rate_window_s <= 0:

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from bot.config import ConfigError
 from bot.core import index_store as fmt
 from bot.core.encoder import Background, Encoder, EncoderSpec, load_encoder
 from bot.core.errors import BuildError, BuildInProgressError, IndexProblem
@@ -25,12 +26,13 @@ from bot.core.lexical import tokenize
 from bot.core.manifest import SchemaError
 from index_builder import store
 from index_builder.models import prepare_encoder
-from index_builder.parser import DocumentError, Passage, find_documents, load_document, passages_from_document
+from index_builder.parser import DocumentError, Passage, collect_knowledge
 from index_builder.profiles import Profile, load_profile
+from index_builder.sources import SourceLimits
 
 log = logging.getLogger(__name__)
 
-PARSER_VERSION = 3  # bump when passage boundaries change, so an unchanged folder still rebuilds
+PARSER_VERSION = 4  # bump when passage boundaries change, so an unchanged folder still rebuilds
 CACHE_DIR = ".cache"  # inside the index folder: ONNX exports, kept between builds
 BACKGROUND_FILE = Path(__file__).resolve().parent / "data" / "background_questions.txt"
 BACKGROUND_SAMPLE = 5000  # passages (and sentences) the background is measured on
@@ -83,6 +85,7 @@ class BuildResult:
     skipped: bool  # nothing changed: the current version was kept
     version_dir: Path
     profile: str = ""
+    warnings: tuple[str, ...] = ()  # for a person: files refused, paragraphs skipped, words in no passage
 
 
 def embedding_text(passage: Passage) -> str:
@@ -97,7 +100,7 @@ def background_questions() -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
-def _fingerprint(doc_hashes: list[tuple[str, str]], profile: Profile) -> str:
+def _fingerprint(doc_hashes: list[tuple[str, str]], profile: Profile, limits: SourceLimits) -> str:
     payload = json.dumps(
         {
             "docs": sorted(doc_hashes),
@@ -105,6 +108,7 @@ def _fingerprint(doc_hashes: list[tuple[str, str]], profile: Profile) -> str:
             "models": [m.weights_sha256 for m in profile.models],
             "schema": fmt.SCHEMA_VERSION,
             "parser": PARSER_VERSION,
+            "limits": [limits.max_document_bytes, limits.max_passage_chars],  # they decide what is indexed
         },
         sort_keys=True,
     )
@@ -167,6 +171,7 @@ def build_index(
     encoder_cache: Path | None = None,
     exact_max: int = EXACT_SEARCH_MAX_PASSAGES,
     encoder_loader: Callable[[EncoderSpec, Path], Encoder] = load_encoder,
+    limits: SourceLimits | None = None,  # None: QABOT_MAX_DOCUMENT_BYTES / QABOT_MAX_PASSAGE_CHARS or defaults
 ) -> BuildResult:
     """Parse, embed and write a new index version, check that it loads and answers, then switch
     `current` to it in one rename.
@@ -187,24 +192,28 @@ def build_index(
     encoder_cache = Path(encoder_cache) if encoder_cache else index_dir / CACHE_DIR / "encoders"
     if not knowledge_dir.is_dir():
         raise BuildError(f"The knowledge folder {knowledge_dir} does not exist.")
-    paths = find_documents(knowledge_dir)
-    if not paths:
-        raise BuildError(f"The knowledge folder {knowledge_dir} has no .md or .txt documents to index.")
-
     try:
-        documents = [load_document(p, knowledge_dir) for p in paths]
+        limits = limits or SourceLimits.from_env()
+        knowledge = collect_knowledge(knowledge_dir, limits)
     except DocumentError as err:
         raise BuildError(f"Cannot index the knowledge: {err}.") from err
-    passages: list[Passage] = [p for doc in documents for p in passages_from_document(doc)]
+    except ConfigError as err:  # e.g. QABOT_MAX_DOCUMENT_BYTES=abc
+        raise BuildError(str(err)) from err
+    documents, passages, warnings = knowledge.documents, knowledge.passages, tuple(knowledge.warnings)
+    for warning in warnings:
+        log.info("knowledge: %s", warning)
+    refused = f" ({'; '.join(warnings[:3])}{'; …' if len(warnings) > 3 else ''})" if warnings else ""
+    if not documents:
+        raise BuildError(f"The knowledge folder {knowledge_dir} has no .md or .txt documents to index{refused}.")
     if not passages:
-        raise BuildError(f"The documents in {knowledge_dir} contain no text to index.")
+        raise BuildError(f"The documents in {knowledge_dir} contain no text to index{refused}.")
     if not any(tokenize(embedding_text(p)) for p in passages):
         raise BuildError(
             f"The documents in {knowledge_dir} contain no words a question could match (only emoji, symbols, "
             "stop words or control characters); the index was not changed."
         )
 
-    fingerprint = _fingerprint([(d.path, d.sha256) for d in documents], profile)
+    fingerprint = _fingerprint([(d.path, d.sha256) for d in documents], profile, limits)
 
     try:
         with store.build_lock(index_dir):
@@ -220,6 +229,7 @@ def build_index(
                         True,
                         version_dir,
                         profile.name,
+                        warnings,
                     )
             store.clear_stale_staging(index_dir)
             stamp = datetime.now(UTC)
@@ -240,6 +250,7 @@ def build_index(
                     exact_max=exact_max,
                     started=started,
                     encoder_loader=encoder_loader,
+                    warnings=warnings,
                 )
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
@@ -253,7 +264,14 @@ def build_index(
         ) from err
 
     return BuildResult(
-        version_id, len(passages), len(documents), time.perf_counter() - started, False, result_dir, profile.name
+        version_id,
+        len(passages),
+        len(documents),
+        time.perf_counter() - started,
+        False,
+        result_dir,
+        profile.name,
+        warnings,
     )
 
 
@@ -291,6 +309,7 @@ def _write_version(
     exact_max: int,
     started: float,
     encoder_loader: Callable[[EncoderSpec, Path], Encoder],
+    warnings: tuple[str, ...] = (),
 ) -> Path:
     import faiss
     from tqdm import tqdm
@@ -374,6 +393,7 @@ def _write_version(
         "sentence_count": len(sentence_texts),
         "built_at": built_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
         "build_seconds": round(time.perf_counter() - started, 3),
+        "warnings": list(warnings),
         "files": dict(sorted(files.items())),
     }
     try:

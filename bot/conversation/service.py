@@ -334,6 +334,21 @@ class ConversationService:
         return Reply(ReplyKind.HELP, text, private=True, answer_id=answer_id, extra={"feedback": result})
 
 
+MAX_WARNINGS_SHOWN = 5
+MAX_WARNING_CHARS = 300
+
+
+def _warnings_text(warnings: tuple[str, ...]) -> str:
+    """The build's warnings as lines to append to a reply (the first few, each cut short)."""
+    if not warnings:
+        return ""
+    shown = [w if len(w) <= MAX_WARNING_CHARS else w[: MAX_WARNING_CHARS - 1] + "…" for w in warnings]
+    lines = [f"\nWarnings ({len(warnings)}):", *(f"- {w}" for w in shown[:MAX_WARNINGS_SHOWN])]
+    if len(warnings) > MAX_WARNINGS_SHOWN:
+        lines.append(f"- … and {len(warnings) - MAX_WARNINGS_SHOWN} more (qabot index info --json lists them all)")
+    return "\n".join(lines)
+
+
 def rebuild_text(command: str, outcome: RebuildOutcome) -> str:
     return _rebuild_text(command, outcome) + _warnings_text(outcome.warnings)
 
@@ -361,16 +376,6 @@ def _rebuild_text(command: str, outcome: RebuildOutcome) -> str:
         f"{outcome.documents} document(s).\nIndex version: {outcome.version} is serving now"
         + (f" (was {outcome.previous_version})." if outcome.previous_version else ".")
     )
-
-
-def _warnings_text(warnings: tuple[str, ...], shown: int = 5) -> str:
-    if not warnings:
-        return ""
-    lines = [f"\nThe build reported {len(warnings)} warning(s):"]
-    lines += [f"- {w}" for w in warnings[:shown]]
-    if len(warnings) > shown:
-        lines.append(f"- … and {len(warnings) - shown} more (see `qabot index build` output)")
-    return "\n".join(lines)
 
 
 def _index_problem_text(err: IndexProblem) -> str:

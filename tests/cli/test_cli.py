@@ -153,12 +153,16 @@ def test_index_build_then_ask_then_rollback(qabot, index_copy, tmp_path):
         "Bring a photo ID.\n",
         encoding="utf-8",
     )
+    outside = tmp_path / "etc-passwd"  # stands in for /etc/passwd: a link to it must not be indexed
+    outside.write_text("root:x:0:0:root:/root:/bin/bash\n", encoding="utf-8")
+    (knowledge / "passwd.md").symlink_to(outside)
     old = _version(index_copy)
 
     built = qabot("index", "build", "--quiet", "--knowledge", knowledge, "--index", index_copy, timeout=300)
     _clean(built)
     assert built.returncode == 0, built.stderr
     assert "Built index" in built.stdout
+    assert "warning: passwd.md: skipped: a link to a file outside the knowledge folder" in built.stderr
     new = _version(index_copy)
     assert new != old
     assert new in built.stdout
@@ -178,6 +182,23 @@ def test_index_build_then_ask_then_rollback(qabot, index_copy, tmp_path):
     assert rolled.returncode == 0, rolled.stderr
     assert old in rolled.stdout
     assert _version(index_copy) == old
+
+
+def test_index_build_reads_the_size_limit_from_the_environment(qabot, index_copy, tmp_path):
+    knowledge = tmp_path / "notes"
+    knowledge.mkdir()
+    (knowledge / "big.md").write_text("# Big\n\n" + "A sentence of the big file. " * 20, encoding="utf-8")
+    done = qabot(
+        "index", "build", "--knowledge", knowledge, "--index", index_copy, extra_env={"QABOT_MAX_DOCUMENT_BYTES": "100"}
+    )
+    _clean(done)
+    assert done.returncode == 1
+    assert "big.md: skipped" in done.stderr and "limit of 100 bytes" in done.stderr
+    assert "QABOT_MAX_DOCUMENT_BYTES raises it" in done.stderr
+    bad = qabot(
+        "index", "build", "--knowledge", knowledge, "--index", index_copy, extra_env={"QABOT_MAX_PASSAGE_CHARS": "0"}
+    )
+    assert bad.returncode == 2 and "QABOT_MAX_PASSAGE_CHARS" in bad.stderr
 
 
 def test_no_index_exits_3_and_says_how_to_build_one(qabot, tmp_path):

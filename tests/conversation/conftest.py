@@ -44,6 +44,7 @@ class FakeBuildResult:
     documents: int
     took_s: float
     skipped: bool = False
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass

@@ -213,6 +213,27 @@ def test_admin_reindex_and_rollback(make_service, message, fake_engine):
     assert back.kind is ReplyKind.ADMIN and "Rolled back from v2" in back.text and "Index version: v1" in back.text
 
 
+def test_admin_reindex_shows_the_builds_warnings(make_service, message, fake_engine):
+    warnings = tuple(f"doc{n}.md: skipped: a link to a file outside the knowledge folder (/etc/x{n})" for n in range(7))
+
+    def builder(knowledge_dir, index_dir, *, force=False):
+        return FakeBuildResult("v2", 7, 1, 0.5, skipped=False, warnings=warnings)
+
+    reply = make_service(builder=builder).handle_admin(message(is_admin=True), "reindex")
+    assert reply.kind is ReplyKind.ADMIN and "Index version: v2" in reply.text
+    assert "Warnings (7):" in reply.text
+    for n in range(5):
+        assert f"doc{n}.md: skipped" in reply.text
+    assert "doc5.md" not in reply.text and "and 2 more" in reply.text
+
+    def unchanged(knowledge_dir, index_dir, *, force=False):
+        return FakeBuildResult("v2", 7, 1, 0.5, skipped=True, warnings=warnings[:1])
+
+    fake_engine.version = "v2"
+    again = make_service(builder=unchanged).handle_admin(message(is_admin=True), "reindex")
+    assert "up to date" in again.text and "doc0.md: skipped" in again.text
+
+
 def test_admin_reindex_failure_keeps_old_index(make_service, message, fake_engine):
     from bot.core.errors import BuildError
 

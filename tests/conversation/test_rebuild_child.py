@@ -132,7 +132,7 @@ def test_the_childs_result_and_warnings_come_back(fake_engine, tmp_path):
     assert (outcome.passage_count, outcome.documents) == (7, 2)
     assert outcome.warnings == tuple(report["result"]["warnings"])
     text = rebuild_text("reindex", outcome)
-    assert "2 warning(s)" in text and "12 words were not indexed" in text
+    assert "Warnings (2):" in text and "12 words were not indexed" in text
 
 
 def test_warnings_of_an_unchanged_build_are_shown_too(fake_engine, tmp_path):

@@ -97,3 +97,22 @@ def test_rollback_without_previous_version(fake_engine, tmp_path):
     out = RebuildCoordinator(fake_engine, tmp_path, tmp_path, rollback=no_previous).rollback()
     assert out.status is RebuildStatus.FAILED and "no previous version" in out.error
     assert fake_engine.reloads == 0
+
+
+def test_the_builds_warnings_reach_the_outcome(fake_engine, tmp_path):
+    warnings = ("passwd.md: skipped: a link to a file outside the knowledge folder (/etc/passwd)",)
+    built = RebuildCoordinator(
+        fake_engine,
+        tmp_path,
+        tmp_path,
+        builder=lambda k, i, force=False: FakeBuildResult("v2", 3, 1, 0.1, False, warnings),
+    ).rebuild()
+    assert built.status is RebuildStatus.REBUILT and built.warnings == warnings
+    fake_engine.version = "v2"
+    same = RebuildCoordinator(
+        fake_engine,
+        tmp_path,
+        tmp_path,
+        builder=lambda k, i, force=False: FakeBuildResult("v2", 3, 1, 0.1, True, warnings),
+    ).rebuild()
+    assert same.status is RebuildStatus.UNCHANGED and same.warnings == warnings

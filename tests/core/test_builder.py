@@ -220,14 +220,14 @@ def test_a_file_without_read_permission_is_named(index_copy, knowledge_copy, mon
     secret.chmod(0)
     if os.geteuid() == 0:
         # root reads files whatever their mode: make the OS refusal happen the way it does for other users
-        real_read_bytes = Path.read_bytes
+        real_open = os.open
 
-        def refuse(path: Path) -> bytes:
-            if path.name == "secret.md":
+        def refuse(path, flags, *args, **kwargs):
+            if Path(path).name == "secret.md":
                 raise PermissionError(13, "Permission denied", str(path))
-            return real_read_bytes(path)
+            return real_open(path, flags, *args, **kwargs)
 
-        monkeypatch.setattr(Path, "read_bytes", refuse)
+        monkeypatch.setattr(os, "open", refuse)
     before = _snapshot(index_copy)
     try:
         with pytest.raises(BuildError, match=r"secret\.md.*cannot be read"):
