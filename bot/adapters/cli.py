@@ -11,6 +11,7 @@ import getpass
 import logging
 import os
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -62,6 +63,8 @@ class CliChat:
         self.channel_id = channel_id
         self.last_reply: Reply | None = None  # the last reply printed (for /up and /down)
         self.last_answer_id: str | None = None
+        # one session is one conversation: the next line is read with the questions before it
+        self.session_id = uuid.uuid4().hex
 
     def _message(self, text: str) -> IncomingMessage:
         return IncomingMessage(
@@ -69,6 +72,7 @@ class CliChat:
             user_id=self.user_id,
             channel_id=self.channel_id,
             text=text,
+            thread_id=self.session_id,
             is_admin=self.is_admin,
             addressed=True,
         )

@@ -31,10 +31,11 @@ from typing import Any
 
 from bot.conversation.privacy import hash_user_for_db
 from bot.core.errors import QabotError
+from bot.core.types import Turn
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # How long a write waits for another process's lock before its row is queued instead (the answer is
 # not held up longer than this), and how long opening the database may wait (start-up only).
 DEFAULT_BUSY_TIMEOUT_S = 2.0
@@ -288,6 +289,12 @@ class FeedbackStore:
                 # who could read it. The salt is destroyed; old hashes stay as opaque ids (docs/privacy.md).
                 had_salt = conn.execute("DELETE FROM meta WHERE key = 'user_salt'").rowcount > 0
                 conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('user_hash', ?)", (USER_HASH_SCHEME,))
+            if version < 3:
+                # the thread an answer was given in: a follow-up there is read with the turns before it
+                conn.execute("ALTER TABLE answers ADD COLUMN thread_id TEXT NOT NULL DEFAULT ''")
+                conn.execute(
+                    "CREATE INDEX IF NOT EXISTS answers_thread ON answers(platform, channel_id, thread_id, created_at)"
+                )
             if version < SCHEMA_VERSION:
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         if had_salt:
@@ -428,9 +435,9 @@ class FeedbackStore:
         if write.kind == "answer":
             conn.execute(
                 "INSERT OR IGNORE INTO answers(answer_id, question, normalized_question, passage_ids, index_version, "
-                "kind, platform, channel_id, user_hash, created_at) VALUES (:answer_id, :question, "
+                "kind, platform, channel_id, user_hash, created_at, thread_id) VALUES (:answer_id, :question, "
                 ":normalized_question, :passage_ids, :index_version, :kind, :platform, :channel_id, :user_hash, "
-                ":created_at)",
+                ":created_at, :thread_id)",
                 row,
             )
             return "stored"
@@ -463,9 +470,11 @@ class FeedbackStore:
         platform: str,
         channel_id: str,
         user_id: str,
+        thread_id: str = "",
     ) -> str:
         """Store one answer. Returns 'stored', or 'queued' when the database was locked for longer than the
-        busy timeout (the row is written as soon as it is free; votes on it work meanwhile)."""
+        busy timeout (the row is written as soon as it is free; votes on it work meanwhile). `thread_id`:
+        the conversation it belongs to (its turns are the context of the next follow-up there)."""
         write = _PendingWrite(
             "answer",
             {
@@ -479,6 +488,7 @@ class FeedbackStore:
                 "channel_id": clean_text(channel_id),
                 "user_hash": self.hash_user(platform, user_id),
                 "created_at": self._clock(),
+                "thread_id": clean_text(thread_id),
             },
         )
         self._maybe_erase_old_questions()
@@ -663,6 +673,19 @@ class FeedbackStore:
                 },
             )
         )
+
+    def thread_turns(self, platform: str, channel_id: str, thread_id: str, *, limit: int = 3) -> list[Turn]:
+        """The last `limit` questions asked in a thread and the passages quoted for them, oldest first
+        (questions erased by the retention setting are left out)."""
+        if not thread_id:
+            return []
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT question, passage_ids FROM answers WHERE platform = ? AND channel_id = ? AND thread_id = ? "
+                "AND question != '' ORDER BY created_at DESC, rowid DESC LIMIT ?",
+                (platform, channel_id, thread_id, int(limit)),
+            ).fetchall()
+        return [Turn(r["question"], tuple(json.loads(r["passage_ids"]))) for r in reversed(rows)]
 
     def is_bot_thread(self, platform: str, channel_id: str, thread_id: str) -> bool:
         with self._pending_lock:

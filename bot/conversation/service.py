@@ -24,7 +24,7 @@ from bot.conversation.ratelimit import ConversationLimits
 from bot.conversation.rebuild import RebuildCoordinator, RebuildOutcome, RebuildStatus
 from bot.conversation.report import build_report, format_report
 from bot.core.errors import IndexProblem
-from bot.core.types import Answer, AnswerKind
+from bot.core.types import Answer, AnswerKind, Turn
 
 try:  # the core's renderer; the fallback below keeps this layer usable without it
     from bot.core.render import render_plain as _render_plain
@@ -38,6 +38,7 @@ FEEDBACK_DOWN = "qabot_feedback_down"
 ADMIN_COMMANDS = ("status", "reindex", "rollback", "report")
 
 _THREADED_PLATFORMS = ("slack", "discord")
+CONTEXT_TURNS = 3  # earlier turns of a thread read as the context of a follow-up
 
 TEXT_NOT_ADMIN = "Sorry, only admins can run `{command}`. Ask a server admin if the knowledge needs a refresh."
 TEXT_DMS_OFF = "I don't answer direct messages here. Please ask me in one of the server's channels."
@@ -157,8 +158,10 @@ class ConversationService:
                     extra={"retry_after_s": str(decision.retry_after_s)},
                 )
 
+        conversation = _conversation(msg)
+        context = self._context(msg, conversation)
         try:
-            answer: Answer = self.engine.answer(msg.text)
+            answer: Answer = self.engine.answer(msg.text, context)
         except IndexProblem as err:
             log.error("cannot answer on %s: %s", msg.platform, err.message)
             return Reply(ReplyKind.ERROR, _index_problem_text(err), private=msg.private)
@@ -169,12 +172,25 @@ class ConversationService:
         if not msg.addressed and answer.kind in (AnswerKind.SMALLTALK, AnswerKind.EMPTY):
             # people chatting in the bot's thread ("thanks!", "+1") are not talking to the bot
             return _ignored("thread chatter")
-        return self._reply_for(msg, answer)
+        return self._reply_for(msg, answer, conversation)
 
-    def _reply_for(self, msg: IncomingMessage, answer: Answer) -> Reply:
-        kind = {AnswerKind.ANSWER: ReplyKind.ANSWER, AnswerKind.ABSTAIN: ReplyKind.ABSTAIN}.get(
-            answer.kind, ReplyKind.HELP
-        )
+    def _context(self, msg: IncomingMessage, conversation: str | None) -> tuple[Turn, ...]:
+        """The earlier turns of this conversation (its thread, or the terminal session), from the store."""
+        if not conversation:
+            return ()
+        try:
+            return tuple(self.feedback.thread_turns(msg.platform, msg.channel_id, conversation, limit=CONTEXT_TURNS))
+        except Exception:  # without context the question is still answered, on its own
+            log.exception("could not read the conversation's earlier turns")
+            return ()
+
+    def _reply_for(self, msg: IncomingMessage, answer: Answer, conversation: str | None = None) -> Reply:
+        # "mentioned only" is an answer with a low confidence: same rendering, its own lead sentence
+        kind = {
+            AnswerKind.ANSWER: ReplyKind.ANSWER,
+            AnswerKind.MENTIONED: ReplyKind.ANSWER,
+            AnswerKind.ABSTAIN: ReplyKind.ABSTAIN,
+        }.get(answer.kind, ReplyKind.HELP)
         answer_id: str | None = None
         if kind in (ReplyKind.ANSWER, ReplyKind.ABSTAIN):
             answer_id = uuid.uuid4().hex
@@ -189,6 +205,7 @@ class ConversationService:
                     platform=msg.platform,
                     channel_id=msg.channel_id,
                     user_id=msg.user_id,
+                    thread_id=conversation or "",
                 )
             except Exception:  # losing a log row must not lose the answer
                 log.exception("could not store answer %s", answer_id)
@@ -376,6 +393,17 @@ def _rebuild_text(command: str, outcome: RebuildOutcome) -> str:
         f"{outcome.documents} document(s).\nIndex version: {outcome.version} is serving now"
         + (f" (was {outcome.previous_version})." if outcome.previous_version else ".")
     )
+
+
+def _conversation(msg: IncomingMessage) -> str | None:
+    """Which conversation a message belongs to, for follow-ups: its thread (on Slack and Discord a
+    mention's answer opens the thread named after the asking message), or the session the adapter gives
+    as thread (the terminal). Private answers (/ask) stand alone."""
+    if msg.private:
+        return None
+    if msg.platform in _THREADED_PLATFORMS:
+        return msg.thread_id or (None if msg.is_dm else msg.message_id)
+    return msg.thread_id
 
 
 def _index_problem_text(err: IndexProblem) -> str:
