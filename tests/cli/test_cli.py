@@ -223,3 +223,53 @@ def test_the_index_folder_comes_from_the_environment_without_index(qabot, built_
     _clean(done)
     assert done.returncode == 0, done.stderr
     assert _version(built_index_dir) in done.stdout
+
+
+def test_ask_with_context_answers_the_follow_up(qabot, built_index_dir):
+    alone = json.loads(qabot("ask", "--json", "--index", built_index_dir, "and in finance?").stdout)
+    followed = qabot(
+        "ask",
+        "--json",
+        "--index",
+        built_index_dir,
+        "--context",
+        "how is machine learning used in healthcare?",
+        "and in finance?",
+    )
+    assert followed.returncode == 0, followed.stderr
+    answer = json.loads(followed.stdout)
+    assert answer["context_used"] is True and alone.get("context_used") is False
+    assert "Finance" in answer["quotes"][0]["section"]
+
+
+def test_ask_json_lines_take_a_context_field(qabot, built_index_dir):
+    lines = "\n".join(
+        [
+            json.dumps({"q": "and in finance?", "context": ["how is machine learning used in healthcare?"]}),
+            "what are GANs used for?",
+            "{not json: a question that starts with a brace",
+        ]
+    )
+    done = qabot("ask", "--json", "-", "--index", built_index_dir, input=lines + "\n")
+    assert done.returncode == 0, done.stderr
+    first, second, third = (json.loads(line) for line in done.stdout.splitlines())
+    assert first["question"] == "and in finance?" and first["context_used"] is True
+    assert second["context_used"] is False
+    assert third["question"].startswith("{not json")
+
+
+def test_eval_compares_two_indexes(qabot, built_index_dir, fast_index_dir, tmp_path):
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(
+        json.dumps({"q": "what is machine learning?", "gold": ["algorithms that enable computers to learn"]})
+        + "\n"
+        + json.dumps({"q": "who won the world cup?", "gold": []})
+        + "\n",
+        encoding="utf-8",
+    )
+    done = qabot("eval", questions, "--compare", built_index_dir, fast_index_dir)
+    assert done.returncode == 0, done.stderr
+    assert "paired hit@1" in done.stdout and str(fast_index_dir) in done.stdout
+    data = json.loads(qabot("eval", questions, "--json", "--compare", built_index_dir, fast_index_dir).stdout)
+    assert data["a"]["answerable"] == data["b"]["answerable"] == 1
+    assert data["won"] + data["lost"] + data["both"] + data["neither"] == 1
