@@ -97,5 +97,5 @@ def test_eval_file_lines(tmp_path):
     a, b = load_eval_file(path)
     assert (a.style, b.context) == ("chat", ["earlier"])
     path.write_text(json.dumps({"q": "x", "context": "not a list"}) + "\n", encoding="utf-8")
-    with pytest.raises(EvalFileError, match="set.jsonl:1"):
+    with pytest.raises(EvalFileError, match=r"set\.jsonl:1"):
         load_eval_file(path)
