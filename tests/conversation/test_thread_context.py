@@ -93,7 +93,9 @@ def test_mentioned_only_is_rendered_as_an_answer_with_its_own_lead(settings, sto
     class Mentioning(RecordingEngine):
         def answer(self, question, context=()):
             a = super().answer(question, context)
-            return Answer(question, question, AnswerKind.MENTIONED, Confidence.LOW, a.quotes, message="Only touches on it:")
+            return Answer(
+                question, question, AnswerKind.MENTIONED, Confidence.LOW, a.quotes, message="Only touches on it:"
+            )
 
     reply = service(Mentioning(), settings, store).handle(msg("what is mode collapse?"))
     assert reply.kind is ReplyKind.ANSWER and reply.buttons  # it can be rated like an answer
