@@ -12,7 +12,6 @@ A follow-up in a conversation ("and in finance?") is read together with the ques
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 import time
@@ -69,7 +68,6 @@ class DecisionSettings:
     max_quotes: int
     quote_margin_z: float
     followup_weight: float
-    followup_repeat_penalty: float = 0.0  # a follow-up seldom asks for the passage just quoted again
     maxsim_default: float = 0.5  # stands in for maxsim when the index has no token vectors
 
     @classmethod
@@ -201,14 +199,6 @@ class Answerer:
         joint = self.retriever.retrieve(question, context=earlier, context_weight=self.settings.followup_weight)
         if not joint.candidates:
             return alone, p_alone, False
-        quoted = set(context[-1].passage_ids[:1])
-        if quoted and self.settings.followup_repeat_penalty > 0:
-            penalty = self.settings.followup_repeat_penalty
-            rescored = [
-                dataclasses.replace(c, score=c.score - penalty) if self.passages[c.row]["id"] in quoted else c
-                for c in joint.candidates
-            ]
-            joint = dataclasses.replace(joint, candidates=sorted(rescored, key=lambda c: c.score, reverse=True))
         p_joint = probability(features(joint, self.settings), self.settings)
         if elliptical or p_joint > p_alone:
             return joint, p_joint, True

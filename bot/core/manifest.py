@@ -125,7 +125,6 @@ class Retrieval(_Strict):
     max_quotes: PositiveInt
     quote_margin_z: Number
     followup_weight: Number
-    followup_repeat_penalty: Number = 0.0
     maxsim_default: Number = 0.5
 
     @model_validator(mode="after")
