@@ -667,7 +667,7 @@ def test_the_probe_refuses_an_engine_that_cannot_find_its_own_words(engine_holde
     class Deaf:
         index = engine_holder.get().index
 
-        def answer(self, question):
+        def answer(self, question, context=()):
             return engine_holder.answer("what's the best pizza topping in Naples?")
 
     assert probe(engine_holder.get()) is None
