@@ -38,6 +38,7 @@ MENTIONED_TEXT = "The knowledge only touches on this; it may not answer your que
 ANSWER_TEXT = "Here is what the knowledge says:"
 # Documents usually say what they are about in so many words ("This article will discuss ...").
 ABOUT_PROBE = "This article will discuss and explain what it is about"
+ABOUT_CANDIDATES = 5
 MAX_LISTED_SECTIONS = 12
 
 # Openings and words that make a message lean on the one before it ("and in finance?", "what about
@@ -217,7 +218,10 @@ class Answerer:
         if listed:
             message += f" Sections: {listed}."
         found = self.retriever.retrieve(ABOUT_PROBE)
-        quotes = tuple(self._quote(c) for c in found.candidates[:1])
+        # documents say what they are about near their start: of the passages closest to the probe, the
+        # earliest in its document
+        near = found.candidates[:ABOUT_CANDIDATES]
+        quotes = tuple(self._quote(c) for c in sorted(near, key=lambda c: self.passages[c.row]["position"])[:1])
         return done(AnswerKind.ANSWER, confidence=Confidence.HIGH, quotes=quotes, message=message)
 
     def _overlaps(self, a: int, b: int) -> bool:

@@ -18,7 +18,7 @@ ANSWER_WORDS = "learn from data"
 
 
 def _answer_with(text: str, *, source_url: str | None = None, section: str = "Body") -> Callable[[str], Answer]:
-    def answer(question: str) -> Answer:
+    def answer(question: str, context=()) -> Answer:
         quote = Quote(
             text=text,
             document="A Document",
