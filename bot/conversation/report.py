@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from bot.conversation.feedback import FeedbackStore
+from bot.core.split import clip
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -126,5 +127,4 @@ def feedback_report_text(settings: Settings, limit: int = 10) -> str:
 
 
 def _clip(text: str, limit: int = 120) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return clip(" ".join(text.split()), limit)

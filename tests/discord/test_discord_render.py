@@ -17,7 +17,6 @@ from bot.adapters.discord.render import (
     payload_within_limits,
     plain_payloads,
     render_discord,
-    split_text,
 )
 from bot.conversation.models import Button, Reply, ReplyKind
 from bot.core.types import Answer, AnswerKind, Confidence, Quote
@@ -214,12 +213,6 @@ def test_feedback_view_has_persistent_custom_ids_and_one_emoji():
     assert [b["label"] for b in buttons] == ["Helpful", "Not helpful"]
     assert [b["emoji"]["name"] for b in buttons] == ["👍", "👎"]
     assert all(b["style"] == discord.ButtonStyle.secondary.value for b in buttons)
-
-
-def test_split_text_never_exceeds_the_limit_even_without_spaces():
-    chunks = split_text("a" * 5000 + "\n" + "b c " * 1000, 2000)
-    assert all(0 < len(c) <= 2000 for c in chunks)
-    assert "".join(chunks).replace("\n", "").replace(" ", "") == ("a" * 5000 + "bc" * 1000)
 
 
 def test_block_quote_and_escape_helpers():

@@ -42,6 +42,7 @@ from bot.adapters.discord.render import (
 )
 from bot.conversation.models import Button, FeedbackVote, IncomingMessage, Reply, ReplyKind
 from bot.conversation.service import TEXT_HINT_FOLLOW_UP
+from bot.core.split import clip
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -331,9 +332,7 @@ class QabotDiscordBot(discord.Client):
     async def _open_thread(self, message: discord.Message, question: str) -> discord.Thread | None:
         """A new thread on the asking message, or None when one cannot be opened, for any reason
         (no permission, a thread already there, an HTTP error, a lost connection, ...)."""
-        name = " ".join(question.split()) or "qabot"
-        if len(name) > _THREAD_NAME_LIMIT:
-            name = name[: _THREAD_NAME_LIMIT - 1].rstrip() + "…"
+        name = clip(" ".join(question.split()) or "qabot", _THREAD_NAME_LIMIT)
         try:
             thread = await message.create_thread(name=name)
         except Exception as exc:  # whatever the reason, the answer goes out as a reply instead

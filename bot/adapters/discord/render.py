@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import discord
 
 from bot.conversation.models import Button, Reply, ReplyKind
+from bot.core.split import clip, split_text
 from bot.core.trim import trim_quote
 from bot.core.types import Answer, Confidence, Quote
 from bot.core.urls import safe_web_url
@@ -87,36 +88,6 @@ def as_block_quote(text: str) -> str:
     return "\n".join(f"> {line}" if line.strip() else ">" for line in text.splitlines() or [""])
 
 
-def split_text(text: str, limit: int) -> list[str]:
-    """Split text into chunks of at most `limit` characters, at line breaks, then spaces, then anywhere."""
-    if limit <= 0:
-        raise ValueError("limit must be positive")
-    chunks: list[str] = []
-    current = ""
-    for line in text.split("\n"):
-        candidate = line if not current else f"{current}\n{line}"
-        if len(candidate) <= limit:
-            current = candidate
-            continue
-        if current:
-            chunks.append(current)
-        current = ""
-        while len(line) > limit:
-            cut = line.rfind(" ", 0, limit + 1)
-            if cut <= 0:
-                cut = limit
-            chunks.append(line[:cut].rstrip() or line[:cut])
-            line = line[cut:].lstrip(" ")
-        current = line
-    if current.strip():
-        chunks.append(current)
-    return [c for c in chunks if c.strip()]
-
-
-def _trim(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
 def _quoted_chunks(text: str, limit: int = EMBED_DESCRIPTION_LIMIT) -> list[str]:
     """The verbatim quote as "> " lines, split into pieces that each fit `limit` characters."""
     quoted = as_block_quote(escape_quote_text(text))
@@ -132,10 +103,10 @@ def _quote_embeds(quote: Quote, colour: discord.Colour | None, footer: str) -> l
     footer_text = footer.format(path=quote.doc_path)
     if trimmed.pointer:
         footer_text = f"{trimmed.pointer} · {footer_text}"
-    footer_text = _trim(footer_text, EMBED_FOOTER_LIMIT)
-    section = _trim(discord.utils.escape_markdown(quote.section), EMBED_FIELD_VALUE_LIMIT) if quote.section else ""
+    footer_text = clip(footer_text, EMBED_FOOTER_LIMIT)
+    section = clip(discord.utils.escape_markdown(quote.section), EMBED_FIELD_VALUE_LIMIT) if quote.section else ""
     base_title = quote.document.strip() or quote.doc_path or "Source"
-    longest_title = _trim(f"{_trim(base_title, EMBED_TITLE_LIMIT - 12)} (99/99)", EMBED_TITLE_LIMIT)
+    longest_title = clip(f"{clip(base_title, EMBED_TITLE_LIMIT - 12)} (99/99)", EMBED_TITLE_LIMIT)
     # what the rest of each embed takes from Discord's 6000-character total
     meta = len(longest_title) + len(footer_text) + (len("Section") + len(section) if section else 0)
     pieces = _quoted_chunks(quote.text, min(EMBED_DESCRIPTION_LIMIT, EMBED_TOTAL_LIMIT - meta))
@@ -144,8 +115,8 @@ def _quote_embeds(quote: Quote, colour: discord.Colour | None, footer: str) -> l
     for n, piece in enumerate(pieces, start=1):
         title = base_title
         if len(pieces) > 1:
-            title = f"{_trim(title, EMBED_TITLE_LIMIT - 12)} ({n}/{len(pieces)})"
-        embed = discord.Embed(title=_trim(title, EMBED_TITLE_LIMIT), description=piece, url=url, colour=colour)
+            title = f"{clip(title, EMBED_TITLE_LIMIT - 12)} ({n}/{len(pieces)})"
+        embed = discord.Embed(title=clip(title, EMBED_TITLE_LIMIT), description=piece, url=url, colour=colour)
         if section:
             embed.add_field(name="Section", value=section, inline=False)
         embed.set_footer(text=footer_text)
