@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from bot.conversation.models import FeedbackVote, IncomingMessage, Reply, ReplyKind
-from bot.conversation.service import ADMIN_COMMANDS, ConversationService
+from bot.conversation.models import ADMIN_COMMANDS, FeedbackVote, IncomingMessage, Reply, ReplyKind
+from bot.conversation.service import ConversationService
 
 log = logging.getLogger(__name__)
 

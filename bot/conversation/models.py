@@ -8,7 +8,7 @@ and render the Reply. Nothing here knows Slack or Discord.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
 
 from bot.core.types import Answer
 
@@ -27,6 +27,29 @@ class ReplyKind(str, Enum):
 class FeedbackVote(int, Enum):
     UP = 1
     DOWN = -1
+
+
+class Action(StrEnum):
+    """Every button qabot shows, by its action id: one set for every front end."""
+
+    FEEDBACK_UP = "qabot_feedback_up"
+    FEEDBACK_DOWN = "qabot_feedback_down"
+    SHARE = "qabot_share"  # a private answer (Slack's /ask) posted to the channel
+
+
+def feedback_vote(action_id: str) -> FeedbackVote | None:
+    """The vote a feedback button casts; None for any other action id."""
+    return {Action.FEEDBACK_UP: FeedbackVote.UP, Action.FEEDBACK_DOWN: FeedbackVote.DOWN}.get(action_id)
+
+
+# The admin commands (`/qabot NAME` in chat, `/NAME` in the terminal) and what each does: the one list
+# every front end registers, shows in its help and checks against.
+ADMIN_COMMANDS: dict[str, str] = {
+    "status": "Show the index version and health",
+    "reindex": "Rebuild the index from the knowledge folder",
+    "rollback": "Switch back to the previous index version",
+    "report": "Show feedback and unanswered questions",
+}
 
 
 @dataclass(frozen=True)
@@ -51,7 +74,7 @@ class IncomingMessage:
 
 @dataclass(frozen=True)
 class Button:
-    action_id: str  # "qabot_feedback_up" | "qabot_feedback_down" | "qabot_share"
+    action_id: str  # an Action
     label: str
     value: str  # opaque payload round-tripped by the platform (fits 2000 chars)
 

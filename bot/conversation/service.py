@@ -18,7 +18,7 @@ from typing import Any
 
 from bot.config import Settings
 from bot.conversation.feedback import FeedbackStore, UnknownAnswerError
-from bot.conversation.models import Button, FeedbackVote, IncomingMessage, Reply, ReplyKind
+from bot.conversation.models import ADMIN_COMMANDS, Action, Button, FeedbackVote, IncomingMessage, Reply, ReplyKind
 from bot.conversation.ratelimit import ConversationLimits
 from bot.conversation.rebuild import RebuildCoordinator, RebuildOutcome, RebuildStatus
 from bot.conversation.report import build_report, format_report
@@ -32,9 +32,6 @@ except ImportError:  # pragma: no cover - depends on the core's state
 
 log = logging.getLogger(__name__)
 
-FEEDBACK_UP = "qabot_feedback_up"
-FEEDBACK_DOWN = "qabot_feedback_down"
-ADMIN_COMMANDS = ("status", "reindex", "rollback", "report")
 
 _THREADED_PLATFORMS = ("slack", "discord")
 
@@ -200,8 +197,8 @@ class ConversationService:
         buttons: tuple[Button, ...] = ()
         if kind is ReplyKind.ANSWER and answer_id:
             buttons = (
-                Button(FEEDBACK_UP, "👍 Helpful", answer_id),
-                Button(FEEDBACK_DOWN, "👎 Not helpful", answer_id),
+                Button(Action.FEEDBACK_UP, "👍 Helpful", answer_id),
+                Button(Action.FEEDBACK_DOWN, "👎 Not helpful", answer_id),
             )
 
         extra: dict[str, str] = {}

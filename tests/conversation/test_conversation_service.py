@@ -7,8 +7,7 @@ import logging
 import pytest
 
 from bot.conversation.feedback import FeedbackStore
-from bot.conversation.models import FeedbackVote, ReplyKind
-from bot.conversation.service import FEEDBACK_DOWN, FEEDBACK_UP
+from bot.conversation.models import Action, FeedbackVote, ReplyKind
 from bot.core.errors import IndexMissingError
 
 from .conftest import FakeBuildResult
@@ -19,7 +18,7 @@ def test_answer_has_text_buttons_and_is_stored(make_service, message, store):
     reply = service.handle(message(message_id="111.1"))
     assert reply.kind is ReplyKind.ANSWER
     assert "algorithms that enable computers to learn from data" in reply.text
-    assert [b.action_id for b in reply.buttons] == [FEEDBACK_UP, FEEDBACK_DOWN]
+    assert [b.action_id for b in reply.buttons] == [Action.FEEDBACK_UP, Action.FEEDBACK_DOWN]
     assert all(b.value == reply.answer_id for b in reply.buttons)
     assert reply.index_version == "v1"
     assert reply.hints and "thread" in reply.hints[0]

@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from bot.adapters.slack.render import BUTTON_LABEL_LIMIT, BUTTON_VALUE_LIMIT, MAX_BLOCKS, SECTION_TEXT_LIMIT
-from bot.conversation.service import FEEDBACK_DOWN, FEEDBACK_UP
+from bot.conversation.models import Action
 from tests.slack.fake_slack import Call, app_mention, message
 from tests.slack.harness import SlackHttpHarness, block_texts, buttons_of
 from tests.spec.scenarios import Outbound
@@ -130,7 +130,7 @@ class SlackSpecDriver:
 
     async def click_feedback(self, outbound: Outbound, *, up: bool, user: str = "U1") -> list[Outbound]:
         raw: dict[str, Any] = outbound.raw  # type: ignore[assignment]
-        action_id = FEEDBACK_UP if up else FEEDBACK_DOWN
+        action_id = Action.FEEDBACK_UP if up else Action.FEEDBACK_DOWN
         value = buttons_of(raw["args"])[action_id]
         channel = raw.get("channel") or "C1"
         start = len(self.fake.posts)

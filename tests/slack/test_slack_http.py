@@ -9,8 +9,9 @@ import time
 
 import pytest
 
-from bot.adapters.slack.app import SHARE, run_slack
+from bot.adapters.slack.app import run_slack
 from bot.config import ConfigError, Settings
+from bot.conversation.models import Action
 from tests.slack.conftest import ADMIN
 from tests.slack.fake_slack import BOT_ID, BOT_USER_ID, app_mention, event_callback, message, next_ts
 from tests.slack.harness import SlackHttpHarness, block_texts, buttons_of
@@ -178,34 +179,34 @@ async def test_ask_acks_at_once_then_answers_privately_with_a_share_button(slack
     assert post.method == "response_url" and post.path == response_url.split(str(fake_slack.port))[1]
     assert post.args["response_type"] == "ephemeral"
     assert GOLD in "\n".join(block_texts(post.args))
-    assert set(buttons_of(post.args)) == {SHARE, "qabot_feedback_up", "qabot_feedback_down"}
+    assert set(buttons_of(post.args)) == {Action.SHARE, "qabot_feedback_up", "qabot_feedback_down"}
 
 
 async def test_share_button_posts_the_answer_in_the_channel(slack_http, fake_slack):
     await slack_http.command("/ask", QUESTION, channel="C7")
     private = fake_slack.posts[0].args
-    share_value = buttons_of(private)[SHARE]
+    share_value = buttons_of(private)[Action.SHARE]
 
-    _, response_url = await slack_http.click(SHARE, share_value, channel="C7", ephemeral=True)
+    _, response_url = await slack_http.click(Action.SHARE, share_value, channel="C7", ephemeral=True)
 
     shared = fake_slack.calls_to("chat.postMessage")
     assert len(shared) == 1
     assert shared[0].args["channel"] == "C7"
     assert GOLD in "\n".join(block_texts(shared[0].args))
-    assert SHARE not in buttons_of(shared[0].args)
+    assert Action.SHARE not in buttons_of(shared[0].args)
     assert "qabot_feedback_up" in buttons_of(shared[0].args)
     # the private copy loses its share button
     replaced = [c for c in fake_slack.calls_to("response_url") if response_url.endswith(c.path)]
     assert replaced and replaced[-1].args["replace_original"] is True
-    assert SHARE not in buttons_of(replaced[-1].args)
+    assert Action.SHARE not in buttons_of(replaced[-1].args)
 
 
 async def test_share_where_the_bot_is_not_a_member_goes_through_the_response_url(slack_http, fake_slack):
     await slack_http.command("/ask", QUESTION, channel="C8")
-    share_value = buttons_of(fake_slack.posts[0].args)[SHARE]
+    share_value = buttons_of(fake_slack.posts[0].args)[Action.SHARE]
     fake_slack.fail["chat.postMessage"] = "not_in_channel"
 
-    _, response_url = await slack_http.click(SHARE, share_value, channel="C8", ephemeral=True)
+    _, response_url = await slack_http.click(Action.SHARE, share_value, channel="C8", ephemeral=True)
 
     via_url = [c for c in fake_slack.calls_to("response_url") if response_url.endswith(c.path)]
     assert [c.args["response_type"] for c in via_url] == ["in_channel", "ephemeral"]
@@ -214,7 +215,7 @@ async def test_share_where_the_bot_is_not_a_member_goes_through_the_response_url
 
 
 async def test_share_of_an_unknown_answer_says_so(slack_http, fake_slack):
-    await slack_http.click(SHARE, "no-such-answer", ephemeral=True)
+    await slack_http.click(Action.SHARE, "no-such-answer", ephemeral=True)
     assert fake_slack.calls_to("chat.postMessage") == []
     [reply] = fake_slack.calls_to("response_url")
     assert reply.args["response_type"] == "ephemeral"

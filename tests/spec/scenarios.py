@@ -23,8 +23,11 @@ from typing import Any, Protocol
 
 from bot.config import Settings
 from bot.conversation.feedback import FeedbackStore
+from bot.conversation.models import Action
 from bot.conversation.rebuild import RebuildCoordinator
-from bot.conversation.service import FEEDBACK_DOWN, FEEDBACK_UP, ConversationService
+from bot.conversation.service import ConversationService
+
+FEEDBACK_UP, FEEDBACK_DOWN = Action.FEEDBACK_UP, Action.FEEDBACK_DOWN
 
 REPO = Path(__file__).resolve().parents[2]
 KNOWLEDGE_DIR = REPO / "knowledge"

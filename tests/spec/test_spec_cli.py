@@ -7,7 +7,8 @@ import io
 import pytest
 
 from bot.adapters.cli import RATE_HINT, CliChat
-from bot.conversation.service import FEEDBACK_DOWN, FEEDBACK_UP, ConversationService
+from bot.conversation.models import Action
+from bot.conversation.service import ConversationService
 
 from .scenarios import SCENARIOS, Outbound, make_spec_service, run_scenario, spec_settings
 
@@ -49,7 +50,7 @@ class CliDriver:
                 thread_id=None,
                 pings_nobody=True,
                 within_limits=True,
-                buttons=[FEEDBACK_UP, FEEDBACK_DOWN] if rated else [],
+                buttons=[Action.FEEDBACK_UP, Action.FEEDBACK_DOWN] if rated else [],
                 raw={"printed": printed, "answer_id": chat.last_answer_id if rated else before},
             )
         ]

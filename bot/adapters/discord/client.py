@@ -34,13 +34,21 @@ from discord import app_commands
 
 from bot.adapters.discord.render import (
     FEEDBACK_CUSTOM_ID_TEMPLATE,
-    FEEDBACK_UP,
     MessagePayload,
     feedback_custom_id,
     plain_payloads,
     render_discord,
 )
-from bot.conversation.models import Button, FeedbackVote, IncomingMessage, Reply, ReplyKind
+from bot.conversation.models import (
+    ADMIN_COMMANDS,
+    Action,
+    Button,
+    FeedbackVote,
+    IncomingMessage,
+    Reply,
+    ReplyKind,
+    feedback_vote,
+)
 from bot.conversation.service import TEXT_HINT_FOLLOW_UP
 from bot.core.split import clip
 
@@ -51,12 +59,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PLATFORM = "discord"
-ADMIN_COMMANDS: dict[str, str] = {
-    "reindex": "Rebuild the index from the knowledge folder",
-    "status": "Show the index version and health",
-    "rollback": "Switch back to the previous index version",
-    "report": "Show feedback and unanswered questions",
-}
 # replies that open a thread on the asking message; refusals, limits and errors are answered in place
 _THREAD_KINDS = frozenset({ReplyKind.ANSWER, ReplyKind.ABSTAIN, ReplyKind.HELP})
 _USER_MESSAGE_TYPES = frozenset({discord.MessageType.default, discord.MessageType.reply})
@@ -99,7 +101,7 @@ class FeedbackButton(discord.ui.DynamicItem[discord.ui.Button], template=FEEDBAC
 
     def __init__(self, vote: FeedbackVote, answer_id: str, *, label: str | None = None) -> None:
         up = vote is FeedbackVote.UP
-        action_id = FEEDBACK_UP if up else "qabot_feedback_down"
+        action_id = Action.FEEDBACK_UP if up else Action.FEEDBACK_DOWN
         custom_id = feedback_custom_id(action_id, answer_id)
         if custom_id is None:
             raise ValueError(f"answer id {answer_id!r} cannot be carried in a custom_id")
@@ -129,8 +131,9 @@ def feedback_view(buttons: tuple[Button, ...]) -> discord.ui.View | None:
     """A view of FeedbackButtons. Fully dynamic, so discord.py does not keep it in memory per message."""
     view = discord.ui.View(timeout=None)
     for b in buttons:
-        vote = FeedbackVote.UP if b.action_id == FEEDBACK_UP else FeedbackVote.DOWN
-        view.add_item(FeedbackButton(vote, b.value, label=b.label or None))
+        vote = feedback_vote(b.action_id)
+        if vote is not None:
+            view.add_item(FeedbackButton(vote, b.value, label=b.label or None))
     return view if view.children else None
 
 

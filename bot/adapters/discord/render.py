@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import discord
 
-from bot.conversation.models import Button, Reply, ReplyKind
+from bot.conversation.models import Action, Button, Reply, ReplyKind
 from bot.core.split import clip, split_text
 from bot.core.trim import trim_quote
 from bot.core.types import Answer, Confidence, Quote
@@ -37,11 +37,9 @@ EMBEDS_PER_MESSAGE = 10
 # with their titles and footers still fit one message's 6000 characters of embeds.
 QUOTE_LIMIT = 1500
 
-FEEDBACK_UP = "qabot_feedback_up"
-FEEDBACK_DOWN = "qabot_feedback_down"
-FEEDBACK_ACTIONS = (FEEDBACK_UP, FEEDBACK_DOWN)
 # custom_id of a feedback button; parsed back by the DynamicItem in client.py after any restart
 FEEDBACK_CUSTOM_ID_TEMPLATE = r"qabot:fb:(?P<vote>up|down):(?P<answer_id>[A-Za-z0-9_-]+)"
+_VOTE_WORDS = {Action.FEEDBACK_UP: "up", Action.FEEDBACK_DOWN: "down"}
 _ANSWER_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,80}")  # custom_id is at most 100 characters
 
 _CONFIDENCE_COLOUR = {
@@ -62,9 +60,9 @@ class MessagePayload:
 
 def feedback_custom_id(action_id: str, answer_id: str) -> str | None:
     """The persistent custom_id for a feedback button, or None if it cannot carry this answer id."""
-    if action_id not in FEEDBACK_ACTIONS or not _ANSWER_ID_RE.fullmatch(answer_id):
+    vote = _VOTE_WORDS.get(action_id)
+    if vote is None or not _ANSWER_ID_RE.fullmatch(answer_id):
         return None
-    vote = "up" if action_id == FEEDBACK_UP else "down"
     return f"qabot:fb:{vote}:{answer_id}"
 
 

@@ -65,7 +65,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.adapters.slack.render import render_slack_blocks, without_actions
-from bot.conversation.models import Button, FeedbackVote, IncomingMessage, Reply, ReplyKind
+from bot.conversation.models import ADMIN_COMMANDS, Action, Button, IncomingMessage, Reply, ReplyKind, feedback_vote
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -75,10 +75,6 @@ log = logging.getLogger("qabot.slack")
 
 PLATFORM = "slack"
 EVENTS_PATH = "/slack/events"
-ADMIN_COMMANDS = ("reindex", "status", "rollback", "report")
-FEEDBACK_UP = "qabot_feedback_up"
-FEEDBACK_DOWN = "qabot_feedback_down"
-SHARE = "qabot_share"
 SHARE_LABEL = "Share in channel"
 # message subtypes that still carry a person's question; every other subtype (edits, deletions,
 # joins, bot_message, ...) is not a question
@@ -381,11 +377,11 @@ class SlackFrontEnd:
 
     def _with_share_button(self, reply: Reply) -> Reply:
         key = reply.answer_id or uuid.uuid4().hex
-        buttons = [b for b in reply.buttons if b.action_id != SHARE]
-        buttons.insert(0, Button(action_id=SHARE, label=SHARE_LABEL, value=key))
+        buttons = [b for b in reply.buttons if b.action_id != Action.SHARE]
+        buttons.insert(0, Button(action_id=Action.SHARE, label=SHARE_LABEL, value=key))
         shared = dataclasses.replace(reply, buttons=tuple(buttons))
         blocks, text = render_slack_blocks(shared)
-        self._shares[key] = _Shareable(blocks=without_actions(blocks, [SHARE]), text=text)
+        self._shares[key] = _Shareable(blocks=without_actions(blocks, [Action.SHARE]), text=text)
         self._shares.move_to_end(key)
         while len(self._shares) > _SHARE_CACHE_SIZE:
             self._shares.popitem(last=False)
@@ -427,7 +423,9 @@ class SlackFrontEnd:
         self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any, client: Any
     ) -> None:
         await ack()
-        vote = FeedbackVote.UP if action.get("action_id") == FEEDBACK_UP else FeedbackVote.DOWN
+        vote = feedback_vote(action.get("action_id", ""))
+        if vote is None:
+            return
         user = (body.get("user") or {}).get("id", "")
         container = body.get("container") or {}
         channel = (body.get("channel") or {}).get("id") or container.get("channel_id", "")
@@ -461,11 +459,11 @@ class SlackFrontEnd:
         words = (command.get("text") or "").split()
         sub = words[0].lower() if words else ""
         if sub not in ADMIN_COMMANDS:
+            usage = ", ".join(f"`/qabot {name}`" for name in ADMIN_COMMANDS)
             await self.reply(
                 respond,
                 blocks=[],
-                text="Usage: `/qabot status`, `/qabot reindex`, `/qabot rollback` or `/qabot report` "
-                "(admins only). To ask a question, use `/ask <question>` or mention me.",
+                text=f"Usage: {usage} (admins only). To ask a question, use `/ask <question>` or mention me.",
                 response_type="ephemeral",
                 replace_original=False,
             )
@@ -595,9 +593,9 @@ def build_slack_app(
     app.event("message")(fe.tracked(fe.on_message))
     app.command("/ask")(fe.tracked(fe.on_ask))
     app.command("/qabot")(fe.tracked(fe.on_qabot))
-    app.action(SHARE)(fe.tracked(fe.on_share))
-    app.action(FEEDBACK_UP)(fe.tracked(fe.on_feedback))
-    app.action(FEEDBACK_DOWN)(fe.tracked(fe.on_feedback))
+    app.action(Action.SHARE.value)(fe.tracked(fe.on_share))
+    for action in (Action.FEEDBACK_UP, Action.FEEDBACK_DOWN):
+        app.action(action.value)(fe.tracked(fe.on_feedback))
     app.qabot_frontend = fe  # type: ignore[attr-defined]
     return app
 
