@@ -247,7 +247,7 @@ def chat(index: IndexOpt = None, knowledge: KnowledgeOpt = None) -> None:
     settings = Settings.from_env(overrides={"index_dir": index_dir, "knowledge_dir": knowledge_dir})
     service = build_service(settings)
     try:
-        service.engine.get()
+        service.warm_up()
     except IndexProblem as err:
         raise _fail(str(err), EXIT_INDEX) from None
     import io

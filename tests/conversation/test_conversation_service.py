@@ -257,3 +257,29 @@ def test_feedback_for_unknown_answer_is_polite(make_service, answer_id, store):
     assert reply.private and reply.kind is ReplyKind.ERROR
     assert "can't find that answer" in reply.text
     assert store.feedback_count() == 0
+
+
+def test_warm_up_loads_the_index_once_before_any_question(tmp_path, settings, store, built_index_dir):
+    from bot.conversation.service import ConversationService
+    from bot.core.engine import EngineHolder
+
+    engine = EngineHolder(built_index_dir)
+    service = ConversationService(engine, settings=settings, feedback=store)
+    assert not engine.loaded
+    assert service.warm_up() == engine.version and engine.loaded
+
+
+def test_warm_up_without_an_index_raises_the_fix(tmp_path, settings, store):
+    from bot.conversation.service import ConversationService
+    from bot.core.engine import EngineHolder
+
+    service = ConversationService(EngineHolder(tmp_path / "none"), settings=settings, feedback=store)
+    with pytest.raises(IndexMissingError, match="qabot index build"):
+        service.warm_up()
+
+
+def test_every_answer_kind_has_a_presentation():
+    from bot.conversation.service import PRESENTATIONS
+    from bot.core.types import AnswerKind
+
+    assert set(PRESENTATIONS) == set(AnswerKind)

@@ -765,11 +765,8 @@ async def _warm_up(service: ConversationService) -> None:
     """Load the index and model before connecting, so the first question is not the slow one."""
     from bot.core.errors import IndexProblem
 
-    load = getattr(service.engine, "get", None)
-    if load is None:
-        return
     try:
-        await asyncio.to_thread(load)
+        await asyncio.to_thread(service.warm_up)
     except IndexProblem as err:
         # keep running: questions get the fix as their answer, and `/qabot reindex` can build the index
         log.warning("no usable index yet: %s", err)
