@@ -240,7 +240,7 @@ def chat(index: IndexOpt = None, knowledge: KnowledgeOpt = None) -> None:
         _run_build(knowledge_dir, index_dir, force=False, quiet=False)
     except IndexProblem as err:
         raise _fail(str(err), EXIT_INDEX) from None
-    from bot.adapters.cli import run_chat
+    from bot.adapters.terminal import run_chat
     from bot.config import Settings
     from bot.conversation.factory import build_service
 

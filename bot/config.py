@@ -106,7 +106,7 @@ class Settings:
     channel_rate_limit: int = _env("QABOT_CHANNEL_RATE_LIMIT", DEFAULT_CHANNEL_RATE_LIMIT)
     rate_window_s: float = _env("QABOT_RATE_WINDOW_S", DEFAULT_RATE_WINDOW_S)
     # The local terminal user is trusted: piping a file of questions through `qabot chat` is not abuse.
-    rate_limit_exempt_platforms: tuple[str, ...] = field(default=("cli",))
+    rate_limit_exempt_platforms: tuple[str, ...] = field(default=("terminal",))
     log_level: str = _env("QABOT_LOG_LEVEL", "INFO")
 
     # ---- loading -------------------------------------------------------------------------------
@@ -241,9 +241,9 @@ def required_for(platform: str, *, http: bool = False) -> tuple[str, ...]:
         return ("discord_token",)
     if platform == "slack":
         return ("slack_bot_token", "slack_signing_secret") if http else ("slack_bot_token", "slack_app_token")
-    if platform == "cli":
+    if platform == "terminal":
         return ()
-    raise ValueError(f"unknown platform {platform!r}; expected 'cli', 'slack' or 'discord'")
+    raise ValueError(f"unknown platform {platform!r}; expected 'terminal', 'slack' or 'discord'")
 
 
 def _field_name(name: str) -> str:

@@ -56,7 +56,7 @@ ADMIN_COMMANDS: dict[str, str] = {
 class IncomingMessage:
     """One message addressed to the bot (mention, DM, slash command, thread follow-up)."""
 
-    platform: str  # "cli" | "slack" | "discord"
+    platform: str  # the adapter's name: "terminal", "slack", "discord", ...
     user_id: str
     channel_id: str
     text: str  # raw text as the platform gave it (mentions are stripped by the layer)

@@ -99,7 +99,7 @@ def test_socket_and_http_mode_need_different_secrets():
     assert required_for("slack", http=False) == ("slack_bot_token", "slack_app_token")
     assert required_for("slack", http=True) == ("slack_bot_token", "slack_signing_secret")
     assert required_for("discord") == ("discord_token",)
-    assert required_for("cli") == ()
+    assert required_for("terminal") == ()
     Settings(slack_bot_token=BOT, slack_signing_secret="abc").check_platform("slack", http=True)
     with pytest.raises(ConfigError, match="SLACK_SIGNING_SECRET"):
         Settings(slack_bot_token=BOT, slack_app_token=APP).check_platform("slack", http=True)

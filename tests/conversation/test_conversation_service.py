@@ -150,9 +150,9 @@ def test_channel_rate_limit(make_service, message):
     assert service.handle(message(user_id="U5")).kind is ReplyKind.IGNORED
 
 
-def test_cli_is_exempt_from_rate_limits(make_service, message):
+def test_the_terminal_is_exempt_from_rate_limits(make_service, message):
     service = make_service()
-    assert all(service.handle(message(platform="cli")).kind is ReplyKind.ANSWER for _ in range(10))
+    assert all(service.handle(message(platform="terminal")).kind is ReplyKind.ANSWER for _ in range(10))
 
 
 def test_index_missing_gives_fix_text_not_traceback(make_service, message, fake_engine):

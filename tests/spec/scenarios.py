@@ -150,7 +150,7 @@ def _show(outs: list[Outbound]) -> str:
 
 
 def _threads(driver: Driver) -> bool:
-    return bool(getattr(driver, "supports_threads", driver.platform != "cli"))
+    return bool(getattr(driver, "supports_threads", driver.platform != "terminal"))
 
 
 def _article_sentences(min_words: int = 8) -> list[str]:

@@ -41,7 +41,7 @@ def _local_user() -> str:
         return "local"
 
 
-class CliChat:
+class TerminalChat:
     """One terminal session: turns lines into service calls and prints the replies."""
 
     def __init__(
@@ -65,7 +65,7 @@ class CliChat:
 
     def _message(self, text: str) -> IncomingMessage:
         return IncomingMessage(
-            platform="cli",
+            platform="terminal",
             user_id=self.user_id,
             channel_id=self.channel_id,
             text=text,
@@ -108,7 +108,7 @@ class CliChat:
             return
         self.show(
             self.service.record_feedback(
-                answer_id, vote, platform="cli", user_id=self.user_id, channel_id=self.channel_id
+                answer_id, vote, platform="terminal", user_id=self.user_id, channel_id=self.channel_id
             )
         )
 
@@ -177,7 +177,7 @@ def run_chat(
     is_admin: bool = True,
 ) -> int:
     """Chat until quit / EOF / Ctrl-C. Returns the exit code (0)."""
-    chat = CliChat(service, stdout=stdout, user_id=user_id, is_admin=is_admin, show_hints=interactive)
+    chat = TerminalChat(service, stdout=stdout, user_id=user_id, is_admin=is_admin, show_hints=interactive)
     # input() gives readline editing and history, but only reads the process's own terminal
     use_input = interactive and _same_stream(stdin, sys.stdin) and _same_stream(stdout, sys.stdout)
     readline = None

@@ -4,7 +4,7 @@ import io
 import os
 import threading
 
-from bot.adapters.cli import PROMPT, RATE_HINT, CliChat, run_chat
+from bot.adapters.terminal import PROMPT, RATE_HINT, TerminalChat, run_chat
 
 
 def test_piped_lines_answered_in_order(make_service, fake_engine):
@@ -63,14 +63,14 @@ def test_ctrl_c_ends_cleanly(make_service):
 
 def test_non_admin_session_is_refused(make_service):
     stdout = io.StringIO()
-    chat = CliChat(make_service(), stdout=stdout, is_admin=False)
+    chat = TerminalChat(make_service(), stdout=stdout, is_admin=False)
     chat.handle_line("/reindex")
     assert "only admins" in stdout.getvalue()
 
 
 def test_vote_before_any_answer(make_service):
     stdout = io.StringIO()
-    CliChat(make_service(), stdout=stdout).handle_line("/up")
+    TerminalChat(make_service(), stdout=stdout).handle_line("/up")
     assert "Nothing to rate yet" in stdout.getvalue()
 
 

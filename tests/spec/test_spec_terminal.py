@@ -1,4 +1,4 @@
-"""The shared conversation spec, run against the CLI adapter (bot/adapters/cli.py) over the real index."""
+"""The shared conversation spec, run against the CLI adapter (bot/adapters/terminal.py) over the real index."""
 
 from __future__ import annotations
 
@@ -6,36 +6,36 @@ import io
 
 import pytest
 
-from bot.adapters.cli import RATE_HINT, CliChat
+from bot.adapters.terminal import RATE_HINT, TerminalChat
 from bot.conversation.models import Action
 from bot.conversation.service import ConversationService
 
 from .scenarios import SCENARIOS, Outbound, make_spec_service, run_scenario, spec_settings
 
 
-class CliDriver:
-    """Plays a person at the terminal: each call types one line into a CliChat and decodes what it printed.
+class TerminalDriver:
+    """Plays a person at the terminal: each call types one line into a TerminalChat and decodes what it printed.
 
     The terminal has no threads, no pings and no size limits; everything printed is seen by that one
     person only (private). Buttons are rendered as the "/up or /down" hint.
     """
 
-    platform = "cli"
+    platform = "terminal"
     supports_threads = False
 
     def __init__(self, service: ConversationService):
         self.service = service
-        self._chats: dict[tuple[str, str, bool], CliChat] = {}
+        self._chats: dict[tuple[str, str, bool], TerminalChat] = {}
 
-    def _chat(self, user: str, channel: str = "terminal", admin: bool = True) -> CliChat:
+    def _chat(self, user: str, channel: str = "terminal", admin: bool = True) -> TerminalChat:
         key = (user, channel, admin)
         if key not in self._chats:
-            self._chats[key] = CliChat(
+            self._chats[key] = TerminalChat(
                 self.service, stdout=io.StringIO(), user_id=user, is_admin=admin, channel_id=channel
             )
         return self._chats[key]
 
-    def _type(self, chat: CliChat, line: str) -> list[Outbound]:
+    def _type(self, chat: TerminalChat, line: str) -> list[Outbound]:
         chat.stdout = io.StringIO()
         before = chat.last_answer_id
         assert chat.handle_line(line), f"the chat ended on {line!r}"
@@ -70,12 +70,12 @@ class CliDriver:
 
 
 @pytest.fixture
-def cli_driver(tmp_path, built_index_dir, engine_holder):
+def terminal_driver(tmp_path, built_index_dir, engine_holder):
     service = make_spec_service(spec_settings(tmp_path, index_dir=built_index_dir), engine_holder)
-    yield CliDriver(service)
+    yield TerminalDriver(service)
     service.feedback.close()
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=str)
-async def test_spec_cli(cli_driver, scenario):
-    await run_scenario(cli_driver, scenario)
+async def test_spec_terminal(terminal_driver, scenario):
+    await run_scenario(terminal_driver, scenario)
