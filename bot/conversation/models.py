@@ -64,6 +64,10 @@ class IncomingMessage:
     message_id: str | None = None  # the platform's id for this message (used to start a thread)
     is_dm: bool = False
     is_admin: bool = False  # adapter decides from platform facts (Manage Server, configured IDs)
+    # the adapter's channel allow-list leaves this channel out (DMs are governed by QABOT_DMS_ENABLED)
+    in_allowed_channel: bool = True
+    # the platform answers a channel message in a thread (Slack, Discord); follow-ups there need no mention
+    supports_threads: bool = False
     is_bot: bool = False  # sent by a bot (the bot itself included): always ignored
     addressed: bool = True  # mention, DM or slash command; False for a plain thread message
     private: bool = False  # answer only to the asker (ephemeral)

@@ -1,4 +1,4 @@
-"""The conversation layer: every front end (CLI, Slack, Discord) hands messages here and renders the Reply.
+"""The conversation layer: every front end (terminal, Slack, Discord) hands messages here and renders the Reply.
 
 It owns the rules that are the same on every platform: ignore bots and retried events, channel
 allow-lists and DMs, thread follow-ups, rate limits, admin commands, feedback, and turning errors into
@@ -28,9 +28,6 @@ from bot.core.render import render_plain
 from bot.core.types import Answer, AnswerKind
 
 log = logging.getLogger(__name__)
-
-
-_THREADED_PLATFORMS = ("slack", "discord")
 
 
 @dataclass(frozen=True)
@@ -143,8 +140,7 @@ class ConversationService:
             return _ignored("not addressed")
         if msg.is_dm and not self.settings.dms_enabled:
             return Reply(ReplyKind.REFUSED, TEXT_DMS_OFF, private=True)
-        allowed = self.settings.allowed_channels(msg.platform)
-        if allowed is not None and not msg.is_dm and msg.channel_id not in allowed:
+        if not msg.in_allowed_channel and not msg.is_dm:
             return Reply(ReplyKind.REFUSED, TEXT_CHANNEL_NOT_ALLOWED, private=True)
         if msg.platform not in self.settings.rate_limit_exempt_platforms:
             decision = self.limits.check(msg.platform, msg.user_id, msg.channel_id)
@@ -204,7 +200,7 @@ class ConversationService:
 
         extra: dict[str, str] = {}
         thread = msg.thread_id or msg.message_id
-        threaded = msg.platform in _THREADED_PLATFORMS and not msg.is_dm and not msg.private
+        threaded = msg.supports_threads and not msg.is_dm and not msg.private
         if threaded and thread:
             extra["thread_id"] = thread
             try:

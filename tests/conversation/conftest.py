@@ -148,7 +148,9 @@ def make_service(fake_engine: FakeEngine, store: FeedbackStore, settings: Settin
 
 
 def msg(text: str = "what is machine learning?", **kw: Any) -> IncomingMessage:
+    """A message as the Slack adapter hands it over (a platform with threads)."""
     base: dict[str, Any] = {"platform": "slack", "user_id": "U1", "channel_id": "C1", "text": text}
+    base.setdefault("supports_threads", True)
     base.update(kw)
     return IncomingMessage(**base)
 

@@ -66,16 +66,20 @@ def test_dedupe_forgets_after_ttl(make_service, message, clock):
 
 
 def test_channel_allow_list(make_service, message, fake_engine):
-    service = make_service(slack_allowed_channel_ids=("C1",))
+    # the adapter applies its own allow-list (SLACK_ALLOWED_CHANNEL_IDS, ...); the service words the refusal
+    service = make_service()
     assert service.handle(message(channel_id="C1")).kind is ReplyKind.ANSWER
-    refused = service.handle(message(channel_id="C2"))
+    refused = service.handle(message(channel_id="C2", in_allowed_channel=False))
     assert refused.kind is ReplyKind.REFUSED and refused.private
     assert "channel" in refused.text
-    # the allow-list is per platform
-    assert service.handle(message(channel_id="C2", platform="discord")).kind is ReplyKind.ANSWER
     # DMs are governed by dms_enabled, not the channel list
-    assert service.handle(message(channel_id="D9", is_dm=True)).kind is ReplyKind.ANSWER
-    assert len(fake_engine.asked) == 3
+    assert service.handle(message(channel_id="D9", is_dm=True, in_allowed_channel=False)).kind is ReplyKind.ANSWER
+    assert len(fake_engine.asked) == 2
+
+
+def test_no_thread_where_the_platform_has_none(make_service, message):
+    reply = make_service().handle(message(message_id="100.1", supports_threads=False))
+    assert reply.kind is ReplyKind.ANSWER and "thread_id" not in reply.extra and reply.hints == ()
 
 
 def test_dms_can_be_turned_off(make_service, message, fake_engine):

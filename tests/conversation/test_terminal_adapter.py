@@ -4,80 +4,106 @@ import io
 import os
 import threading
 
-from bot.adapters.terminal import PROMPT, RATE_HINT, TerminalChat, run_chat
+import pytest
+
+from bot.adapters.terminal import PROMPT, RATE_HINT, TerminalAdapter, TerminalSettings
 
 
-def test_piped_lines_answered_in_order(make_service, fake_engine):
+@pytest.fixture
+def terminal(tmp_path):
+    """terminal(service, stdin=..., interactive=..., **settings) -> (adapter, stdout)."""
+
+    def make(service, *, stdin=None, interactive=False, **settings):
+        settings.setdefault("history_file", tmp_path / "history")
+        stdout = io.StringIO()
+        adapter = TerminalAdapter(
+            service,
+            TerminalSettings(_env_file=None, **settings),
+            stdin=stdin or io.StringIO(),
+            stdout=stdout,
+            interactive=interactive,
+        )
+        return adapter, stdout
+
+    return make
+
+
+def run_chat(service, terminal, stdin, *, interactive=False, **settings):
+    adapter, stdout = terminal(service, stdin=stdin, interactive=interactive, **settings)
+    adapter.run()
+    return stdout.getvalue()
+
+
+def test_piped_lines_answered_in_order(make_service, fake_engine, terminal):
     stdin = io.StringIO("what is machine learning?\n\n   \nbest pizza in Naples?\n")
-    stdout = io.StringIO()
-    assert run_chat(make_service(), stdin=stdin, stdout=stdout, interactive=False) == 0
-    out = stdout.getvalue()
+    out = run_chat(make_service(), terminal, stdin)
     assert fake_engine.asked == ["what is machine learning?", "best pizza in Naples?"]  # empty lines skipped
     assert out.index("algorithms that enable computers") < out.index("doesn't cover that")
     assert PROMPT not in out and RATE_HINT not in out  # no prompt or hints when piped
 
 
-def test_real_os_pipe_with_invalid_utf8(make_service, fake_engine):
+def test_real_os_pipe_with_invalid_utf8(make_service, fake_engine, terminal):
     read_fd, write_fd = os.pipe()
     payload = b"caf\xe9 machine learning?\n\xff\xfe\nquit\nnever asked\n"
     writer = threading.Thread(target=lambda: (os.write(write_fd, payload), os.close(write_fd)))
     writer.start()
     with open(read_fd, encoding="utf-8") as stdin:  # strict decoding: the adapter must cope anyway
-        stdout = io.StringIO()
-        assert run_chat(make_service(), stdin=stdin, stdout=stdout, interactive=False) == 0
+        run_chat(make_service(), terminal, stdin)
     writer.join()
     assert fake_engine.asked == ["caf\ufffd machine learning?", "\ufffd\ufffd"]  # stops at quit
 
 
-def test_interactive_prompt_help_commands_and_eof(make_service, fake_engine, tmp_path):
+def test_interactive_prompt_help_commands_and_eof(make_service, fake_engine, terminal):
     stdin = io.StringIO("help\nwhat is machine learning?\n/up\n/down\n/status\n/bogus\n")
-    stdout = io.StringIO()
-    history = tmp_path / "hist"
-    assert run_chat(make_service(), stdin=stdin, stdout=stdout, interactive=True, history_path=history) == 0
-    out = stdout.getvalue()
+    out = run_chat(make_service(), terminal, stdin, interactive=True)
     assert out.count(PROMPT) == 7  # one per line plus the one answered by EOF
     assert "/reindex" in out  # help text
-    assert RATE_HINT in out
+    assert RATE_HINT in out  # the 👍/👎 buttons, as text
     assert "Thanks for the feedback" in out and "updated your vote" in out
     assert "Index version: v1" in out  # the local user is an admin
     assert "Unknown command /bogus" in out
     assert out.endswith("\n")
 
 
-def test_quit_and_exit(make_service, fake_engine):
+def test_quit_and_exit(make_service, fake_engine, terminal):
     for word in ("quit", "EXIT"):
-        stdout = io.StringIO()
-        run_chat(make_service(), stdin=io.StringIO(f"{word}\nmachine learning\n"), stdout=stdout, interactive=True)
+        run_chat(make_service(), terminal, io.StringIO(f"{word}\nmachine learning\n"), interactive=True)
     assert fake_engine.asked == []
 
 
-def test_ctrl_c_ends_cleanly(make_service):
+def test_ctrl_c_ends_cleanly(make_service, terminal):
     class InterruptingStdin(io.StringIO):
         def readline(self, *args):
             raise KeyboardInterrupt
 
-    stdout = io.StringIO()
-    assert run_chat(make_service(), stdin=InterruptingStdin(), stdout=stdout, interactive=True) == 0
-    assert stdout.getvalue().endswith("\n")
+    assert run_chat(make_service(), terminal, InterruptingStdin(), interactive=True).endswith("\n")
 
 
-def test_non_admin_session_is_refused(make_service):
-    stdout = io.StringIO()
-    chat = TerminalChat(make_service(), stdout=stdout, is_admin=False)
-    chat.handle_line("/reindex")
+def test_non_admin_session_is_refused(make_service, terminal):
+    adapter, stdout = terminal(make_service(), admin=False)
+    adapter.handle_line("/reindex")
     assert "only admins" in stdout.getvalue()
 
 
-def test_vote_before_any_answer(make_service):
-    stdout = io.StringIO()
-    TerminalChat(make_service(), stdout=stdout).handle_line("/up")
+def test_vote_before_any_answer(make_service, terminal):
+    adapter, stdout = terminal(make_service())
+    adapter.handle_line("/up")
     assert "Nothing to rate yet" in stdout.getvalue()
 
 
-def test_errors_are_printed_not_raised(make_service, fake_engine):
+def test_errors_are_printed_not_raised(make_service, fake_engine, terminal):
     from bot.core.errors import IndexMissingError
 
     fake_engine.broken = IndexMissingError("No index found in ./index.", "Run `qabot index build`.")
-    stdout = io.StringIO()
-    run_chat(make_service(), stdin=io.StringIO("machine learning?\n"), stdout=stdout, interactive=False)
-    assert "Run `qabot index build`" in stdout.getvalue()
+    assert "Run `qabot index build`" in run_chat(make_service(), terminal, io.StringIO("machine learning?\n"))
+
+
+def test_the_session_is_who_the_settings_say(make_service, store, terminal, monkeypatch):
+    monkeypatch.setenv("QABOT_TERMINAL_USER", "ada")
+    monkeypatch.setenv("QABOT_TERMINAL_ADMIN", "false")
+    settings = TerminalSettings(_env_file=None)
+    assert (settings.user, settings.admin) == ("ada", False)
+    adapter, _ = terminal(make_service(), user="ada")
+    adapter.handle_line("what is machine learning?")
+    (stored,) = store.answers()
+    assert stored.platform == "terminal" and stored.user_hash == store.hash_user("terminal", "ada")

@@ -121,8 +121,8 @@ class SlackSpecDriver:
 
     async def admin(self, command: str, *, user: str = "U1", admin: bool) -> list[Outbound]:
         settings = self.harness.settings
-        assert (user in settings.slack_admin_user_ids) == admin or settings.slack_workspace_admins_are_admins
-        if admin and user not in settings.slack_admin_user_ids:
+        assert (user in settings.admin_user_ids) == admin or settings.workspace_admins_are_admins
+        if admin and user not in settings.admin_user_ids:
             self.fake.users[user] = {"is_admin": True}
         start = len(self.fake.posts)
         await self.harness.command("/qabot", command, user=user)

@@ -9,8 +9,7 @@ import time
 
 import pytest
 
-from bot.adapters.slack.app import run_slack
-from bot.config import ConfigError, Settings
+from bot.config import ConfigError
 from bot.conversation.models import Action
 from tests.slack.conftest import ADMIN
 from tests.slack.fake_slack import BOT_ID, BOT_USER_ID, app_mention, event_callback, message, next_ts
@@ -59,7 +58,7 @@ async def test_bad_signature_is_refused(slack_http, fake_slack):
         assert resp.status == 401
     await asyncio.sleep(0.2)  # nothing may be running in the background either
     assert fake_slack.posts == []
-    assert slack_http.frontend.completed == 0
+    assert slack_http.adapter.listeners.finished == 0
 
 
 async def test_stale_timestamp_is_refused(slack_http, fake_slack):
@@ -76,7 +75,7 @@ async def test_retried_event_is_not_answered_twice(slack_http, fake_slack):
     first = await slack_http.event(event, event_id="EvRETRY1")
     retry = await slack_http.event(event, event_id="EvRETRY1", retry_num=1)
     assert first.status == retry.status == 200
-    assert slack_http.frontend.completed == 2  # the retry reached the listener...
+    assert slack_http.adapter.listeners.finished == 2  # the retry reached the listener...
     assert len(fake_slack.posts) == 1  # ...and was not answered again
 
 
@@ -87,7 +86,7 @@ async def test_retry_racing_the_first_delivery_is_answered_once(slack_http, fake
         slack_http.event(event, event_id="EvRACE", retry_num=1, wait=False),
         slack_http.event(event, event_id="EvRACE", retry_num=2, wait=False),
     )
-    await slack_http.frontend.wait_completed(3)
+    await slack_http.adapter.listeners.wait_finished(3)
     assert len(fake_slack.posts) == 1
 
 
@@ -169,7 +168,7 @@ async def test_ask_acks_at_once_then_answers_privately_with_a_share_button(slack
         assert sent.elapsed_s < 1.0
         assert fake_slack.posts == []  # acknowledged while the answer is still being worked out
         gated.gate.set()
-        await harness.frontend.wait_completed(1)
+        await harness.adapter.listeners.wait_finished(1)
     finally:
         await harness.stop()
 
@@ -249,7 +248,7 @@ async def test_qabot_refused_for_others_politely(slack_http, fake_slack):
 
 
 async def test_workspace_admins_are_not_admins_when_switched_off(slack_service, slack_settings, fake_slack):
-    settings = slack_settings.replace(slack_workspace_admins_are_admins=False)
+    settings = slack_settings.model_copy(update={"workspace_admins_are_admins": False})
     fake_slack.users["UWSADMIN"] = {"is_admin": True}
     harness = await SlackHttpHarness(slack_service, settings, fake_slack).start()
     try:
@@ -329,11 +328,17 @@ async def test_service_error_reply_reaches_the_user(slack_http, fake_slack, monk
     assert "No index found." in post.args["text"]  # the service words it; the adapter delivers it
 
 
-def test_missing_tokens_raise_config_error_naming_the_variable(tmp_path):
-    base = Settings(feedback_db=tmp_path / "f.sqlite3", index_dir=tmp_path / "none")
+def test_missing_tokens_raise_config_error_naming_the_variable(monkeypatch, tmp_path):
+    from bot.adapters.registry import adapter_class, adapter_settings
+
+    monkeypatch.chdir(tmp_path)  # no .env
+    slack = adapter_class("slack")
     with pytest.raises(ConfigError, match="SLACK_BOT_TOKEN"):
-        run_slack(base)
+        adapter_settings(slack)
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1")
     with pytest.raises(ConfigError, match="SLACK_APP_TOKEN"):
-        run_slack(base.replace(slack_bot_token="xoxb-1"))
+        adapter_settings(slack)
+    monkeypatch.setenv("SLACK_APP_TOKEN", "xapp-1")
     with pytest.raises(ConfigError, match="SLACK_SIGNING_SECRET"):
-        run_slack(base.replace(slack_bot_token="xoxb-1", slack_app_token="xapp-1"), http_port=0)
+        adapter_settings(slack, http_port=0)
+    assert adapter_settings(slack).required() == ("bot_token", "app_token")

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from bot.adapters.slack.app import serve_slack
+from bot.adapters.slack import SlackAdapter
 from bot.config import ConfigError
 from tests.slack.fake_slack import app_mention, event_callback
 
@@ -50,7 +50,7 @@ async def _until(predicate, timeout: float = 10.0) -> None:
 async def test_socket_mode_acks_the_envelope_and_answers_in_the_thread(slack_service, slack_settings, fake_slack):
     service = CountingService(slack_service)
     stop = asyncio.Event()
-    runner = asyncio.create_task(serve_slack(slack_settings, service=service, base_url=fake_slack.api_url, stop=stop))
+    runner = asyncio.create_task(SlackAdapter(service, slack_settings).serve(stop))
     try:
         await fake_slack.wait_calls("ws.connected", 1, timeout=10)
         [opened] = fake_slack.calls_to("apps.connections.open")
@@ -78,5 +78,5 @@ async def test_socket_mode_acks_the_envelope_and_answers_in_the_thread(slack_ser
 async def test_a_rejected_bot_token_stops_before_connecting(slack_service, slack_settings, fake_slack):
     fake_slack.fail["auth.test"] = "invalid_auth"
     with pytest.raises(ConfigError, match="SLACK_BOT_TOKEN"):
-        await serve_slack(slack_settings, service=slack_service, base_url=fake_slack.api_url)
+        await SlackAdapter(slack_service, slack_settings).serve(asyncio.Event())
     assert fake_slack.calls_to("apps.connections.open") == []

@@ -1,4 +1,4 @@
-"""The shared conversation spec, run against the CLI adapter (bot/adapters/terminal.py) over the real index."""
+"""The shared conversation spec, run against the terminal adapter (bot/adapters/terminal.py) over the real index."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from bot.adapters.terminal import RATE_HINT, TerminalChat
+from bot.adapters.terminal import RATE_HINT, TerminalAdapter, TerminalSettings
 from bot.conversation.models import Action
 from bot.conversation.service import ConversationService
 
@@ -14,7 +14,7 @@ from .scenarios import SCENARIOS, Outbound, make_spec_service, run_scenario, spe
 
 
 class TerminalDriver:
-    """Plays a person at the terminal: each call types one line into a TerminalChat and decodes what it printed.
+    """Plays a person at the terminal: each call types one line into a TerminalAdapter and decodes what it printed.
 
     The terminal has no threads, no pings and no size limits; everything printed is seen by that one
     person only (private). Buttons are rendered as the "/up or /down" hint.
@@ -25,17 +25,17 @@ class TerminalDriver:
 
     def __init__(self, service: ConversationService):
         self.service = service
-        self._chats: dict[tuple[str, str, bool], TerminalChat] = {}
+        self._chats: dict[tuple[str, bool], TerminalAdapter] = {}
 
-    def _chat(self, user: str, channel: str = "terminal", admin: bool = True) -> TerminalChat:
-        key = (user, channel, admin)
+    def _chat(self, user: str, admin: bool = True) -> TerminalAdapter:
+        """One terminal session per person: QABOT_TERMINAL_USER and QABOT_TERMINAL_ADMIN say who it is."""
+        key = (user, admin)
         if key not in self._chats:
-            self._chats[key] = TerminalChat(
-                self.service, stdout=io.StringIO(), user_id=user, is_admin=admin, channel_id=channel
-            )
+            settings = TerminalSettings(_env_file=None, user=user, admin=admin)
+            self._chats[key] = TerminalAdapter(self.service, settings, stdout=io.StringIO(), interactive=True)
         return self._chats[key]
 
-    def _type(self, chat: TerminalChat, line: str) -> list[Outbound]:
+    def _type(self, chat: TerminalAdapter, line: str) -> list[Outbound]:
         chat.stdout = io.StringIO()
         before = chat.last_answer_id
         assert chat.handle_line(line), f"the chat ended on {line!r}"
@@ -56,7 +56,7 @@ class TerminalDriver:
         ]
 
     async def ask(self, text, *, user="U1", channel="C1", thread=None, mention=True, dm=False):
-        return self._type(self._chat(user, channel), text)
+        return self._type(self._chat(user), text)
 
     async def admin(self, command, *, user="U1", admin):
         return self._type(self._chat(user, admin=admin), "/" + command)
