@@ -9,8 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
+from typing import TYPE_CHECKING
 
 from bot.core.types import Answer
+
+if TYPE_CHECKING:
+    from bot.conversation.report import FeedbackReport
 
 
 class ReplyKind(str, Enum):
@@ -97,6 +101,9 @@ class Reply:
     # opaque id of this answer for feedback buttons (stored with question and passage ids)
     answer_id: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    # the feedback report behind an admin's `report` (`text` is its plain rendering): a front end
+    # renders it in its own markup
+    report: FeedbackReport | None = None
 
     @property
     def should_send(self) -> bool:

@@ -22,7 +22,7 @@ from bot.conversation.feedback import FeedbackStore, UnknownAnswerError
 from bot.conversation.models import ADMIN_COMMANDS, Action, Button, FeedbackVote, IncomingMessage, Reply, ReplyKind
 from bot.conversation.ratelimit import ConversationLimits
 from bot.conversation.rebuild import RebuildCoordinator, RebuildOutcome, RebuildStatus
-from bot.conversation.report import build_report, format_report
+from bot.conversation.report import FeedbackReport, build_report, format_report
 from bot.core.errors import IndexProblem
 from bot.core.render import render_plain
 from bot.core.types import Answer, AnswerKind
@@ -257,7 +257,8 @@ class ConversationService:
             if command == "status":
                 return self._admin_reply(msg, self.status_text())
             if command == "report":
-                return self._admin_reply(msg, format_report(build_report(self.feedback)))
+                report = build_report(self.feedback)
+                return self._admin_reply(msg, format_report(report), report=report)
             outcome = self.rebuilder.rebuild() if command == "reindex" else self.rebuilder.rollback()
         except IndexProblem as err:
             return Reply(ReplyKind.ERROR, _index_problem_text(err), private=msg.private)
@@ -273,13 +274,13 @@ class ConversationService:
             extra={"status": outcome.status.value},
         )
 
-    def _admin_reply(self, msg: IncomingMessage, text: str) -> Reply:
+    def _admin_reply(self, msg: IncomingMessage, text: str, *, report: FeedbackReport | None = None) -> Reply:
         version = ""
         try:
             version = str(self.engine.version)
         except Exception:
             pass
-        return Reply(ReplyKind.ADMIN, text, private=msg.private, index_version=version)
+        return Reply(ReplyKind.ADMIN, text, private=msg.private, index_version=version, report=report)
 
     def status_text(self) -> str:
         m = self.engine.manifest

@@ -61,7 +61,7 @@ class FakeEngine:
         self.asked.append(question)
         if self.broken is not None:
             raise self.broken
-        q = " ".join(question.lower().replace("<@ubot>", " ").split())
+        q = " ".join(question.lower().split())
         if q in ("", "hi", "thanks", "help"):
             kind = AnswerKind.EMPTY if not q else AnswerKind.SMALLTALK
             return Answer(question, q, kind, None, message="Ask me about machine learning.", index_version=self.version)

@@ -44,6 +44,7 @@ from bot.adapters.discord.render import (
     render_discord,
 )
 from bot.adapters.discord.settings import DiscordSettings
+from bot.adapters.discord.text import clean_discord_text
 from bot.conversation.models import (
     ADMIN_COMMANDS,
     Action,
@@ -157,6 +158,9 @@ class DiscordAdapter(ChatAdapter):
     limits = ReplyLimits(message_chars=CONTENT_LIMIT, quote_chars=QUOTE_LIMIT)
     threads = True
     settings: DiscordSettings
+
+    def clean_text(self, text: str) -> str:
+        return clean_discord_text(text)
 
     async def serve(self, stop: asyncio.Event) -> None:
         token = self.settings.token.get_secret_value() if self.settings.token else ""
@@ -275,15 +279,6 @@ class QabotDiscordBot(discord.Client):
         own_role = message.guild.self_role if message.guild else None
         return own_role is not None and own_role in message.role_mentions
 
-    def _strip_my_mention(self, message: discord.Message) -> str:
-        text = message.content
-        if self.user is not None:
-            text = re.sub(rf"<@!?{self.user.id}>", " ", text)
-        own_role = message.guild.self_role if message.guild else None
-        if own_role is not None:
-            text = text.replace(f"<@&{own_role.id}>", " ")
-        return " ".join(text.split())
-
     def _is_own_thread(self, channel: Any) -> bool:
         if channel.id in self._own_threads:
             return True
@@ -309,7 +304,7 @@ class QabotDiscordBot(discord.Client):
         if message.guild is None:
             return incoming(message.content, channel_id=str(channel.id), is_dm=True, addressed=True, **common)
         mentioned = self._mentions_me(message)
-        text = self._strip_my_mention(message) if mentioned else message.content
+        text = message.content  # the adapter removes the mention (and every other bit of markup)
         in_thread = isinstance(channel, discord.Thread) or channel.id in self._own_threads
         if in_thread:
             parent_id = getattr(channel, "parent_id", None) or self._own_threads.get(channel.id) or channel.id

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import discord
 
 from bot.conversation.models import Action, Button, Reply, ReplyKind
+from bot.conversation.report import format_report
 from bot.core.split import clip, split_text
 from bot.core.trim import trim_quote
 from bot.core.types import Answer, Confidence, Quote
@@ -165,7 +166,10 @@ def _hint_lines(reply: Reply) -> list[str]:
 
 
 def _render_text(reply: Reply) -> list[MessagePayload]:
-    text = "\n".join([reply.text.rstrip(), *_hint_lines(reply)]) if reply.text.strip() else ""
+    body = reply.text
+    if reply.report is not None:  # people's questions, shown as typed: Discord Markdown escaped
+        body = format_report(reply.report, escape=discord.utils.escape_markdown)
+    text = "\n".join([body.rstrip(), *_hint_lines(reply)]) if body.strip() else ""
     return [MessagePayload(content=chunk) for chunk in split_text(text, CONTENT_LIMIT)]
 
 

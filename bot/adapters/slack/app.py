@@ -73,6 +73,7 @@ from bot.adapters.slack.render import (
     without_actions,
 )
 from bot.adapters.slack.settings import DEFAULT_HTTP_HOST, SlackSettings
+from bot.adapters.slack.text import clean_slack_text
 from bot.config import ConfigError
 from bot.conversation.models import ADMIN_COMMANDS, Action, Button, IncomingMessage, Reply, ReplyKind, feedback_vote
 
@@ -225,6 +226,9 @@ class SlackAdapter(ChatAdapter):
         # messages that could not be delivered even after retries (each is also logged as an error)
         self.undelivered = 0
         self.app = self._build_app()
+
+    def clean_text(self, text: str) -> str:
+        return clean_slack_text(text)
 
     # ---- admin check -------------------------------------------------------------------------
 
