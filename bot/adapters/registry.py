@@ -38,10 +38,6 @@ class AdapterOptionError(ConfigError):
         self.options = options
 
 
-def adapter_names() -> list[str]:
-    return list(ADAPTERS)
-
-
 def adapter_class(name: str) -> type[Adapter]:
     """The Adapter class registered as `name` (imported only now)."""
     from bot.adapters.base import Adapter

@@ -83,7 +83,7 @@ class SlackHttpHarness:
         before = self.adapter.listeners.finished
         sent = await self.post(body, "application/json", headers=headers, **kw)
         if wait and sent.status == 200:
-            await self.adapter.listeners.wait_finished(before + 1)
+            await self.adapter.listeners.wait_until(lambda ls: ls.finished >= before + 1, 30)
         return sent
 
     async def command(
@@ -94,7 +94,7 @@ class SlackHttpHarness:
         before = self.adapter.listeners.finished
         sent = await self.post(body, "application/x-www-form-urlencoded")
         if wait and sent.status == 200:
-            await self.adapter.listeners.wait_finished(before + 1)
+            await self.adapter.listeners.wait_until(lambda ls: ls.finished >= before + 1, 30)
         return sent, response_url
 
     async def click(
@@ -123,7 +123,7 @@ class SlackHttpHarness:
         before = self.adapter.listeners.finished
         sent = await self.post(body, "application/x-www-form-urlencoded")
         if wait and sent.status == 200:
-            await self.adapter.listeners.wait_finished(before + 1)
+            await self.adapter.listeners.wait_until(lambda ls: ls.finished >= before + 1, 30)
         return sent, response_url
 
 

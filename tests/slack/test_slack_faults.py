@@ -52,7 +52,7 @@ async def test_a_burst_in_one_channel_at_one_message_a_second_is_answered_once_e
     events = [app_mention(QUESTION, user=f"U{i}", channel="CBUSY") for i in range(4)]
     before = slack_http.adapter.listeners.finished
     await asyncio.gather(*(slack_http.event(e, wait=False) for e in events))
-    await slack_http.adapter.listeners.wait_finished(before + len(events), timeout=60)
+    await slack_http.adapter.listeners.wait_until(lambda ls: ls.finished >= before + len(events), 60)
     per_thread = Counter(c.args["thread_ts"] for c in fake_slack.posts)
     assert per_thread == Counter({e["ts"]: 1 for e in events})
     times = sorted(c.at for c in fake_slack.posts)
@@ -225,7 +225,7 @@ async def test_a_replayed_slash_command_is_answered_once(slack_http, fake_slack)
     body = slash_command("/ask", QUESTION, response_url=fake_slack.response_url())
     headers = {"Content-Type": "application/x-www-form-urlencoded", **sign(slack_http.secret, body)}
     first = await _raw_post(slack_http, body.encode(), headers)
-    await slack_http.adapter.listeners.wait_finished(1)
+    await slack_http.adapter.listeners.wait_until(lambda ls: ls.finished >= 1, 30)
     replay = await _raw_post(slack_http, body.encode(), headers)
     await asyncio.sleep(0.3)
     assert first[0] == replay[0] == 200

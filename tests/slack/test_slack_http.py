@@ -86,7 +86,7 @@ async def test_retry_racing_the_first_delivery_is_answered_once(slack_http, fake
         slack_http.event(event, event_id="EvRACE", retry_num=1, wait=False),
         slack_http.event(event, event_id="EvRACE", retry_num=2, wait=False),
     )
-    await slack_http.adapter.listeners.wait_finished(3)
+    await slack_http.adapter.listeners.wait_until(lambda ls: ls.finished >= 3, 30)
     assert len(fake_slack.posts) == 1
 
 
@@ -168,7 +168,7 @@ async def test_ask_acks_at_once_then_answers_privately_with_a_share_button(slack
         assert sent.elapsed_s < 1.0
         assert fake_slack.posts == []  # acknowledged while the answer is still being worked out
         gated.gate.set()
-        await harness.adapter.listeners.wait_finished(1)
+        await harness.adapter.listeners.wait_until(lambda ls: ls.finished >= 1, 30)
     finally:
         await harness.stop()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 
@@ -80,3 +81,37 @@ async def test_a_rejected_bot_token_stops_before_connecting(slack_service, slack
     with pytest.raises(ConfigError, match="SLACK_BOT_TOKEN"):
         await SlackAdapter(slack_service, slack_settings).serve(asyncio.Event())
     assert fake_slack.calls_to("apps.connections.open") == []
+
+
+class GatedService(CountingService):
+    """The real service, holding every answer until the test opens the gate."""
+
+    def __init__(self, service):
+        super().__init__(service)
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+
+    def handle(self, msg):
+        self.entered.set()
+        assert self.gate.wait(10)
+        return super().handle(msg)
+
+
+async def test_stopping_waits_for_the_answers_in_progress(slack_service, slack_settings, fake_slack):
+    """Before: a stop (Ctrl-C, `docker compose stop`) returned at once and the answer being worked on was lost."""
+    service = GatedService(slack_service)
+    stop = asyncio.Event()
+    runner = asyncio.create_task(SlackAdapter(service, slack_settings).serve(stop))
+    try:
+        await fake_slack.wait_calls("ws.connected", 1, timeout=10)
+        await fake_slack.send_envelope(envelope("env-1", app_mention(QUESTION), event_id="EvDRAIN"))
+        await _until(service.entered.is_set)
+        stop.set()
+        await asyncio.sleep(0.3)
+        assert not runner.done(), "serve() returned while an answer was still being worked out"
+        service.gate.set()
+        await asyncio.wait_for(runner, 10)
+    finally:
+        service.gate.set()
+        stop.set()
+    assert len(fake_slack.calls_to("chat.postMessage")) == 1

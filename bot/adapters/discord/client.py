@@ -188,10 +188,9 @@ class DiscordAdapter(ChatAdapter):
 class QabotDiscordBot(discord.Client):
     """qabot's discord.py client: events and interactions in, through its DiscordAdapter."""
 
-    def __init__(self, *, adapter: DiscordAdapter, intents: discord.Intents | None = None, **options: Any) -> None:
+    def __init__(self, *, adapter: DiscordAdapter, **options: Any) -> None:
         options.setdefault("allowed_mentions", discord.AllowedMentions.none())
-        if intents is None:
-            intents = default_intents(message_content=adapter.settings.message_content_intent)
+        intents = default_intents(message_content=adapter.settings.message_content_intent)
         super().__init__(intents=intents, **options)
         self.adapter = adapter
         self.service = adapter.service

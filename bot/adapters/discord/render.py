@@ -213,24 +213,3 @@ def plain_payloads(payload: MessagePayload) -> list[MessagePayload]:
     out = [MessagePayload(content=c) for c in chunks]
     out[-1] = MessagePayload(content=out[-1].content, buttons=payload.buttons)
     return out
-
-
-def payload_within_limits(payload: MessagePayload) -> bool:
-    """True when Discord would accept this payload's sizes (used by tests and as a guard)."""
-    if payload.content is not None and len(payload.content) > CONTENT_LIMIT:
-        return False
-    if len(payload.embeds) > EMBEDS_PER_MESSAGE or sum(len(e) for e in payload.embeds) > EMBED_TOTAL_LIMIT:
-        return False
-    for e in payload.embeds:
-        if len(e) > EMBED_TOTAL_LIMIT:
-            return False
-        if e.url is not None and safe_web_url(e.url) is None:
-            return False
-        if len(e.title or "") > EMBED_TITLE_LIMIT or len(e.description or "") > EMBED_DESCRIPTION_LIMIT:
-            return False
-        if len(e.footer.text or "") > EMBED_FOOTER_LIMIT:
-            return False
-        for f in e.fields:
-            if len(f.name or "") > EMBED_FIELD_NAME_LIMIT or len(f.value or "") > EMBED_FIELD_VALUE_LIMIT:
-                return False
-    return bool(payload.content) or bool(payload.embeds)

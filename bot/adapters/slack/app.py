@@ -152,7 +152,7 @@ class Listeners:
     """The Bolt listeners' runs: how many are running and how many have finished.
 
     Stopping waits for the running ones (`drain`), so an answer being posted is not cut off;
-    `wait_finished(n)` lets a caller (the load benchmark, a test) wait until the n-th run has ended.
+    `wait_until` lets a caller wait for any other state (e.g. the n-th run to have ended).
     """
 
     def __init__(self) -> None:
@@ -175,15 +175,15 @@ class Listeners:
 
         return wrapper
 
-    async def wait_finished(self, count: int, timeout: float = 30.0) -> None:
+    async def wait_until(self, condition: Callable[[Listeners], bool], timeout: float) -> None:
+        """Wait until `condition(self)` holds, e.g. `lambda ls: ls.finished >= n`; TimeoutError after `timeout` s."""
         async with asyncio.timeout(timeout), self._changed:
-            await self._changed.wait_for(lambda: self.finished >= count)
+            await self._changed.wait_for(lambda: condition(self))
 
     async def drain(self, timeout: float = DRAIN_TIMEOUT_S) -> bool:
         """Wait until no listener is running; False when some still were after `timeout` seconds."""
         try:
-            async with asyncio.timeout(timeout), self._changed:
-                await self._changed.wait_for(lambda: self.running == 0)
+            await self.wait_until(lambda ls: ls.running == 0, timeout)
         except TimeoutError:
             log.warning("stopped with %d Slack event(s) still being answered", self.running)
             return False
