@@ -252,10 +252,13 @@ class ChatAdapter(Adapter):
     async def send_text(self, to: Any, text: str) -> None:
         """Post one plain-text message to `to` (whatever addresses a message on this platform)."""
 
-    async def send(self, to: Any, reply: Reply) -> None:
-        """Deliver `reply` to `to`: by default its plain rendering, message by message, buttons as text."""
+    async def send(self, to: Any, reply: Reply) -> bool:
+        """Deliver `reply` to `to`: by default its plain rendering, message by message, buttons as
+        text. True when it arrived; what cannot be delivered is logged by the adapter, never dropped
+        silently."""
         for text in self.render_text(reply):
             await self.send_text(to, text)
+        return True
 
     def run(self) -> None:
         """serve() until Ctrl-C or SIGTERM (e.g. `docker compose stop`), which stop it cleanly."""

@@ -326,12 +326,12 @@ class SlackAdapter(ChatAdapter):
         log.error("a reply through response_url was NOT delivered: %s", reason)
         return False
 
-    async def send(self, to: SlackTarget, reply: Reply) -> None:
-        """A Reply as Block Kit blocks (plain text where Slack refuses them)."""
+    async def send(self, to: SlackTarget, reply: Reply) -> bool:
+        """A Reply as Block Kit blocks (plain text where Slack refuses them); True when it arrived."""
         if not reply.should_send:
-            return
+            return True
         blocks, text = render_slack_blocks(reply)
-        await self.post(
+        return await self.post(
             to.client,
             channel=to.channel,
             blocks=blocks,
