@@ -140,3 +140,12 @@ def knowledge_copy(tmp_path) -> Path:
     dst = tmp_path / "knowledge"
     shutil.copytree(KNOWLEDGE_DIR, dst)
     return dst
+
+
+@pytest.fixture(autouse=True)
+def _no_platform_settings_from_the_environment(monkeypatch):
+    """Adapter settings read SLACK_*, DISCORD_*, QABOT_TERMINAL_* from the environment: a developer's
+    exported tokens must not leak into the tests (each test sets what it needs)."""
+    for var in list(os.environ):
+        if var.startswith(("SLACK_", "DISCORD_", "QABOT_TERMINAL_", "COLLECT_")):
+            monkeypatch.delenv(var)

@@ -69,7 +69,7 @@ class FakeEngine:
         self.contexts.append(tuple(context))
         if self.broken is not None:
             raise self.broken
-        q = " ".join(question.lower().replace("<@ubot>", " ").split())
+        q = " ".join(question.lower().split())
         if q in ("", "hi", "thanks", "help"):
             kind = AnswerKind.EMPTY if not q else AnswerKind.SMALLTALK
             return Answer(question, q, kind, None, message="Ask me about machine learning.", index_version=self.version)
@@ -169,7 +169,9 @@ def make_service(fake_engine: FakeEngine, store: FeedbackStore, settings: Settin
 
 
 def msg(text: str = "what is machine learning?", **kw: Any) -> IncomingMessage:
+    """A message as the Slack adapter hands it over (a platform with threads)."""
     base: dict[str, Any] = {"platform": "slack", "user_id": "U1", "channel_id": "C1", "text": text}
+    base.setdefault("supports_threads", True)
     base.update(kw)
     return IncomingMessage(**base)
 

@@ -56,7 +56,8 @@ def test_a_version_switched_by_another_process_is_served_within_seconds(fast_ind
     # another process (`qabot index rollback`, as an admin would run it) switches `current` back
     rolled = _qabot("index", "rollback", "--index", str(index_copy))
     assert rolled.returncode == 0, rolled.stderr
-    assert _eventually(holder, first) <= 2.0  # the link is checked at most once a second
+    # the link is checked at most once a second; loading the version takes the rest (more on a busy machine)
+    assert _eventually(holder, first, within_s=10.0) <= 5.0
     assert "faq.md" not in {d["path"] for d in holder.manifest["documents"]}
     # and forward again (the switch a publish does)
     switch_current(index_copy, index_copy / "versions" / second)
