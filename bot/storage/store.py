@@ -598,7 +598,8 @@ class FeedbackStore:
             "updated_at": now,
         }
         # insert-or-nothing, then change: two replicas recording the same person's vote at once agree
-        if conn.execute(self._insert_ignore(feedback, row)).rowcount == 1:
+        inserted = conn.execute(self._insert_ignore(feedback, row).execution_options(preserve_rowcount=True))
+        if inserted.rowcount == 1:
             return "new"
         changed = conn.execute(
             update(feedback)
