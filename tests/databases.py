@@ -53,6 +53,7 @@ class TestDatabase:
     def connect(self) -> Any:
         """A plain driver connection (sqlite3 / psycopg), outside qabot, autocommitting."""
         if self.path is not None:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             return sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         import psycopg
 

@@ -194,16 +194,25 @@ class PostgresServer:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
-    def stop(self) -> None:
+    def stop(self, *, keep_data: bool = False) -> None:
+        """Stop the server (fast shutdown: clients are disconnected); its folder goes unless `keep_data`."""
         if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)  # fast shutdown: clients are disconnected
+            self.process.send_signal(signal.SIGINT)
             try:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
         self.process = None
-        shutil.rmtree(self.base, ignore_errors=True)
+        if not keep_data:
+            shutil.rmtree(self.base, ignore_errors=True)
+
+    def restart(self) -> None:
+        """Start again after stop(keep_data=True), with the same data on the same port."""
+        assert self.port is not None
+        problem = self._start_on(self.port)
+        if problem:
+            raise PostgresUnavailable(f"PostgreSQL did not start again: {problem}")
 
 
 def dbname_of(url: str) -> str:
