@@ -363,14 +363,30 @@ def eval_cmd(
 
 
 @feedback_app.command("report")
-def feedback_report() -> None:
-    """The worst-rated answers and the questions the bot abstained on, most frequent first."""
+def feedback_report(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only questions asked since: 7d, 24h, 30m or a date (2026-11-01).")
+    ] = None,
+    index: IndexOpt = None,
+) -> None:
+    """The worst-rated answers and the knowledge gaps: questions not answered or given a 👎, grouped by meaning."""
     from bot.config import ConfigError
     from bot.conversation.feedback import FeedbackDatabaseError
-    from bot.conversation.report import feedback_report_text
+    from bot.conversation.report import feedback_report_text, parse_since
 
     try:
-        typer.echo(feedback_report_text(_settings()))
+        start = parse_since(since) if since else None
+    except ValueError as err:
+        raise _fail(str(err), EXIT_USAGE) from None
+
+    def embed(texts):  # only questions stored without a vector need the encoder (and the index loaded)
+        from bot.core.engine import EngineHolder
+
+        return EngineHolder(_index_dir(index)).embed_questions(texts)
+
+    try:
+        typer.echo(feedback_report_text(_settings(), since=start, as_json=as_json, embed=embed))
     except (ConfigError, FeedbackDatabaseError) as err:
         raise _fail(str(err), EXIT_USAGE) from None
 

@@ -20,12 +20,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.config import Settings
-from bot.conversation.models import ADMIN_COMMANDS, Action, Button, FeedbackVote, IncomingMessage, Reply, ReplyKind
+from bot.conversation.models import (
+    ADMIN_COMMANDS,
+    Action,
+    Button,
+    EarlierThread,
+    FeedbackVote,
+    Handoff,
+    IncomingMessage,
+    Reply,
+    ReplyKind,
+)
 from bot.conversation.privacy import Pseudonymizer
 from bot.conversation.ratelimit import ConversationLimits
 from bot.conversation.rebuild import RebuildCoordinator, RebuildOutcome, RebuildStatus
 from bot.conversation.report import FeedbackReport, build_report, format_report
-from bot.conversation.stores import ConversationStore, UnknownAnswerError
+from bot.conversation.similarity import best_match, engine_embedder, pack_vector
+from bot.conversation.stores import ConversationStore, StoredAnswer, UnknownAnswerError
 from bot.core.errors import IndexProblem
 from bot.core.render import render_plain
 from bot.core.types import Answer, AnswerKind, Turn
@@ -70,6 +81,10 @@ TEXT_HINT_FOLLOW_UP = "Reply in this thread to ask a follow-up (no need to menti
 TEXT_FEEDBACK_NEW = "Thanks for the feedback!"
 TEXT_FEEDBACK_UPDATED = "Thanks, I've updated your vote."
 TEXT_FEEDBACK_UNCHANGED = "Thanks, your vote was already recorded."
+TEXT_HANDOFF_LABEL = "🙋 Ask a person"
+TEXT_HANDOFF_ASKED = "I've asked people to help in this thread."
+TEXT_HANDOFF_ALREADY = "People were already asked to help in this thread."
+TEXT_HANDOFF_OFF = "Nobody is set up to take questions from this channel. Ask an admin to set one up."
 TEXT_FEEDBACK_UNKNOWN = (
     "Thanks, but I can't find that answer any more (it may predate a reset). Ask again and vote on the new answer."
 )
@@ -107,6 +122,7 @@ class ConversationService:
         rebuilder: RebuildCoordinator | None = None,
         pseudonyms: Pseudonymizer | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ):
         self.engine = engine
         self.settings = settings
@@ -115,6 +131,7 @@ class ConversationService:
         self.pseudonyms = pseudonyms or Pseudonymizer(settings.secret_key)
         self.rebuilder = rebuilder or RebuildCoordinator(engine, settings.knowledge_dir, settings.index_dir)
         self._clock = clock
+        self._wall_clock = wall_clock  # the store's time: when earlier questions were asked
         self._events = RecentEvents(clock=clock)
         self.limits = ConversationLimits(
             user_limit=settings.user_rate_limit,
@@ -191,6 +208,12 @@ class ConversationService:
     ) -> Reply:
         kind = presentation.reply
         answer_id: str | None = None
+        thread = msg.thread_id or msg.message_id
+        threaded = msg.supports_threads and not msg.is_dm and not msg.private
+        vector = self._question_vector(msg.text) if presentation.logged else None
+        repeat_of: EarlierThread | None = None
+        if vector is not None and presentation.rated and threaded and thread:
+            repeat_of = self._earlier_thread(msg, thread, vector)
         if presentation.logged:
             answer_id = uuid.uuid4().hex
             try:
@@ -206,16 +229,23 @@ class ConversationService:
                     user_id=msg.user_id,
                     thread_id=conversation or "",
                     answer_json=_answer_json(answer),
+                    question_vector=pack_vector(*vector) if vector is not None else "",
                 )
             except Exception:  # losing a log row must not lose the answer
                 log.exception("could not store answer %s", answer_id)
                 answer_id = None
 
         buttons = _feedback_buttons(answer_id) if presentation.rated and answer_id else ()
+        handoff: Handoff | None = None
+        if threaded and thread and msg.handoff_to:
+            if presentation.rated and answer_id:
+                buttons = (*buttons, Button(Action.HANDOFF, TEXT_HANDOFF_LABEL, answer_id))
+            elif answer.kind is AnswerKind.ABSTAIN:
+                handoff = self._hand_off(
+                    msg.platform, msg.channel_id, thread, msg.handoff_to, msg.text, "abstain", answer_id or ""
+                )
 
         extra: dict[str, str] = {}
-        thread = msg.thread_id or msg.message_id
-        threaded = msg.supports_threads and not msg.is_dm and not msg.private
         if threaded and thread:
             extra["thread_id"] = thread
             try:
@@ -233,7 +263,94 @@ class ConversationService:
             index_version=answer.index_version,
             answer_id=answer_id,
             extra=extra,
+            handoff=handoff,
+            repeat_of=repeat_of,
         )
+
+    # ---- repeats and hand-offs -------------------------------------------------------------------
+
+    def _question_vector(self, text: str) -> tuple[str, Any] | None:
+        """(encoder id, unit vector) of a question, or None when the engine has no question encoder or it
+        fails (the answer goes out without a repeat link; the report groups such a question by its words)."""
+        embed = engine_embedder(self.engine)
+        if embed is None or not text.strip():
+            return None
+        try:
+            encoder, vectors = embed([text])
+            return encoder, vectors[0]
+        except Exception:
+            log.exception("could not embed the question")
+            return None
+
+    def _earlier_thread(self, msg: IncomingMessage, thread: str, vector: tuple[str, Any]) -> EarlierThread | None:
+        """The thread of the closest question answered in this channel within QABOT_REPEAT_DAYS, if it is
+        at least QABOT_REPEAT_SIMILARITY close; never this thread."""
+        days = self.settings.repeat_days
+        if days <= 0:
+            return None
+        try:
+            recent = self.feedback.recent_answers(
+                msg.platform,
+                msg.channel_id,
+                since=self._wall_clock() - days * 86400.0,
+                kinds=(AnswerKind.ANSWER.value, AnswerKind.MENTIONED.value),
+            )
+        except Exception:
+            log.exception("could not read the channel's recent answers")
+            return None
+        candidates = [(r.question_vector, r) for r in recent if r.thread_id and r.thread_id != thread]
+        best = best_match(vector[1], vector[0], candidates)
+        if best is None or best[1] < self.settings.repeat_similarity:
+            return None
+        earlier: StoredAnswer = candidates[best[0]][1]  # type: ignore[assignment]
+        return EarlierThread(earlier.channel_id, earlier.thread_id, earlier.created_at, round(best[1], 4))
+
+    def _hand_off(
+        self, platform: str, channel_id: str, thread_id: str, to: str, question: str, reason: str, answer_id: str
+    ) -> Handoff | None:
+        """A Handoff when this thread has none yet (the store remembers it across restarts and replicas);
+        None when people were already tagged there. When the store cannot be written the people are tagged
+        anyway: a person asked twice is better than a question nobody sees."""
+        try:
+            first = self.feedback.claim_handoff(platform, channel_id, thread_id, reason=reason, answer_id=answer_id)
+        except Exception:
+            log.exception("could not record the hand-off; tagging the people anyway")
+            first = True
+        if not first:
+            return None
+        log.info("handing a question off to people in channel %s", self.pseudonyms.channel(platform, channel_id))
+        return Handoff(to=to, reason=reason, question=question, channel_id=channel_id, thread_id=thread_id)
+
+    def _handoff_for_answer(
+        self, answer_id: str, platform: str, handoff_for: Callable[[str], str] | None, reason: str
+    ) -> tuple[bool, Handoff | None]:
+        """(configured, Handoff or None) for a hand-off asked about a stored answer (👎, "Ask a person")."""
+        if handoff_for is None:
+            return False, None
+        stored = self.feedback.get_answer(answer_id)
+        if stored is None or stored.platform != platform or not stored.thread_id:
+            return False, None
+        to = handoff_for(stored.channel_id)
+        if not to:
+            return False, None
+        question = stored.question
+        return True, self._hand_off(platform, stored.channel_id, stored.thread_id, to, question, reason, answer_id)
+
+    def request_handoff(
+        self, answer_id: str, *, platform: str, user_id: str, channel_id: str, handoff_for: Callable[[str], str]
+    ) -> Reply:
+        """The "Ask a person" button: tag the channel's people in the answer's thread, once per thread. A
+        private acknowledgement; its `handoff` (when set) is for the adapter to post in the thread."""
+        try:
+            configured, handoff = self._handoff_for_answer(answer_id, platform, handoff_for, "asked")
+        except Exception:
+            log.exception("could not hand off")
+            return Reply(ReplyKind.ERROR, TEXT_FAILED, private=True, extra={"handoff": "failed"})
+        if not configured:
+            return Reply(ReplyKind.HELP, TEXT_HANDOFF_OFF, private=True, extra={"handoff": "off"})
+        text = TEXT_HANDOFF_ASKED if handoff is not None else TEXT_HANDOFF_ALREADY
+        state = "asked" if handoff is not None else "already"
+        return Reply(ReplyKind.HELP, text, private=True, answer_id=answer_id, handoff=handoff, extra={"handoff": state})
 
     def stored_reply(self, answer_id: str) -> Reply | None:
         """The answer recorded as `answer_id`, as it was first shown (its feedback buttons, no hints), read
@@ -297,7 +414,7 @@ class ConversationService:
             if command == "status":
                 return self._admin_reply(msg, self.status_text())
             if command == "report":
-                report = build_report(self.feedback)
+                report = build_report(self.feedback, embed=engine_embedder(self.engine))
                 return self._admin_reply(msg, format_report(report), report=report)
             outcome = self.rebuilder.rebuild() if command == "reindex" else self.rebuilder.rollback()
         except IndexProblem as err:
@@ -353,8 +470,18 @@ class ConversationService:
     # ---- feedback ------------------------------------------------------------------------------
 
     def record_feedback(
-        self, answer_id: str, vote: FeedbackVote | int, *, platform: str, user_id: str, channel_id: str
+        self,
+        answer_id: str,
+        vote: FeedbackVote | int,
+        *,
+        platform: str,
+        user_id: str,
+        channel_id: str,
+        handoff_for: Callable[[str], str] | None = None,
     ) -> Reply:
+        """Store a vote. A 👎 on an answer in a thread of a channel with people to hand off to
+        (`handoff_for(channel_id)`, the adapter's setting) tags them there, once per thread: the
+        acknowledgement's `handoff` is for the adapter to post."""
         try:
             result = self.feedback.record_vote(
                 answer_id, int(FeedbackVote(vote)), platform=platform, user_id=user_id, channel_id=channel_id
@@ -368,8 +495,16 @@ class ConversationService:
         text = {"new": TEXT_FEEDBACK_NEW, "queued": TEXT_FEEDBACK_NEW, "updated": TEXT_FEEDBACK_UPDATED}.get(
             result, TEXT_FEEDBACK_UNCHANGED
         )
+        handoff: Handoff | None = None
+        if int(vote) == int(FeedbackVote.DOWN) and handoff_for is not None:
+            try:
+                handoff = self._handoff_for_answer(answer_id, platform, handoff_for, "thumbs_down")[1]
+            except Exception:  # the vote is stored; a hand-off that failed is logged
+                log.exception("could not hand off after a 👎")
         # ReplyKind has no dedicated "ack" member; HELP is the closest neutral one (extra says what it is)
-        return Reply(ReplyKind.HELP, text, private=True, answer_id=answer_id, extra={"feedback": result})
+        return Reply(
+            ReplyKind.HELP, text, private=True, answer_id=answer_id, extra={"feedback": result}, handoff=handoff
+        )
 
 
 MAX_WARNINGS_SHOWN = 5

@@ -1,7 +1,7 @@
-"""What the conversation layer keeps, as small interfaces: the answer log, votes, thread memory, and what
-the feedback report reads. The service and the report depend on these Protocols only.
+"""What the conversation layer keeps, as small interfaces: the answer log, votes, thread memory, what
+the feedback report reads, the recent answers of a channel (repeats) and the hand-offs to people. The service and the report depend on these Protocols only.
 
-One implementation holds all four today: `bot.storage.FeedbackStore`, on SQLAlchemy Core, in an SQLite
+One implementation holds them all today: `bot.storage.FeedbackStore`, on SQLAlchemy Core, in an SQLite
 file (the default) or in PostgreSQL (QABOT_DATABASE_URL), so replicas share one log (docs/storage.md).
 Users appear only as keyed hashes (bot/conversation/privacy.py).
 """
@@ -34,6 +34,9 @@ class StoredAnswer:
     thread_id: str = ""  # the conversation it belongs to ('' for none)
     # the Answer as shown (Answer.to_dict() without the question), to show it again ('' for older rows)
     answer_json: str = ""
+    # the question's embedding as "<encoder id>:<base64 float16>" (bot/conversation/similarity.py); ''
+    # for older rows, for answers stored without one and once the question was erased
+    question_vector: str = ""
 
 
 @dataclass(frozen=True)
@@ -65,11 +68,36 @@ class AnswerLog(Protocol):
         user_id: str,
         thread_id: str = "",
         answer_json: str = "",
+        question_vector: str = "",
     ) -> str:
         """'stored', or 'queued' when the database could not take it now (written as soon as it can)."""
         ...
 
     def get_answer(self, answer_id: str) -> StoredAnswer | None: ...
+
+
+@runtime_checkable
+class RecentAnswers(Protocol):
+    """The answers given in one channel lately: the questions a new one may repeat."""
+
+    def recent_answers(
+        self, platform: str, channel_id: str, *, since: float, kinds: Sequence[str], limit: int = 500
+    ) -> list[StoredAnswer]:
+        """Answers of those kinds in that channel created at or after `since` (unix time), newest first,
+        whose question text is still kept."""
+        ...
+
+
+@runtime_checkable
+class Handoffs(Protocol):
+    """Hand-offs to people: at most one per thread, across restarts and replicas."""
+
+    def claim_handoff(
+        self, platform: str, channel_id: str, thread_id: str, *, reason: str, answer_id: str = ""
+    ) -> bool:
+        """True for the first claim of this thread (the caller tags the people); False when it was claimed
+        before. Raises when the database cannot be written now."""
+        ...
 
 
 @runtime_checkable
@@ -104,7 +132,7 @@ class FeedbackSource(Protocol):
 
 
 @runtime_checkable
-class ConversationStore(AnswerLog, Votes, ThreadMemory, FeedbackSource, Protocol):
+class ConversationStore(AnswerLog, Votes, ThreadMemory, FeedbackSource, RecentAnswers, Handoffs, Protocol):
     """Everything the conversation service keeps, in one object that is closed at shutdown."""
 
     def close(self) -> None: ...

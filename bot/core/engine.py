@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from bot.core.answerer import Answerer
 from bot.core.encoder import load_encoder
 from bot.core.errors import IndexCorruptError, IndexProblem, describe_error
@@ -35,7 +37,9 @@ class QAEngine:
             self.encoders = [load_encoder(data.spec, data.folder) for data in self.index.encoders]
             for enc, data in zip(self.encoders, self.index.encoders, strict=True):
                 if enc.dim != data.faiss_index.d:
-                    raise ValueError(f"{data.spec.id} makes {enc.dim}-dim vectors, the index holds {data.faiss_index.d}")
+                    raise ValueError(
+                        f"{data.spec.id} makes {enc.dim}-dim vectors, the index holds {data.faiss_index.d}"
+                    )
         except MemoryError:
             raise
         except Exception as err:  # tokenizer or ONNX model that does not parse, engine missing, wrong config
@@ -66,6 +70,19 @@ class QAEngine:
 
     def answer(self, question: str, context: Sequence[Turn] = ()) -> Answer:
         return self.answerer.answer(question, context=context)
+
+    @property
+    def question_encoder(self) -> str:
+        """Which encoder `embed_questions` uses: its id and weights, so vectors of another model never compare."""
+        spec = self.index.encoders[0].spec
+        return f"{spec.id}@{spec.weights_sha256[:12]}"
+
+    def embed_questions(self, texts: Sequence[str]) -> tuple[str, np.ndarray]:
+        """Unit vectors of questions by the index's first encoder (cosine = dot product), with its name:
+        what repeats and the knowledge-gap report compare questions by."""
+        vectors = np.asarray(self.encoders[0].encode_queries(list(texts)), dtype=np.float32)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return self.question_encoder, vectors / np.maximum(norms, 1e-12)
 
 
 class EngineHolder:
@@ -168,6 +185,9 @@ class EngineHolder:
 
     def answer(self, question: str, context: Sequence[Turn] = ()) -> Answer:
         return self.get().answer(question, context)
+
+    def embed_questions(self, texts: Sequence[str]) -> tuple[str, np.ndarray]:
+        return self.get().embed_questions(texts)
 
     @property
     def manifest(self) -> dict[str, Any]:

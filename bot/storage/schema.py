@@ -29,8 +29,11 @@ answers = Table(
     Column("created_at", Float, nullable=False),  # unix time
     Column("thread_id", Text, nullable=False, server_default=""),  # schema 3: the conversation
     Column("answer_json", Text, nullable=False, server_default=""),  # schema 4: the Answer, to show it again
+    # schema 5: "<encoder id>:<base64 float16>" of the question ('' for older rows and erased questions)
+    Column("question_vector", Text, nullable=False, server_default=""),
     Index("answers_kind", "kind"),
     Index("answers_thread", "platform", "channel_id", "thread_id", "created_at"),
+    Index("answers_channel", "platform", "channel_id", "created_at"),
 )
 
 feedback = Table(
@@ -54,5 +57,17 @@ threads = Table(
     Column("platform", Text, primary_key=True),
     Column("channel_id", Text, primary_key=True),
     Column("thread_id", Text, primary_key=True),
+    Column("created_at", Float, nullable=False),
+)
+
+# schema 5: a hand-off to people, at most one per thread (the primary key), whoever asks and whenever
+handoffs = Table(
+    "handoffs",
+    metadata,
+    Column("platform", Text, primary_key=True),
+    Column("channel_id", Text, primary_key=True),
+    Column("thread_id", Text, primary_key=True),
+    Column("reason", Text, nullable=False),  # abstain | thumbs_down | asked
+    Column("answer_id", Text, nullable=False, server_default=""),
     Column("created_at", Float, nullable=False),
 )

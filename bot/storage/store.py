@@ -44,7 +44,7 @@ from bot.conversation.stores import StoredAnswer, UnknownAnswerError, VoteTotals
 from bot.core.types import Turn
 from bot.storage import migrate
 from bot.storage.errors import OPEN_BUSY_TIMEOUT_S, FeedbackDatabaseError, server_error, sqlite_error
-from bot.storage.schema import answers, feedback, threads
+from bot.storage.schema import answers, feedback, handoffs, threads
 from bot.storage.target import DatabaseTarget, database_target
 
 log = logging.getLogger("bot.conversation.feedback")
@@ -78,7 +78,7 @@ class _PendingWrite:
 
 
 class FeedbackStore:
-    """AnswerLog, Votes, ThreadMemory and FeedbackSource in one database (see the module's docstring)."""
+    """AnswerLog, Votes, ThreadMemory, FeedbackSource, RecentAnswers and Handoffs in one database (see the module's docstring)."""
 
     def __init__(
         self,
@@ -432,6 +432,7 @@ class FeedbackStore:
         user_id: str,
         thread_id: str = "",
         answer_json: str = "",
+        question_vector: str = "",
     ) -> str:
         """Store one answer. Returns 'stored', or 'queued' when the database could not take it now (it is
         written as soon as it can; votes on it work meanwhile). `thread_id`: the conversation it belongs to
@@ -452,6 +453,7 @@ class FeedbackStore:
                 "created_at": self._clock(),
                 "thread_id": clean_text(thread_id),
                 "answer_json": clean_text(answer_json),
+                "question_vector": clean_text(question_vector),
             },
         )
         self._maybe_erase_old_questions()
@@ -500,6 +502,49 @@ class FeedbackStore:
             rows = conn.execute(query).mappings().all()
         return [VoteTotals(_answer(r), int(r["up"] or 0), int(r["down"] or 0)) for r in rows]
 
+    # ---- RecentAnswers ---------------------------------------------------------------------------
+
+    def recent_answers(
+        self, platform: str, channel_id: str, *, since: float, kinds: Sequence[str], limit: int = 500
+    ) -> list[StoredAnswer]:
+        query = (
+            select(answers)
+            .where(
+                answers.c.platform == platform,
+                answers.c.channel_id == channel_id,
+                answers.c.created_at >= since,
+                answers.c.kind.in_(list(kinds)),
+                answers.c.question != "",
+            )
+            .order_by(answers.c.created_at.desc())
+            .limit(int(limit))
+        )
+        with self._read() as conn:
+            return [_answer(r) for r in conn.execute(query).mappings()]
+
+    # ---- Handoffs --------------------------------------------------------------------------------
+
+    def claim_handoff(
+        self, platform: str, channel_id: str, thread_id: str, *, reason: str, answer_id: str = ""
+    ) -> bool:
+        row = {
+            "platform": clean_text(platform),
+            "channel_id": clean_text(channel_id),
+            "thread_id": clean_text(thread_id),
+            "reason": clean_text(reason),
+            "answer_id": clean_text(answer_id),
+            "created_at": self._clock(),
+        }
+        with self._tx() as conn:
+            inserted = conn.execute(
+                self._insert_ignore(handoffs, row).execution_options(preserve_rowcount=True)
+            ).rowcount
+        return inserted == 1
+
+    def handoff_count(self) -> int:
+        with self._read() as conn:
+            return int(conn.execute(select(func.count()).select_from(handoffs)).scalar_one())
+
     # ---- retention -----------------------------------------------------------------------------
 
     def erase_old_questions(self) -> int:
@@ -514,8 +559,15 @@ class FeedbackStore:
         with self._tx() as conn:
             erased = conn.execute(
                 update(answers)
-                .where(old, or_(answers.c.question != "", answers.c.normalized_question != ""))
-                .values(question="", normalized_question="")
+                .where(
+                    old,
+                    or_(
+                        answers.c.question != "",
+                        answers.c.normalized_question != "",
+                        answers.c.question_vector != "",
+                    ),
+                )
+                .values(question="", normalized_question="", question_vector="")
             ).rowcount
             conn.execute(
                 update(feedback)
@@ -683,4 +735,5 @@ def _answer(row: Row | dict[str, Any] | Any) -> StoredAnswer:
         created_at=float(row["created_at"]),
         thread_id=row.get("thread_id", "") or "",
         answer_json=row.get("answer_json", "") or "",
+        question_vector=row.get("question_vector", "") or "",
     )

@@ -39,9 +39,14 @@ def test_report_groups_abstentions_and_orders_worst(database):
         report = build_report(store)
     assert [r.answer_id for r in report.worst] == ["bad", "meh"]  # 'good' has no 👎
     assert report.worst[0].net == -3
-    assert [(g.count, normalize_question(g.question)) for g in report.abstained] == [
-        (3, "best pizza"),
-        (1, "weather today"),
+    # without an encoder (and no stored vectors) the gaps group by their words; a 👎 answer is a gap too
+    assert report.grouped_by == "words"
+    assert (report.gaps[0].count, normalize_question(report.gaps[0].question)) == (3, "best pizza")
+    assert report.gaps[0].abstained == 3 and report.gaps[0].thumbs_down == 0
+    assert sorted((g.count, normalize_question(g.question), g.thumbs_down) for g in report.gaps[1:]) == [
+        (1, "how do gans work", 1),
+        (1, "weather today", 0),
+        (1, "what is genai", 1),
     ]
     assert report.abstentions == 4 and report.answers == 3
     assert (report.votes_up, report.votes_down) == (2, 4)
@@ -55,7 +60,7 @@ def test_report_limit_and_empty(database):
         assert "none yet" in format_report(build_report(store))
         for i in range(15):
             _add(store, f"q{i}", f"question number {i}")
-        assert len(build_report(store, limit=10).abstained) == 10
+        assert len(build_report(store, limit=10).gaps) == 10
 
 
 def test_feedback_report_text(tmp_path):
