@@ -37,6 +37,7 @@ from bot.conversation.rebuild import RebuildCoordinator, RebuildOutcome, Rebuild
 from bot.conversation.report import FeedbackReport, build_report, format_report
 from bot.conversation.similarity import best_match, engine_embedder, pack_vector
 from bot.conversation.stores import ConversationStore, StoredAnswer, UnknownAnswerError
+from bot.core.answerer import looks_elliptical
 from bot.core.errors import IndexProblem
 from bot.core.render import render_plain
 from bot.core.types import Answer, AnswerKind, Turn
@@ -212,7 +213,7 @@ class ConversationService:
         threaded = msg.supports_threads and not msg.is_dm and not msg.private
         vector = self._question_vector(msg.text) if presentation.logged else None
         repeat_of: EarlierThread | None = None
-        if vector is not None and presentation.rated and threaded and thread:
+        if vector is not None and presentation.rated and threaded and thread and not _follow_up(msg.text, answer):
             repeat_of = self._earlier_thread(msg, thread, vector)
         if presentation.logged:
             answer_id = uuid.uuid4().hex
@@ -298,7 +299,11 @@ class ConversationService:
         except Exception:
             log.exception("could not read the channel's recent answers")
             return None
-        candidates = [(r.question_vector, r) for r in recent if r.thread_id and r.thread_id != thread]
+        candidates = [
+            (r.question_vector, r)
+            for r in recent
+            if r.thread_id and r.thread_id != thread and not looks_elliptical(r.question)
+        ]
         best = best_match(vector[1], vector[0], candidates)
         if best is None or best[1] < self.settings.repeat_similarity:
             return None
@@ -565,6 +570,12 @@ def _answer_json(answer: Answer) -> str:
     for key in ("question", "normalized_question", "context_used", "abstained"):
         data.pop(key, None)
     return json.dumps(data, ensure_ascii=False)
+
+
+def _follow_up(text: str, answer: Answer) -> bool:
+    """A question read with its thread's earlier turns, or one that only makes sense with them ("and ML
+    models?"): the same words elsewhere mean something else, so it is never linked as a repeat."""
+    return bool(answer.extra.get("context_used")) or looks_elliptical(text)
 
 
 def _conversation(msg: IncomingMessage) -> str | None:
