@@ -21,7 +21,7 @@ import numpy as np
 # cosine of the first encoder (mpnet in the default profile) at or above which two questions are "the same"
 REPEAT_SIMILARITY = 0.85  # the default of QABOT_REPEAT_SIMILARITY (bot/config.py)
 # looser: questions about one missing topic, phrased differently, belong to one group of the report
-GAP_SIMILARITY = 0.7
+GAP_SIMILARITY = 0.65
 
 
 class QuestionEmbedder(Protocol):
