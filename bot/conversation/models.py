@@ -53,7 +53,7 @@ ADMIN_COMMANDS: dict[str, str] = {
     "status": "Show the index version and health",
     "reindex": "Rebuild the index from the knowledge folder",
     "rollback": "Switch back to the previous index version",
-    "report": "Show feedback and unanswered questions",
+    "report": "Show the worst-rated answers and the knowledge gaps",
 }
 
 

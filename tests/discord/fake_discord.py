@@ -23,7 +23,9 @@ It says no the way Discord does (always on, so every test checks what the bot se
 - rate limits, when asked: `ratelimit_next = n` answers the next n message posts with 429 and a
   `retry_after`, which discord.py waits out and retries;
 - `refuse_embeds = True` refuses every message that has embeds (50035), for refusals a renderer
-  cannot foresee.
+  cannot foresee;
+- allowed_mentions naming roles (or users) that its `parse` also lists, more than 100 of them, or ids
+  that are not snowflakes: 50035.
 """
 
 from __future__ import annotations
@@ -822,4 +824,15 @@ def check_message(body: dict[str, Any]) -> dict[str, Any]:
         errors.setdefault("embeds", {})["_errors"] = [
             {"code": "BASE_TYPE_MAX_LENGTH", "message": "Embed size exceeds maximum size of 6000"}
         ]
+    mentions = body.get("allowed_mentions")
+    if isinstance(mentions, dict):
+        parse = mentions.get("parse") or []
+        for kind in ("roles", "users"):
+            ids = mentions.get(kind)
+            if ids and kind in parse:  # Discord: parse:["roles"] and roles:[...] are mutually exclusive
+                errors.setdefault("allowed_mentions", {})["_errors"] = [
+                    {"code": "MESSAGE_ALLOWED_MENTIONS_PARSE_EXCLUSIVE"}
+                ]
+            if ids and (len(ids) > 100 or not all(str(i).isdigit() for i in ids)):
+                errors.setdefault("allowed_mentions", {})[kind] = {"_errors": [{"code": "BASE_TYPE_BAD_LENGTH"}]}
     return errors

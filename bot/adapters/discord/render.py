@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import discord
 
-from bot.conversation.models import Action, Button, Reply, ReplyKind
+from bot.conversation.models import Action, Button, Handoff, Reply, ReplyKind
 from bot.conversation.report import format_report
 from bot.core.split import clip, split_text
 from bot.core.trim import trim_quote
@@ -65,6 +65,26 @@ def feedback_custom_id(action_id: str, answer_id: str) -> str | None:
     if vote is None or not _ANSWER_ID_RE.fullmatch(answer_id):
         return None
     return f"qabot:fb:{vote}:{answer_id}"
+
+
+# custom_id of the "Ask a person" button; parsed back by HandoffButton in client.py after any restart
+HANDOFF_CUSTOM_ID_TEMPLATE = r"qabot:ask:(?P<answer_id>[A-Za-z0-9_-]+)"
+
+
+def button_custom_id(action_id: str, value: str) -> str | None:
+    """The persistent custom_id of a button Discord can show (feedback, "Ask a person"); None for others."""
+    if action_id == Action.HANDOFF:
+        return f"qabot:ask:{value}" if _ANSWER_ID_RE.fullmatch(value) else None
+    return feedback_custom_id(action_id, value)
+
+
+def handoff_content(handoff: Handoff) -> str:
+    """The hand-off message: the role's mention, what happened, and the question (Markdown escaped)."""
+    lines = [f"<@&{handoff.to}> {handoff.text}"]
+    question = " ".join(handoff.question.split())
+    if question:
+        lines.append("> " + discord.utils.escape_mentions(discord.utils.escape_markdown(clip(question, 500))))
+    return "\n".join(lines)
 
 
 def escape_quote_text(text: str) -> str:
@@ -183,7 +203,7 @@ def render_discord(reply: Reply) -> list[MessagePayload]:
     else:
         payloads = _render_text(reply)
     buttons = tuple(
-        b for b in reply.buttons if feedback_custom_id(b.action_id, b.value) is not None
+        b for b in reply.buttons if button_custom_id(b.action_id, b.value) is not None
     )  # other buttons (e.g. share) have no Discord rendering yet
     if not payloads:
         if not buttons:

@@ -68,13 +68,25 @@ from bot.adapters.slack.render import (
     QUOTE_LIMIT,
     SECTION_TEXT_LIMIT,
     escape_mrkdwn,
+    handoff_text,
     render_slack_blocks,
+    with_link,
     without_actions,
 )
 from bot.adapters.slack.settings import DEFAULT_HTTP_HOST, SlackSettings
 from bot.adapters.slack.text import clean_slack_text
 from bot.config import ConfigError
-from bot.conversation.models import ADMIN_COMMANDS, Action, Button, IncomingMessage, Reply, ReplyKind, feedback_vote
+from bot.conversation.models import (
+    ADMIN_COMMANDS,
+    Action,
+    Button,
+    EarlierThread,
+    Handoff,
+    IncomingMessage,
+    Reply,
+    ReplyKind,
+    feedback_vote,
+)
 
 if TYPE_CHECKING:
     from bot.conversation.service import ConversationService
@@ -324,13 +336,40 @@ class SlackAdapter(ChatAdapter):
         if not reply.should_send:
             return True
         blocks, text = render_slack_blocks(reply)
-        return await self.post(
+        if reply.repeat_of is not None:
+            url = await self.permalink(to.client, reply.repeat_of)
+            if url:
+                blocks = with_link(blocks, reply.repeat_of.label(time.time()), url, "see that thread")
+        delivered = await self.post(
             to.client,
             channel=to.channel,
             blocks=blocks,
             text=text,
             thread_ts=to.thread_ts,
             ephemeral_user=to.ephemeral_user,
+        )
+        if reply.handoff is not None:
+            await self.hand_off(to.client, reply.handoff)
+        return delivered
+
+    async def permalink(self, client: AsyncWebClient, earlier: EarlierThread) -> str | None:
+        """chat.getPermalink of the earlier thread's first message; None when Slack cannot give it (the
+        message was deleted, the bot left the channel, ...): the answer then goes out without the link."""
+        try:
+            resp = await client.chat_getPermalink(channel=earlier.channel_id, message_ts=earlier.thread_id)
+        except SlackApiError as err:
+            log.info("no permalink for an earlier thread (%s); answering without the link", err.response.get("error"))
+            return None
+        except (TimeoutError, aiohttp.ClientError) as err:
+            log.info("no permalink for an earlier thread (%s); answering without the link", type(err).__name__)
+            return None
+        url = resp.get("permalink")
+        return url if isinstance(url, str) else None
+
+    async def hand_off(self, client: AsyncWebClient, handoff: Handoff) -> bool:
+        """Tag the channel's user group in the thread (a public message, the group's mention notifies it)."""
+        return await self.post(
+            client, channel=handoff.channel_id, blocks=[], text=handoff_text(handoff), thread_ts=handoff.thread_id
         )
 
     async def send_text(self, to: SlackTarget, text: str) -> None:
@@ -481,9 +520,58 @@ class SlackAdapter(ChatAdapter):
             platform=self.name,
             user_id=user,
             channel_id=channel,
+            handoff_for=self.handoff_for,
         )
-        if not reply.should_send:
-            return
+        await self._acknowledge(body, respond, client, reply, user=user, channel=channel, container=container)
+
+    async def on_handoff(
+        self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any, client: Any
+    ) -> None:
+        """The "Ask a person" button: the service tags the channel's group in the thread, once per thread."""
+        await ack()
+        user = (body.get("user") or {}).get("id", "")
+        container = body.get("container") or {}
+        channel = (body.get("channel") or {}).get("id") or container.get("channel_id", "")
+        reply = await asyncio.to_thread(
+            self.service.request_handoff,
+            action.get("value", ""),
+            platform=self.name,
+            user_id=user,
+            channel_id=channel,
+            handoff_for=self.handoff_for,
+        )
+        await self._acknowledge(body, respond, client, reply, user=user, channel=channel, container=container)
+
+    async def _acknowledge(
+        self,
+        body: dict[str, Any],
+        respond: Any,
+        client: Any,
+        reply: Reply,
+        *,
+        user: str,
+        channel: str,
+        container: dict[str, Any],
+    ) -> None:
+        """A button's private acknowledgement, then the hand-off it started, if any (public, in the thread)."""
+        if reply.should_send:
+            await self._acknowledge_privately(
+                body, respond, client, reply, user=user, channel=channel, container=container
+            )
+        if reply.handoff is not None:
+            await self.hand_off(client, reply.handoff)
+
+    async def _acknowledge_privately(
+        self,
+        body: dict[str, Any],
+        respond: Any,
+        client: Any,
+        reply: Reply,
+        *,
+        user: str,
+        channel: str,
+        container: dict[str, Any],
+    ) -> None:
         blocks, text = render_slack_blocks(reply)
         if container.get("is_ephemeral") and body.get("response_url"):
             await self.reply(respond, blocks=blocks, text=text, response_type="ephemeral", replace_original=False)
@@ -579,6 +667,7 @@ class SlackAdapter(ChatAdapter):
         app.action(Action.SHARE.value)(track(self.on_share))
         for action in (Action.FEEDBACK_UP, Action.FEEDBACK_DOWN):
             app.action(action.value)(track(self.on_feedback))
+        app.action(Action.HANDOFF.value)(track(self.on_handoff))
         return app
 
     async def serve(self, stop: asyncio.Event) -> None:
