@@ -98,4 +98,8 @@ def database(request, tmp_path) -> Iterator[TestDatabase]:
         yield TestDatabase("sqlite", tmp_path / "data" / "qabot.sqlite3")
         return
     server: PostgresServer = request.getfixturevalue("pg_server")
-    yield TestDatabase("postgresql", server.create_database(), server)
+    url = server.take_database()
+    try:
+        yield TestDatabase("postgresql", url, server)
+    finally:
+        server.give_back(url)  # emptied (connections the test left open are closed) for the next test

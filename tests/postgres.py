@@ -8,7 +8,8 @@ that user. The server programs come from Debian's `postgresql` package (`scripts
 on a fresh machine); they are found on PATH, through `pg_config --bindir`, or in /usr/lib/postgresql/*/bin.
 
 The server dies with the test process (PR_SET_PDEATHSIG), so an interrupted session leaves none behind.
-Every test that wants a clean database asks `create_database()` for a new one (a few milliseconds).
+Every test that wants a clean database takes one with `take_database()` and gives it back emptied
+(`give_back()`): a few milliseconds, where a new database costs a few hundred (`create_database()`).
 """
 
 from __future__ import annotations
@@ -109,6 +110,7 @@ class PostgresServer:
         self.log = self.base / "postgres.log"
         self.port: int | None = None
         self.process: subprocess.Popen | None = None
+        self._recycled: list[str] = []  # emptied databases, for the next test (take_database)
         if self.account:
             os.chown(self.base, *self.account)
 
@@ -191,8 +193,39 @@ class PostgresServer:
 
         name = f"{prefix}_{secrets.token_hex(6)}"
         with psycopg.connect(self.dsn("postgres"), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            # FILE_COPY (PostgreSQL 15+) copies template1's files instead of writing them through the WAL:
+            # about twice as fast here, and checkpoints cost nothing with fsync off
+            strategy = " STRATEGY = FILE_COPY" if conn.info.server_version >= 150000 else ""
+            conn.execute(f'CREATE DATABASE "{name}"{strategy}')
         return self.url(name)
+
+    def take_database(self) -> str:
+        """An empty database for one test: one a finished test gave back (emptied), else a new one.
+        Emptying a used database takes a few milliseconds; creating one, a few hundred."""
+        return self._recycled.pop() if self._recycled else self.create_database()
+
+    def give_back(self, url: str) -> None:
+        """Empty a database a test is done with and keep it for the next test: connections the test left
+        open are closed, and its schema is dropped and made again as a new database has it. A database that
+        cannot be emptied (the server is gone) is not used again."""
+        import psycopg
+
+        try:
+            with psycopg.connect(self.dsn(dbname_of(url)), autocommit=True, connect_timeout=5) as conn:
+                conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+                conn.execute("DROP SCHEMA public CASCADE")
+                if conn.info.server_version >= 150000:  # as initdb makes it in PostgreSQL 15+
+                    conn.execute("CREATE SCHEMA public AUTHORIZATION pg_database_owner")
+                    conn.execute("GRANT USAGE ON SCHEMA public TO PUBLIC")
+                else:
+                    conn.execute("CREATE SCHEMA public")
+                    conn.execute("GRANT ALL ON SCHEMA public TO PUBLIC")
+        except psycopg.Error:
+            return
+        self._recycled.append(url)
 
     def stop(self, *, keep_data: bool = False) -> None:
         """Stop the server (fast shutdown: clients are disconnected); its folder goes unless `keep_data`."""

@@ -14,6 +14,7 @@ Schema versions are Alembic revisions "0001".."0005" (SCHEMA_VERSION is the newe
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from alembic import command
@@ -29,6 +30,11 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 SCHEMA_VERSION = 5
 HEAD = f"{SCHEMA_VERSION:04d}"
 _PG_MIGRATION_LOCK = 7_146_291_047  # pg_advisory_xact_lock key: "qabot schema"
+
+log = logging.getLogger("bot.conversation.feedback")
+# Alembic says "Context impl SQLiteImpl." and the like at INFO every time a database is opened: noise in
+# qabot's log (and on the terminal of `qabot run`). qabot logs one line of its own when it migrates.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def _config(connection: Connection) -> Config:
@@ -85,11 +91,14 @@ def upgrade(conn: Connection, display: str) -> bool:
     if rev == HEAD:
         return False
     cfg = _config(conn)
+    before = rev or "empty"
     if rev is None and conn.dialect.name == "sqlite":
         legacy = sqlite_user_version(conn)
         if legacy:  # written by qabot's own migrations (schemas 1-3): its tables are there
             command.stamp(cfg, f"{legacy:04d}")
+            before = f"{legacy:04d} (before Alembic)"
     command.upgrade(cfg, HEAD)
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    log.info("feedback database %s: schema %s -> %s", display, before, HEAD)
     return True
