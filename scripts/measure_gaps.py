@@ -21,6 +21,7 @@ sys.path.insert(0, str(REPO))
 
 from bot.conversation.similarity import cluster  # noqa: E402
 from bot.core.engine import EngineHolder  # noqa: E402
+from bot.core.normalize import normalize_question  # noqa: E402
 
 THRESHOLDS = (0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8)
 
@@ -31,7 +32,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = [json.loads(x) for x in (REPO / "tests/eval/intents.jsonl").read_text().splitlines() if x.strip()]
     labels = [r["intent"] if r["intent"] != "control" else f"control-{i}" for i, r in enumerate(rows)]
-    encoder, vectors = EngineHolder(args.index).embed_questions([r["q"] for r in rows])
+    encoder, vectors = EngineHolder(args.index).embed_questions([normalize_question(r["q"]) for r in rows])
     intents = {lab for lab in labels if not lab.startswith("control-")}
     print(f"encoder {encoder}: {len(rows)} questions, {len(set(labels))} topics ({len(intents)} with 4 paraphrases)")
     print("threshold  groups  purity  pair precision  pair recall")

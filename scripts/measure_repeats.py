@@ -31,6 +31,7 @@ sys.path.insert(0, str(REPO))
 
 from bot.core.answerer import looks_elliptical  # noqa: E402
 from bot.core.engine import EngineHolder  # noqa: E402
+from bot.core.normalize import normalize_question  # noqa: E402
 
 EVAL = REPO / "tests" / "eval"
 from bot.config import DEFAULT_REPEAT_SIMILARITY  # noqa: E402
@@ -51,7 +52,8 @@ def main() -> None:
 
     rows = _lines("intents.jsonl")
     labels = [r["intent"] if r["intent"] != "control" else f"control-{i}" for i, r in enumerate(rows)]
-    encoder, vectors = engine.embed_questions([r["q"] for r in rows])
+    # the service stores the vector of the normalised question (the one the engine encodes)
+    encoder, vectors = engine.embed_questions([normalize_question(r["q"]) for r in rows])
     sims = vectors @ vectors.T
     n = len(rows)
     same = np.array([[labels[i] == labels[j] for j in range(n)] for i in range(n)])
@@ -64,7 +66,7 @@ def main() -> None:
     # elliptical follow-ups ("and ML models?") mean what their thread says: the bot never links them
     mixed = [r for r in mixed if r["gold"] and not looks_elliptical(r["q"])]
     golds = [{" ".join(g.lower().replace("’", "'").split()) for g in r["gold"]} for r in mixed]
-    _, mv = engine.embed_questions([r["q"] for r in mixed])
+    _, mv = engine.embed_questions([normalize_question(r["q"]) for r in mixed])
     msims = mv @ mv.T
     m = len(mixed)
 

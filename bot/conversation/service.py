@@ -211,7 +211,8 @@ class ConversationService:
         answer_id: str | None = None
         thread = msg.thread_id or msg.message_id
         threaded = msg.supports_threads and not msg.is_dm and not msg.private
-        vector = self._question_vector(msg.text) if presentation.logged else None
+        # the normalised question: the one the engine just encoded, so its vector comes without a second encoding
+        vector = self._question_vector(answer.normalized_question or msg.text) if presentation.logged else None
         repeat_of: EarlierThread | None = None
         if vector is not None and presentation.rated and threaded and thread and not _follow_up(msg.text, answer):
             repeat_of = self._earlier_thread(msg, thread, vector)

@@ -79,8 +79,21 @@ class QAEngine:
 
     def embed_questions(self, texts: Sequence[str]) -> tuple[str, np.ndarray]:
         """Unit vectors of questions by the index's first encoder (cosine = dot product), with its name:
-        what repeats and the knowledge-gap report compare questions by."""
-        vectors = np.asarray(self.encoders[0].encode_queries(list(texts)), dtype=np.float32)
+        what repeats and the knowledge-gap report compare questions by. A (normalised) question the
+        retriever encoded lately is not encoded again."""
+        texts = list(texts)
+        vectors = np.zeros((len(texts), self.encoders[0].dim), dtype=np.float32)
+        missing = []
+        for i, text in enumerate(texts):  # a question just answered: the retriever's vector, no second encoding
+            known = self.retriever.recent_vector(text)
+            if known is not None and known.shape == vectors[i].shape:
+                vectors[i] = known
+            else:
+                missing.append(i)
+        if missing:
+            vectors[missing] = np.asarray(
+                self.encoders[0].encode_queries([texts[i] for i in missing]), dtype=np.float32
+            )
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return self.question_encoder, vectors / np.maximum(norms, 1e-12)
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -91,6 +93,8 @@ class HybridRetriever:
     def __init__(self, index: LoadedIndex, encoders: Sequence[Encoder]):
         self.index = index
         self.encoders = list(encoders)
+        self._recent: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._recent_lock = threading.Lock()
         self.settings = RetrievalSettings.from_manifest(index.retrieval)
         self.lexical = LexicalIndex(index.lexical_tokens)
         self.rewriter = QueryRewriter.from_texts(p["text"] + " " + " ".join(p["section_path"]) for p in index.passages)
@@ -109,6 +113,23 @@ class HybridRetriever:
             None,
         )
 
+    # the first encoder's vectors of the last questions encoded, so the conversation layer's question
+    # vector (repeats, the knowledge-gap report) costs no second encoding
+    RECENT_VECTORS = 256
+
+    def recent_vector(self, text: str) -> np.ndarray | None:
+        """The first encoder's vector of `text` if it was encoded lately (as a question, alone), else None."""
+        with self._recent_lock:
+            vector = self._recent.get(text)
+        return None if vector is None else vector.copy()
+
+    def _remember(self, text: str, vector: np.ndarray) -> None:
+        with self._recent_lock:
+            self._recent[text] = np.array(vector, dtype=np.float32)
+            self._recent.move_to_end(text)
+            while len(self._recent) > self.RECENT_VECTORS:
+                self._recent.popitem(last=False)
+
     def _encode(self, text: str) -> list[_Query]:
         queries = []
         for i, (enc, data) in enumerate(zip(self.encoders, self.index.encoders, strict=True)):
@@ -117,6 +138,8 @@ class HybridRetriever:
                 queries.append(_Query(enc, data, vector, tokens))
             else:
                 queries.append(_Query(enc, data, enc.encode_queries([text])[0]))
+        if queries:
+            self._remember(text, queries[0].vector)
         return queries
 
     def retrieve(self, question: str, *, context: Sequence[str] = (), context_weight: float = 0.0) -> Retrieval:
