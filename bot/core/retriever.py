@@ -29,6 +29,21 @@ from bot.core.index_store import BUILD_FIX, LoadedEncoderData, LoadedIndex
 from bot.core.lexical import LexicalIndex, tokenize
 from bot.core.query import QueryRewriter
 
+# The encoders read at most this much of a question (cut at a word boundary); the lexical side reads all
+# of it (up to normalize.MAX_QUESTION_CHARS). Questions people ask are far shorter (the longest in the
+# evaluation sets is 179 characters); a pasted wall of text would otherwise cost each encoder a full
+# 384-512-token pass (seconds on two cores) for no better match.
+QUERY_ENCODER_CHARS = 600
+
+
+def encoder_text(question: str) -> str:
+    """The part of `question` the encoders read."""
+    if len(question) <= QUERY_ENCODER_CHARS:
+        return question
+    head = question[:QUERY_ENCODER_CHARS]
+    cut = head.rfind(" ")
+    return head[:cut] if cut > QUERY_ENCODER_CHARS // 2 else head
+
 
 @dataclass(frozen=True)
 class RetrievalSettings:
@@ -132,6 +147,7 @@ class HybridRetriever:
 
     def _encode(self, text: str) -> list[_Query]:
         queries = []
+        key, text = text, encoder_text(text)
         for i, (enc, data) in enumerate(zip(self.encoders, self.index.encoders, strict=True)):
             if i == self._li:
                 vector, tokens = enc.encode_query_with_tokens(text)  # type: ignore[attr-defined]
@@ -139,7 +155,7 @@ class HybridRetriever:
             else:
                 queries.append(_Query(enc, data, enc.encode_queries([text])[0]))
         if queries:
-            self._remember(text, queries[0].vector)
+            self._remember(key, queries[0].vector)
         return queries
 
     def retrieve(self, question: str, *, context: Sequence[str] = (), context_weight: float = 0.0) -> Retrieval:
@@ -205,7 +221,14 @@ class HybridRetriever:
                 mean, low = maxsim(q.tokens, q.data.passage_tokens(c.row))  # type: ignore[arg-type]
                 rescored.append(
                     Candidate(
-                        c.row, c.z + s.late_interaction_weight * mean, c.z, c.dense_z, c.lexical, mean, low, c.best_sentence
+                        c.row,
+                        c.z + s.late_interaction_weight * mean,
+                        c.z,
+                        c.dense_z,
+                        c.lexical,
+                        mean,
+                        low,
+                        c.best_sentence,
                     )
                 )
             rescored.sort(key=lambda c: c.score, reverse=True)
