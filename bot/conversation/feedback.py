@@ -35,7 +35,7 @@ from bot.core.types import Turn
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # How long a write waits for another process's lock before its row is queued instead (the answer is
 # not held up longer than this), and how long opening the database may wait (start-up only).
 DEFAULT_BUSY_TIMEOUT_S = 2.0
@@ -294,6 +294,12 @@ class FeedbackStore:
                 conn.execute("ALTER TABLE answers ADD COLUMN thread_id TEXT NOT NULL DEFAULT ''")
                 conn.execute(
                     "CREATE INDEX IF NOT EXISTS answers_thread ON answers(platform, channel_id, thread_id, created_at)"
+                )
+            if version < 4:
+                # channels where the bot answers questions without a mention (`/qabot watch`)
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS watched_channels (platform TEXT NOT NULL, channel_id TEXT NOT NULL, "
+                    "created_at REAL NOT NULL, PRIMARY KEY (platform, channel_id))"
                 )
             if version < SCHEMA_VERSION:
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -697,6 +703,23 @@ class FeedbackStore:
                 (platform, channel_id, thread_id),
             ).fetchone()
         return row is not None
+
+    # ---- watched channels (answered without a mention) --------------------------------------------
+
+    def set_watched(self, platform: str, channel_id: str, watched: bool) -> bool:
+        """Watch a channel or stop watching it; True when that changed something."""
+        with self._tx() as conn:
+            if watched:
+                sql = "INSERT OR IGNORE INTO watched_channels(platform, channel_id, created_at) VALUES (?, ?, ?)"
+                return conn.execute(sql, (clean_text(platform), clean_text(channel_id), self._clock())).rowcount > 0
+            sql = "DELETE FROM watched_channels WHERE platform = ? AND channel_id = ?"
+            return conn.execute(sql, (clean_text(platform), clean_text(channel_id))).rowcount > 0
+
+    def watched_channels(self, platform: str) -> frozenset[str]:
+        """The ids of the channels watched on `platform`."""
+        with self._lock:
+            rows = self._conn.execute("SELECT channel_id FROM watched_channels WHERE platform = ?", (platform,))
+            return frozenset(r["channel_id"] for r in rows.fetchall())
 
 
 def _answer(row: sqlite3.Row | dict[str, Any]) -> StoredAnswer:
