@@ -157,6 +157,8 @@ class ChatSettings(AdapterSettings):
     admin_user_ids: IdList = ()
     # answer only in these channels; empty: every channel the bot can read
     allowed_channel_ids: IdList = ()
+    # answer questions in these channels without a mention (besides those watched with `/qabot watch`)
+    watched_channel_ids: IdList = ()
 
 
 # ---- the contract -------------------------------------------------------------------------------
@@ -194,8 +196,13 @@ class Adapter(abc.ABC):
     def allows_channel(self, channel_id: str) -> bool:
         return True
 
+    def watches_channel(self, channel_id: str) -> bool:
+        """This adapter's settings name the channel as watched (questions answered without a mention)."""
+        return False
+
     def incoming(self, text: str, *, user_id: str, channel_id: str, **facts: Any) -> IncomingMessage:
         """An IncomingMessage from this platform: its text cleaned, its platform facts filled in."""
+        facts.setdefault("watched", self.watches_channel(channel_id))
         return IncomingMessage(
             platform=self.name,
             user_id=user_id,
@@ -243,6 +250,9 @@ class ChatAdapter(Adapter):
     def allows_channel(self, channel_id: str) -> bool:
         allowed = self.settings.allowed_channel_ids
         return not allowed or channel_id in allowed
+
+    def watches_channel(self, channel_id: str) -> bool:
+        return channel_id in self.settings.watched_channel_ids
 
     @abc.abstractmethod
     async def serve(self, stop: asyncio.Event) -> None:

@@ -66,7 +66,9 @@ _ASKING_OPENING = re.compile(
     re.IGNORECASE,
 )
 # ... but not an exclamation: "what a day", "how cool is that!"
-_EXCLAMATION = re.compile(r"^(?:what an?\b|how (?:cool|nice|great|awesome|fun|funny|sweet|cute|sad|weird)\b)|!\W*$", re.I)
+_EXCLAMATION = re.compile(
+    r"^(?:what an?\b|how (?:cool|nice|great|awesome|fun|funny|sweet|cute|sad|weird)\b)|!\W*$", re.I
+)
 
 
 def _asked_text(text: str) -> str:

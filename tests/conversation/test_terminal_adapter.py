@@ -107,3 +107,30 @@ def test_the_session_is_who_the_settings_say(make_service, store, terminal, monk
     adapter.handle_line("what is machine learning?")
     (stored,) = store.answers()
     assert stored.platform == "terminal" and stored.user_hash == store.hash_user("terminal", "ada")
+
+
+def test_watch_previews_a_watched_channel_in_this_session(make_service, fake_engine, terminal, store):
+    stdin = io.StringIO(
+        "/watch\n"
+        "machine learning is neat\n"  # chatter
+        "what is quantum generative AI?\n"  # only "mentioned only": silent
+        "what is machine learning?\n"  # confident: answered
+        "@qabot what is quantum generative AI?\n"  # typed at the bot: answered as always
+        "/unwatch\n"
+        "best pizza in Naples?\n"
+    )
+    out = run_chat(make_service(), terminal, stdin)
+    assert "(qabot stays silent here: not a question)" in out
+    assert "(qabot stays silent here: no confident answer)" in out
+    assert "algorithms that enable computers" in out
+    assert "only touches on this" in out  # the mention
+    assert out.split("every line again.")[1].strip().startswith("The knowledge doesn't cover that.")  # answered
+    # the preview lasts for this session only: nothing is stored
+    assert store.watched_channels("terminal") == frozenset()
+    fresh = run_chat(make_service(), terminal, io.StringIO("machine learning is neat\n"))
+    assert "stays silent" not in fresh
+
+
+def test_watch_in_the_terminal_is_for_admins(make_service, terminal):
+    out = run_chat(make_service(), terminal, io.StringIO("/watch\nmachine learning is neat\n"), admin=False)
+    assert "only admins" in out and "stays silent" not in out
