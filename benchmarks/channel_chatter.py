@@ -113,7 +113,8 @@ def measure(path: Path, service) -> FileResult:
         text, kind, gold = row["text"], row["kind"], [fold(g) for g in row.get("gold") or []]
 
         def message(addressed: bool, n: int = n, text: str = text) -> IncomingMessage:
-            mid = f"{n}.{'m' if addressed else 'u'}"
+            # ids unique across files: a message id seen before would be a thread the bot answered in
+            mid = f"{path.name}:{n}.{'m' if addressed else 'u'}"
             return IncomingMessage(
                 platform=PLATFORM,
                 user_id=f"U{n}",
