@@ -385,6 +385,7 @@ def _write_version(
                 "title": d.title,
                 "sha256": d.sha256,
                 "source_url": d.source_url,
+                "source_kind": d.source_kind,
                 "passages": sum(1 for p in passages if p.doc_path == d.path),
             }
             for d in documents

@@ -35,6 +35,8 @@ class Quote:
     source_url: str | None = None
     # character span [start, end) in `text` of the sentence that best answers the question
     highlight: tuple[int, int] | None = None
+    # where this passage stands in its source: source_url deep-linked (bot/core/links.py), or None
+    link: str | None = None
 
     @property
     def best_sentence(self) -> str | None:
