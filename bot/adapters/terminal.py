@@ -25,8 +25,10 @@ from typing import IO, Any
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
+from rich.text import Text
 
 from bot.adapters.base import Adapter, AdapterSettings, ReplyLimits
+from bot.adapters.console import answer_renderable, console_for, feedback_report_renderable, styled
 from bot.conversation.models import ADMIN_COMMANDS, Button, FeedbackVote, IncomingMessage, Reply, ReplyKind
 from bot.conversation.service import ConversationService
 from bot.core.render import PLAIN_QUOTE_LIMIT
@@ -108,6 +110,8 @@ class TerminalAdapter(Adapter):
         self.session_id = uuid.uuid4().hex
         # /watch: lines are unmentioned messages of a watched channel (this session only)
         self.watching = False
+        # answers and reports laid out with rich when stdout is a terminal; plain text through a pipe
+        self.console = console_for(self.stdout)
 
     def _print(self, text: str) -> None:
         self.stdout.write(text.rstrip("\n") + "\n\n")
@@ -172,8 +176,24 @@ class TerminalAdapter(Adapter):
         if self.watching and not reply.should_send:
             self._print(SILENT.format(why=reply.extra.get("why", "nothing to say")))
             return
+        if reply.should_send and styled(self.console) and (reply.answer is not None or reply.report is not None):
+            self._show_styled(reply)
+            return
         for text in self.render_text(reply, extras=self.interactive):
             self._print(text)
+
+    def _show_styled(self, reply: Reply) -> None:
+        """An answer or a report laid out for a person at a terminal (bot/adapters/console.py)."""
+        if reply.answer is not None:
+            self.console.print(answer_renderable(reply.answer, quote_limit=self.limits.quote_chars))
+        else:
+            self.console.print(feedback_report_renderable(reply.report))
+        if self.interactive:
+            extras = [*reply.hints, self.button_text(reply.buttons) if reply.buttons else ""]
+            for extra in filter(None, extras):
+                self.console.print(Text(extra, style="dim"))
+        self.stdout.write("\n")
+        self.stdout.flush()
 
     def run(self) -> None:
         """Chat until quit, end of input or Ctrl-C."""

@@ -17,7 +17,7 @@ first and say whether the message mentions someone (`IncomingMessage.mentions_so
 
 How often this speaks on ordinary channel chatter, and how many real questions it still answers, is
 measured by `benchmarks/channel_chatter.py` on tests/eval/channel_dev.jsonl (tuned on) and
-channel_test.jsonl (reported only); see docs/watched-channels.md.
+channel_test.jsonl (reported only); see docs/features.md.
 """
 
 from __future__ import annotations

@@ -126,15 +126,24 @@ def format_report(report: FeedbackReport, *, escape: Callable[[str], str] = str)
     return "\n".join(lines)
 
 
-def feedback_report_text(settings: Settings, limit: int = 10) -> str:
-    """The text of `qabot feedback report`."""
-    path = settings.feedback_db
-    if not path.exists():
-        return f"No feedback recorded yet: {path} does not exist (the bot creates it on its first answer)."
+def feedback_report_data(settings: Settings, limit: int = 10) -> FeedbackReport | None:
+    """The report behind `qabot feedback report`; None when no feedback database exists yet."""
+    if not settings.feedback_db.exists():
+        return None
     from bot.conversation.factory import open_feedback_store
 
     with open_feedback_store(settings) as store:
-        return format_report(build_report(store, limit=limit))
+        return build_report(store, limit=limit)
+
+
+def feedback_report_text(settings: Settings, limit: int = 10) -> str:
+    """The text of `qabot feedback report`."""
+    report = feedback_report_data(settings, limit)
+    if report is None:
+        return (
+            f"No feedback recorded yet: {settings.feedback_db} does not exist (the bot creates it on its first answer)."
+        )
+    return format_report(report)
 
 
 def _clip(text: str, limit: int = 120) -> str:
