@@ -379,6 +379,7 @@ def eval_cmd(
 def feedback_report() -> None:
     """The worst-rated answers and the questions the bot abstained on, most frequent first."""
     from bot.adapters.console import console_for, feedback_report_renderable, styled
+    from bot.config import ConfigError
     from bot.conversation.feedback import FeedbackDatabaseError
     from bot.conversation.report import feedback_report_data, feedback_report_text
 
@@ -389,7 +390,7 @@ def feedback_report() -> None:
             console.print(feedback_report_renderable(report))
         else:
             typer.echo(feedback_report_text(_settings()))
-    except FeedbackDatabaseError as err:
+    except (ConfigError, FeedbackDatabaseError) as err:
         raise _fail(str(err), EXIT_USAGE) from None
 
 
@@ -431,7 +432,7 @@ def run(
         raise _fail(str(err), EXIT_USAGE) from None
     except IndexProblem as err:
         raise _fail(str(err), EXIT_INDEX) from None
-    except FeedbackDatabaseError as err:  # a local file, not the network
+    except FeedbackDatabaseError as err:  # the database (a file, or the server of QABOT_DATABASE_URL)
         raise _fail(str(err), EXIT_USAGE) from None
     except (typer.Exit, KeyboardInterrupt):
         raise

@@ -7,9 +7,7 @@ only", greetings with small talk and anything else with an abstention.
 from __future__ import annotations
 
 import logging
-import sqlite3
 
-from bot.conversation.feedback import FeedbackStore
 from bot.conversation.models import Action, ReplyKind
 from bot.conversation.service import ConversationService
 
@@ -108,16 +106,16 @@ def test_a_watched_channel_outside_the_allow_list_stays_silent(make_service, mes
     assert silent.kind is ReplyKind.IGNORED  # not the refusal a mention gets: nobody asked
 
 
-def test_watched_channels_survive_a_restart(make_service, message, settings, fake_engine, clock):
+def test_watched_channels_survive_a_restart(make_service, message, settings, fake_engine, clock, database):
     watch(make_service(), message, channel="C7")
-    with FeedbackStore(settings.feedback_db) as reopened:
+    with database.open() as reopened:  # a new process on the same database (SQLite file or PostgreSQL)
         fresh = ConversationService(fake_engine, settings=settings, feedback=reopened, clock=clock)
         assert fresh.handle(unmentioned(message, channel_id="C7")).kind is ReplyKind.ANSWER
         assert fresh.handle(unmentioned(message, channel_id="C8", message_id="200.2")).kind is ReplyKind.IGNORED
         off = fresh.handle_admin(message(channel_id="C7", is_admin=True, private=True), "unwatch")
         assert off.kind is ReplyKind.ADMIN and "stopped watching" in off.text
         assert fresh.handle(unmentioned(message, channel_id="C7", message_id="200.3")).kind is ReplyKind.IGNORED
-    with FeedbackStore(settings.feedback_db) as again:
+    with database.open() as again:
         assert again.watched_channels("slack") == frozenset()
 
 
@@ -175,38 +173,14 @@ def test_a_failure_in_a_watched_channel_is_logged_not_posted(make_service, messa
     assert not any("secret internal detail" in r.getMessage() for r in caplog.records)
 
 
-def test_a_broken_store_does_not_break_answers_to_mentions(make_service, message, store, caplog):
+def test_a_broken_store_does_not_break_answers_to_mentions(make_service, message, database, caplog):
     service = make_service()
-    store._conn.execute("DROP TABLE watched_channels")
+    outside = database.connect()  # someone damages the database behind qabot's back
+    outside.execute("DROP TABLE watched_channels")
+    outside.close()
     with caplog.at_level(logging.ERROR):
         assert service.handle(unmentioned(message)).kind is ReplyKind.IGNORED
         assert service.handle(message(QUESTION, message_id="500.1")).kind is ReplyKind.ANSWER
     assert any("watched channels" in r.getMessage() for r in caplog.records)
     failed = watch(service, message)
     assert failed.kind is ReplyKind.ERROR
-
-
-def test_a_schema_3_database_gains_the_watched_channels_table(tmp_path):
-    path = tmp_path / "old.sqlite3"
-    with FeedbackStore(path) as store:
-        store.record_answer(
-            answer_id="a1",
-            question="q",
-            passage_ids=["p1"],
-            index_version="v1",
-            kind="answer",
-            platform="slack",
-            channel_id="C1",
-            user_id="U1",
-        )
-    conn = sqlite3.connect(path)
-    conn.execute("DROP TABLE watched_channels")
-    conn.execute("PRAGMA user_version = 3")
-    conn.commit()
-    conn.close()
-    with FeedbackStore(path) as store:
-        assert store.schema_version == 4
-        assert store.get_answer("a1") is not None
-        assert store.set_watched("slack", "C1", True) is True
-        assert store.set_watched("slack", "C1", True) is False
-        assert store.watched_channels("slack") == frozenset({"C1"})
