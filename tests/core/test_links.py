@@ -140,3 +140,13 @@ def test_a_front_end_shows_the_deep_link_else_the_source_url_else_nothing():
     assert quote_link(_quote(source_url=PAGE, link=PAGE + "#:~:text=t"), max_length=len(PAGE)) == PAGE
     assert quote_link(_quote(source_url="https://example.com/a|b")) is None
     assert quote_link(_quote()) is None
+
+
+def test_the_link_survives_an_answer_stored_and_shown_again():
+    """Slack's Share in channel re-renders an answer from its stored JSON (bot/storage): the link stays."""
+    from bot.core.types import Answer, AnswerKind, Confidence
+
+    answer = Answer("q", "q", AnswerKind.ANSWER, Confidence.HIGH, (_quote(source_url=PAGE, link=PAGE + "#:~:text=t"),))
+    again = Answer.from_dict(answer.to_dict())
+    assert again.quotes[0].link == PAGE + "#:~:text=t"
+    assert quote_link(again.quotes[0]) == PAGE + "#:~:text=t"
