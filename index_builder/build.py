@@ -28,6 +28,7 @@ from index_builder import store
 from index_builder.models import prepare_encoder
 from index_builder.parser import DocumentError, Passage, collect_knowledge
 from index_builder.profiles import Profile, load_profile
+from index_builder.progress import BuildProgress
 from index_builder.sources import SourceLimits
 
 log = logging.getLogger(__name__)
@@ -235,23 +236,25 @@ def build_index(
             stamp = datetime.now(UTC)
             version_id = f"v{stamp:%Y%m%dT%H%M%S%fZ}-{fingerprint[:8]}"
             staging = store.new_staging_dir(index_dir, version_id)
+            steps = [f"encoder {m.id}" for m in profile.models] + ["write", "verify"]
             try:
-                result_dir = _write_version(
-                    staging,
-                    index_dir=index_dir,
-                    version_id=version_id,
-                    built_at=stamp,
-                    documents=documents,
-                    passages=passages,
-                    profile=profile,
-                    encoder_cache=encoder_cache,
-                    fingerprint=fingerprint,
-                    show_progress=show_progress,
-                    exact_max=exact_max,
-                    started=started,
-                    encoder_loader=encoder_loader,
-                    warnings=warnings,
-                )
+                with BuildProgress(steps, enabled=show_progress) as progress:
+                    result_dir = _write_version(
+                        staging,
+                        index_dir=index_dir,
+                        version_id=version_id,
+                        built_at=stamp,
+                        documents=documents,
+                        passages=passages,
+                        profile=profile,
+                        encoder_cache=encoder_cache,
+                        fingerprint=fingerprint,
+                        progress=progress,
+                        exact_max=exact_max,
+                        started=started,
+                        encoder_loader=encoder_loader,
+                        warnings=warnings,
+                    )
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
@@ -305,22 +308,17 @@ def _write_version(
     profile: Profile,
     encoder_cache: Path,
     fingerprint: str,
-    show_progress: bool,
+    progress: BuildProgress,
     exact_max: int,
     started: float,
     encoder_loader: Callable[[EncoderSpec, Path], Encoder],
     warnings: tuple[str, ...] = (),
 ) -> Path:
     import faiss
-    from tqdm import tqdm
 
     from bot.core.probe import load_and_probe
 
-    steps = [f"encoder {m.id}" for m in profile.models] + ["write", "verify"]
-    bar = tqdm(total=len(steps), desc="building index", unit="step", disable=not show_progress)
-
-    def step_done(name: str) -> None:
-        bar.update(1)
+    step_done = progress.done
 
     passage_texts = [embedding_text(p) for p in passages]
     sentence_texts = [p.text[s:e] for p in passages for s, e in p.sentences]
@@ -385,6 +383,7 @@ def _write_version(
                 "title": d.title,
                 "sha256": d.sha256,
                 "source_url": d.source_url,
+                "source_kind": d.source_kind,
                 "passages": sum(1 for p in passages if p.doc_path == d.path),
             }
             for d in documents
@@ -411,6 +410,5 @@ def _write_version(
             f"The new index failed its check before going live: {err.message} The previous index keeps serving."
         ) from err
     step_done("verify")
-    bar.close()
     with _writing(staging):
         return store.publish(index_dir, staging, version_id)

@@ -181,6 +181,8 @@ class ChatSettings(AdapterSettings):
     admin_user_ids: IdList = ()
     # answer only in these channels; empty: every channel the bot can read
     allowed_channel_ids: IdList = ()
+    # answer questions in these channels without a mention (besides those watched with `/qabot watch`)
+    watched_channel_ids: IdList = ()
 
     def handoff_for(self, channel_id: str) -> str:
         """The people (a group or role id) to hand this channel's questions to; '' for nobody (the default)."""
@@ -230,9 +232,14 @@ class Adapter(abc.ABC):
         """The people to hand this channel's questions to (the adapter's setting); '' for nobody."""
         return ""
 
+    def watches_channel(self, channel_id: str) -> bool:
+        """This adapter's settings name the channel as watched (questions answered without a mention)."""
+        return False
+
     def incoming(self, text: str, *, user_id: str, channel_id: str, **facts: Any) -> IncomingMessage:
         """An IncomingMessage from this platform: its text cleaned, its platform facts filled in."""
         facts.setdefault("handoff_to", self.handoff_for(channel_id))
+        facts.setdefault("watched", self.watches_channel(channel_id))
         return IncomingMessage(
             platform=self.name,
             user_id=user_id,
@@ -283,6 +290,9 @@ class ChatAdapter(Adapter):
 
     def handoff_for(self, channel_id: str) -> str:
         return self.settings.handoff_for(channel_id)
+
+    def watches_channel(self, channel_id: str) -> bool:
+        return channel_id in self.settings.watched_channel_ids
 
     @abc.abstractmethod
     async def serve(self, stop: asyncio.Event) -> None:

@@ -54,12 +54,14 @@ ADMIN_COMMANDS: dict[str, str] = {
     "reindex": "Rebuild the index from the knowledge folder",
     "rollback": "Switch back to the previous index version",
     "report": "Show the worst-rated answers and the knowledge gaps",
+    "watch": "Answer questions in this channel without a mention (only confident answers)",
+    "unwatch": "Stop answering questions in this channel without a mention",
 }
 
 
 @dataclass(frozen=True)
 class IncomingMessage:
-    """One message addressed to the bot (mention, DM, slash command, thread follow-up)."""
+    """One message for the bot: a mention, DM, slash command, thread follow-up, or a message in a watched channel."""
 
     platform: str  # the adapter's name: "terminal", "slack", "discord", ...
     user_id: str
@@ -74,7 +76,13 @@ class IncomingMessage:
     # the platform answers a channel message in a thread (Slack, Discord); follow-ups there need no mention
     supports_threads: bool = False
     is_bot: bool = False  # sent by a bot (the bot itself included): always ignored
-    addressed: bool = True  # mention, DM or slash command; False for a plain thread message
+    addressed: bool = True  # mention, DM or slash command; False for a plain thread or channel message
+    # the adapter's own setting lists this channel as watched (questions answered without a mention;
+    # channels watched with `/qabot watch` are the service's to know)
+    watched: bool = False
+    # the message mentions a person or a group (other than the bot), or replies to someone: it is
+    # addressed to them, not to a bot watching the channel
+    mentions_someone: bool = False
     private: bool = False  # answer only to the asker (ephemeral)
     # an explicit command (/ask): always gets a reply, even from someone already told about a rate limit
     is_command: bool = False

@@ -338,31 +338,20 @@ def report_json(report: FeedbackReport) -> dict[str, Any]:
     }
 
 
-def feedback_report_text(
-    settings: Settings,
-    limit: int = 10,
-    *,
-    since: float | None = None,
-    as_json: bool = False,
-    embed: QuestionEmbedder | None = None,
-) -> str:
-    """The text of `qabot feedback report` (`as_json`: its --json)."""
+def feedback_report_data(
+    settings: Settings, limit: int = 10, *, since: float | None = None, embed: QuestionEmbedder | None = None
+) -> FeedbackReport | None:
+    """The report behind `qabot feedback report`; None when the SQLite file does not exist yet."""
     from bot.conversation.factory import database_of, open_feedback_store
 
     where = database_of(settings)
     if isinstance(where, Path) and not where.exists():
-        if as_json:
-            return json.dumps(report_json(FeedbackReport(since=since)), ensure_ascii=False, indent=2)
-        return f"No feedback recorded yet: {where} does not exist (the bot creates it on its first answer)."
-
+        return None
     store = open_feedback_store(settings)
     try:
-        report = build_report(store, limit=limit, since=since, embed=embed)
+        return build_report(store, limit=limit, since=since, embed=embed)
     finally:
         store.close()
-    if as_json:
-        return json.dumps(report_json(report), ensure_ascii=False, indent=2)
-    return format_report(report)
 
 
 _UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "w": 7 * 86400.0}
@@ -380,6 +369,28 @@ def parse_since(value: str, *, now: float | None = None) -> float:
         raise ValueError(
             f"--since must be a duration such as 7d, 24h, 30m or 2w, or a date such as 2026-11-01 (got {value[:40]!r})"
         ) from None
+
+
+def feedback_report_text(
+    settings: Settings,
+    limit: int = 10,
+    *,
+    since: float | None = None,
+    as_json: bool = False,
+    embed: QuestionEmbedder | None = None,
+) -> str:
+    """The text of `qabot feedback report` (`as_json`: its --json)."""
+    from bot.conversation.factory import database_of
+
+    report = feedback_report_data(settings, limit, since=since, embed=embed)
+    if report is None:
+        if as_json:
+            return json.dumps(report_json(FeedbackReport(since=since)), ensure_ascii=False, indent=2)
+        where = database_of(settings)
+        return f"No feedback recorded yet: {where} does not exist (the bot creates it on its first answer)."
+    if as_json:
+        return json.dumps(report_json(report), ensure_ascii=False, indent=2)
+    return format_report(report)
 
 
 def _clip(text: str, limit: int = 120) -> str:

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.config import Settings
+from bot.conversation.channel import Silence, confident, question_for_bot
+from bot.conversation.feedback import FeedbackDatabaseError
 from bot.conversation.models import (
     ADMIN_COMMANDS,
     Action,
@@ -46,6 +48,9 @@ log = logging.getLogger(__name__)
 
 
 CONTEXT_TURNS = 3  # earlier turns of a thread read as the context of a follow-up
+# how long the list of watched channels is trusted before it is read again (another process, e.g. a
+# second bot of the same platform on the same database, may have changed it)
+WATCHED_CACHE_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,25 @@ TEXT_RATE_LIMITED_USER = "You're asking faster than I can keep up. Please try ag
 TEXT_RATE_LIMITED_CHANNEL = "This channel is asking faster than I can keep up. Please try again in {seconds}."
 TEXT_FAILED = "Sorry, something went wrong while answering. It has been logged; please try again later."
 TEXT_HINT_FOLLOW_UP = "Reply in this thread to ask a follow-up (no need to mention me)."
+TEXT_WATCH_IN_DM = "Run this in the channel I should watch (not in a direct message)."
+TEXT_WATCH_ON = (
+    "I'm watching this channel now: I'll answer questions here without being mentioned, but only when the "
+    "knowledge answers them confidently; otherwise I stay silent. `/qabot unwatch` stops it."
+)
+TEXT_WATCH_ALREADY = "I'm already watching this channel (questions here are answered without a mention)."
+TEXT_WATCH_NOT_ALLOWED = (
+    "Note: this channel is not on my list of allowed channels, so I won't answer here until an admin adds it."
+)
+TEXT_WATCH_MEMBER = "Make sure I'm a member of this channel, or I won't see its messages."
+TEXT_UNWATCH_OFF = "I've stopped watching this channel: mention me to ask a question here."
+TEXT_UNWATCH_NOT = "I wasn't watching this channel."
+TEXT_WATCH_NOT_SAVED = (
+    "I couldn't save that: the database is busy or unavailable. Nothing changed; try `/qabot {command}` again."
+)
+TEXT_UNWATCH_CONFIGURED = (
+    "This channel is watched because my configuration lists it (the watched channel ids setting of this "
+    "platform): an admin removes it there and restarts me."
+)
 TEXT_FEEDBACK_NEW = "Thanks for the feedback!"
 TEXT_FEEDBACK_UPDATED = "Thanks, I've updated your vote."
 TEXT_FEEDBACK_UNCHANGED = "Thanks, your vote was already recorded."
@@ -134,6 +158,8 @@ class ConversationService:
         self._clock = clock
         self._wall_clock = wall_clock  # the store's time: when earlier questions were asked
         self._events = RecentEvents(clock=clock)
+        self._watched: dict[str, tuple[float, frozenset[str]]] = {}  # platform -> (read at, channel ids)
+        self._watched_lock = threading.Lock()
         self.limits = ConversationLimits(
             user_limit=settings.user_rate_limit,
             channel_limit=settings.channel_rate_limit,
@@ -159,6 +185,8 @@ class ConversationService:
             log.info("ignoring a retried event on %s", msg.platform)
             return _ignored("duplicate")
         if not msg.addressed and not self._in_bot_thread(msg):
+            if self._in_watched_channel(msg):
+                return self._handle_watched(msg)
             return _ignored("not addressed")
         if msg.is_dm and not self.settings.dms_enabled:
             return Reply(ReplyKind.REFUSED, TEXT_DMS_OFF, private=True)
@@ -193,6 +221,81 @@ class ConversationService:
             # people chatting in the bot's thread ("thanks!", "+1") are not talking to the bot
             return _ignored("thread chatter")
         return self._reply_for(msg, answer, presentation, conversation)
+
+    # ---- watched channels: questions answered without a mention --------------------------------
+
+    def watched_channels(self, platform: str) -> frozenset[str]:
+        """The channels of `platform` watched with `/qabot watch` (read from the store, cached briefly)."""
+        now = self._clock()
+        with self._watched_lock:
+            cached = self._watched.get(platform)
+            if cached is not None and now - cached[0] < WATCHED_CACHE_S:
+                return cached[1]
+        try:
+            channels = self.feedback.watched_channels(platform)
+        except Exception:  # the store is unavailable: keep what was known
+            log.exception("could not read the watched channels")
+            channels = cached[1] if cached is not None else frozenset()
+        with self._watched_lock:
+            self._watched[platform] = (now, channels)
+        return channels
+
+    def _in_watched_channel(self, msg: IncomingMessage) -> bool:
+        """A top-level message in a watched channel (a reply in a thread belongs to its people)."""
+        if msg.is_dm or msg.private:
+            return False
+        if msg.supports_threads and msg.thread_id not in (None, msg.message_id):
+            return False
+        return msg.watched or msg.channel_id in self.watched_channels(msg.platform)
+
+    def _handle_watched(self, msg: IncomingMessage) -> Reply:
+        """Nobody asked the bot: it speaks only to a question it answers confidently, and otherwise
+        stays silent (no abstention, no "mentioned only", no rate-limit notice, no error message)."""
+        if not msg.in_allowed_channel:
+            return _ignored("watched, but not an allowed channel")
+        why = question_for_bot(msg.text, mentions_someone=msg.mentions_someone)
+        if why is not None:
+            return _ignored(why)
+        limited = msg.platform not in self.settings.rate_limit_exempt_platforms
+        if limited and not self.limits.allows(msg.platform, msg.user_id, msg.channel_id):
+            return _ignored("rate limited")
+        try:
+            answer: Answer = self.engine.answer(msg.text, ())
+        except Exception as err:  # IndexProblem included: nobody asked, so nobody is told
+            log.error("could not answer in a watched channel on %s: %s", msg.platform, type(err).__name__)
+            return _ignored("failed")
+        if not confident(answer):
+            return _ignored(Silence.NOT_CONFIDENT)
+        if limited and not self.limits.check(msg.platform, msg.user_id, msg.channel_id).allowed:
+            return _ignored("rate limited")
+        log.info(
+            "answered a question in watched channel %s unasked", self.pseudonyms.channel(msg.platform, msg.channel_id)
+        )
+        reply = self._reply_for(msg, answer, PRESENTATIONS[answer.kind], _conversation(msg))
+        return dataclasses.replace(reply, extra={**reply.extra, "watched": "true"})
+
+    def _watch(self, msg: IncomingMessage, on: bool) -> str:
+        """`/qabot watch` and `/qabot unwatch` in the channel they are run in."""
+        if msg.is_dm:
+            return TEXT_WATCH_IN_DM
+        changed = self.feedback.set_watched(msg.platform, msg.channel_id, on)
+        with self._watched_lock:
+            self._watched.pop(msg.platform, None)
+        where = self.pseudonyms.channel(msg.platform, msg.channel_id)
+        if on:
+            if changed:
+                log.info("now watching channel %s", where)
+            lines = [TEXT_WATCH_ON if changed else TEXT_WATCH_ALREADY]
+            if not msg.in_allowed_channel:
+                lines.append(TEXT_WATCH_NOT_ALLOWED)
+            elif changed:
+                lines.append(TEXT_WATCH_MEMBER)
+            return "\n".join(lines)
+        if changed:
+            log.info("stopped watching channel %s", where)
+        if msg.watched:
+            return (TEXT_UNWATCH_OFF + "\n" if changed else "") + TEXT_UNWATCH_CONFIGURED
+        return TEXT_UNWATCH_OFF if changed else TEXT_UNWATCH_NOT
 
     def _context(self, msg: IncomingMessage, conversation: str | None) -> tuple[Turn, ...]:
         """The earlier turns of this conversation (its thread, or the terminal session), from the store."""
@@ -422,6 +525,12 @@ class ConversationService:
             if command == "report":
                 report = build_report(self.feedback, embed=engine_embedder(self.engine))
                 return self._admin_reply(msg, format_report(report), report=report)
+            if command in ("watch", "unwatch"):
+                try:
+                    return self._admin_reply(msg, self._watch(msg, command == "watch"))
+                except FeedbackDatabaseError as err:  # e.g. another process holds the write lock
+                    log.error("could not %s a channel: %s", command, err)
+                    return Reply(ReplyKind.ERROR, TEXT_WATCH_NOT_SAVED.format(command=command), private=msg.private)
             outcome = self.rebuilder.rebuild() if command == "reindex" else self.rebuilder.rollback()
         except IndexProblem as err:
             return Reply(ReplyKind.ERROR, _index_problem_text(err), private=msg.private)

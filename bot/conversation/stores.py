@@ -131,8 +131,20 @@ class FeedbackSource(Protocol):
     def vote_totals(self) -> list[VoteTotals]: ...
 
 
+class WatchedChannels(Protocol):
+    """The channels where the bot answers questions without a mention (`/qabot watch`, issue 9 item 1)."""
+
+    def set_watched(self, platform: str, channel_id: str, watched: bool) -> bool:
+        """Watch a channel (True) or stop (False); True when that changed something."""
+        ...
+
+    def watched_channels(self, platform: str) -> frozenset[str]: ...
+
+
 @runtime_checkable
-class ConversationStore(AnswerLog, Votes, ThreadMemory, FeedbackSource, RecentAnswers, Handoffs, Protocol):
+class ConversationStore(
+    AnswerLog, Votes, ThreadMemory, FeedbackSource, RecentAnswers, Handoffs, WatchedChannels, Protocol
+):
     """Everything the conversation service keeps, in one object that is closed at shutdown."""
 
     def close(self) -> None: ...

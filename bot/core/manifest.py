@@ -54,6 +54,8 @@ class DocumentEntry(_Strict):
     sha256: Sha256
     source_url: str | None
     passages: NonNegativeInt
+    # how quotes link to the source (bot/core/links.py); absent in indexes built before it existed
+    source_kind: Literal["web", "repository"] | None = None
 
 
 def _relative_file_name(name: str) -> str:
@@ -117,7 +119,9 @@ class Retrieval(_Strict):
     late_interaction_top: NonNegativeInt
     abstain_min_z: Number
     abstain_min_maxsim: Number
-    confidence_features: Annotated[list[Literal["z", "score", "maxsim", "maxsim_low", "margin", "lexical", "known_fraction"]], Field(min_length=1)]
+    confidence_features: Annotated[
+        list[Literal["z", "score", "maxsim", "maxsim_low", "margin", "lexical", "known_fraction"]], Field(min_length=1)
+    ]
     confidence_coef: list[Number]
     confidence_intercept: Number
     high_probability: Annotated[float, Field(ge=0, le=1)]

@@ -35,6 +35,8 @@ class Quote:
     source_url: str | None = None
     # character span [start, end) in `text` of the sentence that best answers the question
     highlight: tuple[int, int] | None = None
+    # where this passage stands in its source: source_url deep-linked (bot/core/links.py), or None
+    link: str | None = None
 
     @property
     def best_sentence(self) -> str | None:
@@ -63,6 +65,7 @@ class Quote:
             passage_id=str(data["passage_id"]),
             source_url=data.get("source_url"),
             highlight=(int(highlight[0]), int(highlight[1])) if highlight else None,
+            link=data.get("link"),
         )
 
 

@@ -71,3 +71,11 @@ handoffs = Table(
     Column("answer_id", Text, nullable=False, server_default=""),
     Column("created_at", Float, nullable=False),
 )
+
+watched_channels = Table(
+    "watched_channels",  # schema 6: channels answered without a mention (`/qabot watch`)
+    metadata,
+    Column("platform", Text, primary_key=True),
+    Column("channel_id", Text, primary_key=True),
+    Column("created_at", Float, nullable=False),
+)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Row, case, create_engine, event, func, literal_column, or_, select, update
+from sqlalchemy import Row, case, create_engine, delete, event, func, literal_column, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
@@ -44,7 +44,7 @@ from bot.conversation.stores import StoredAnswer, UnknownAnswerError, VoteTotals
 from bot.core.types import Turn
 from bot.storage import migrate
 from bot.storage.errors import OPEN_BUSY_TIMEOUT_S, FeedbackDatabaseError, server_error, sqlite_error
-from bot.storage.schema import answers, feedback, handoffs, threads
+from bot.storage.schema import answers, feedback, handoffs, threads, watched_channels
 from bot.storage.target import DatabaseTarget, database_target
 
 log = logging.getLogger("bot.conversation.feedback")
@@ -719,6 +719,36 @@ class FeedbackStore:
         )
         with self._read() as conn:
             return conn.execute(query).first() is not None
+
+    # ---- WatchedChannels ---------------------------------------------------------------------------
+
+    def set_watched(self, platform: str, channel_id: str, watched: bool) -> bool:
+        """Watch a channel or stop watching it; True when that changed something. An admin's command:
+        written now or refused with the error (never queued), so the reply tells the truth."""
+        key = {"platform": clean_text(platform), "channel_id": clean_text(channel_id)}
+        if watched:
+            statement = self._insert_ignore(watched_channels, {**key, "created_at": self._clock()})
+            statement = statement.returning(watched_channels.c.channel_id)
+        else:
+            statement = (
+                delete(watched_channels)
+                .where(
+                    watched_channels.c.platform == key["platform"], watched_channels.c.channel_id == key["channel_id"]
+                )
+                .returning(watched_channels.c.channel_id)
+            )
+        try:
+            with self._tx() as conn:
+                # the row written or deleted, if any (rowcount is not reliable for ON CONFLICT on every driver)
+                return conn.execute(statement).first() is not None
+        except DBAPIError as err:
+            raise self._error(err) from err
+
+    def watched_channels(self, platform: str) -> frozenset[str]:
+        """The ids of the channels watched on `platform`."""
+        query = select(watched_channels.c.channel_id).where(watched_channels.c.platform == platform)
+        with self._read() as conn:
+            return frozenset(r.channel_id for r in conn.execute(query).all())
 
 
 def _answer(row: Row | dict[str, Any] | Any) -> StoredAnswer:

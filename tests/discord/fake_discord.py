@@ -417,14 +417,24 @@ class FakeDiscord:
         channel_id: str | None = None,
         mention_bot: bool = True,
         dm: bool = False,
+        mention_users: tuple[FakeUser, ...] = (),
+        reply_to: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Dispatch MESSAGE_CREATE from `author`; a mention puts <@bot> in front like the Discord client does."""
+        """Dispatch MESSAGE_CREATE from `author`; a mention puts <@bot> in front like the Discord client does.
+        `mention_users` are mentioned after it (<@id>); `reply_to` (a message payload) makes it a reply
+        to that message (type 19), which also mentions its author, as the client does by default."""
         mentions = []
         if mention_bot and not dm:
             content = f"<@{self.bot_user.id}> {content}"
             mentions.append(self.bot_user.payload())
-        if not dm and not mentions and not self.client_has_message_content:
-            content = ""  # Discord: no Message Content intent, no text of others' messages
+        for other in mention_users:
+            content = f"<@{other.id}> {content}"
+            mentions.append(other.payload())
+        if reply_to is not None:
+            mentions.append(reply_to["author"])
+        bot_mentioned = any(m["id"] == self.bot_user.id for m in mentions)
+        if not dm and not bot_mentioned and not self.client_has_message_content:
+            content = ""  # Discord: no Message Content intent, no text of messages that do not mention the bot
         message: dict[str, Any] = {
             "id": self.snowflake(),
             "channel_id": self.dm_channel(author) if dm else (channel_id or self.general),
@@ -442,6 +452,15 @@ class FakeDiscord:
             "type": 0,
             "flags": 0,
         }
+        if reply_to is not None:
+            message["type"] = 19
+            message["message_reference"] = {
+                "type": 0,
+                "message_id": reply_to["id"],
+                "channel_id": reply_to["channel_id"],
+                "guild_id": self.guild_id,
+            }
+            message["referenced_message"] = reply_to
         if not dm:
             message["guild_id"] = self.guild_id
             member = self.member_payload(author)

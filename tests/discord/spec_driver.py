@@ -105,11 +105,15 @@ class DiscordDriver:
         message = await self.fake.user_message(self.user(user), text, channel_id=channel_id, mention_bot=mention, dm=dm)
         return await self._sent_after(mark, message["id"])
 
-    async def admin(self, command: str, *, user: str = "U1", admin: bool) -> list[Outbound]:
+    async def admin(self, command: str, *, user: str = "U1", admin: bool, channel: str = "C1") -> list[Outbound]:
         mark = self.fake.mark()
         permissions = MEMBER_PERMISSIONS | MANAGE_GUILD if admin else MEMBER_PERMISSIONS
         interaction = await self.fake.slash_command(
-            self.user(user), "qabot", [{"name": command, "type": 1, "options": []}], permissions=permissions
+            self.user(user),
+            "qabot",
+            [{"name": command, "type": 1, "options": []}],
+            channel_id=self.channel(channel),
+            permissions=permissions,
         )
         return await self._sent_after(mark, interaction["id"])
 

@@ -135,13 +135,13 @@ class SlackSpecDriver:
             await self.harness.event(message(text, user=user, channel=channel, thread_ts=thread))
         return await self._collect(start)
 
-    async def admin(self, command: str, *, user: str = "U1", admin: bool) -> list[Outbound]:
+    async def admin(self, command: str, *, user: str = "U1", admin: bool, channel: str = "C1") -> list[Outbound]:
         settings = self.harness.settings
         assert (user in settings.admin_user_ids) == admin or settings.workspace_admins_are_admins
         if admin and user not in settings.admin_user_ids:
             self.fake.users[user] = {"is_admin": True}
         start = len(self.fake.posts)
-        await self.harness.command("/qabot", command, user=user)
+        await self.harness.command("/qabot", command, user=user, channel=channel)
         return await self._collect(start)
 
     async def click_feedback(self, outbound: Outbound, *, up: bool, user: str = "U1") -> list[Outbound]:

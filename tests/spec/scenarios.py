@@ -76,7 +76,7 @@ class Driver(Protocol):
         dm: bool = False,
     ) -> list[Outbound]: ...
 
-    async def admin(self, command: str, *, user: str = "U1", admin: bool) -> list[Outbound]: ...
+    async def admin(self, command: str, *, user: str = "U1", admin: bool, channel: str = "C1") -> list[Outbound]: ...
 
     async def click_feedback(self, outbound: Outbound, *, up: bool, user: str = "U1") -> list[Outbound]: ...
 
@@ -393,6 +393,51 @@ async def repeat_links_the_earlier_thread(driver: Driver) -> None:
     _assert_safe(again)
 
 
+async def watched_channel_answers_questions_only(driver: Driver) -> None:
+    """An admin watches a channel: its questions are answered without a mention, only when the
+    answer is confident; chatter, questions to people and unanswerable questions get silence."""
+    user, channel = SPEC_ADMIN_USER, "C10"  # the terminal's /watch lasts for the admin's own session
+    if _threads(driver):
+        before = await driver.ask(ML_QUESTION, user=user, channel=channel, mention=False)
+        assert before == [], "an unwatched channel answered a message without a mention:\n" + _show(before)
+    watching = await driver.admin("watch", user=SPEC_ADMIN_USER, admin=True, channel=channel)
+    assert watching and "watching" in _all_text(watching), "watch was not confirmed:\n" + _show(watching)
+    assert all(o.private for o in watching), "the confirmation is for the admin:\n" + _show(watching)
+    for text in (
+        "good morning everyone, happy friday!",
+        "machine learning is just statistics with better marketing",
+        "@sam can you explain machine learning to me?",
+        OFF_TOPIC_QUESTION,
+    ):
+        outs = await driver.ask(text, user=user, channel=channel, mention=False)
+        said = [o for o in outs if not _silence_note(o)]
+        assert said == [], f"it spoke unasked on {text!r}:\n" + _show(outs)
+    outs = await driver.ask(ML_QUESTION, user=user, channel=channel, mention=False)
+    assert ML_PHRASE in _all_text(outs), "a watched channel's question was not answered:\n" + _show(outs)
+    assert {FEEDBACK_UP, FEEDBACK_DOWN} <= {b for o in outs for b in o.buttons}, _show(outs)
+    if _threads(driver):
+        assert all(o.thread_id and not o.private for o in outs), "answer publicly, in a thread:\n" + _show(outs)
+    _assert_safe(outs)
+    stopped = await driver.admin("unwatch", user=SPEC_ADMIN_USER, admin=True, channel=channel)
+    assert stopped and "watching" in _all_text(stopped), _show(stopped)
+    if _threads(driver):
+        after = await driver.ask(ML_QUESTION, user=user, channel=channel, mention=False)
+        assert after == [], "still answering after unwatch:\n" + _show(after)
+
+
+async def watch_refused_to_non_admins(driver: Driver) -> None:
+    outs = await driver.admin("watch", user="U11", admin=False, channel="C11")
+    assert outs and "only admins" in _all_text(outs), "not a refusal:\n" + _show(outs)
+    if _threads(driver):
+        silent = await driver.ask(ML_QUESTION, user="U11", channel="C11", mention=False)
+        assert silent == [], "a refused watch still watches:\n" + _show(silent)
+
+
+def _silence_note(outbound: Outbound) -> bool:
+    """The terminal's preview says why it stays silent; a chat platform says nothing."""
+    return outbound.text.startswith("(qabot stays silent")
+
+
 SCENARIOS: list[Scenario] = [
     Scenario("answer_with_quotes", "an answerable question is answered with a verbatim quote", answer_with_quotes),
     Scenario("off_topic_abstains", "an off-topic question gets a reply without quotes", off_topic_abstains),
@@ -420,4 +465,10 @@ SCENARIOS: list[Scenario] = [
         "a question answered in the same channel recently links that thread",
         repeat_links_the_earlier_thread,
     ),
+    Scenario(
+        "watched_channel_answers_questions_only",
+        "a watched channel's questions are answered without a mention, only confidently; chatter gets silence",
+        watched_channel_answers_questions_only,
+    ),
+    Scenario("watch_refused_to_non_admins", "only admins watch a channel", watch_refused_to_non_admins),
 ]

@@ -16,7 +16,8 @@ What this module owns, and nothing more:
 
 Intents: the privileged Message Content intent is off unless DISCORD_MESSAGE_CONTENT_INTENT=true.
 Discord delivers the text of messages that mention the bot and of DMs without it; it is needed
-only for follow-ups in the bot's threads that do not mention it.
+for follow-ups in the bot's threads that do not mention it, and for watched channels (questions
+answered without a mention: `/qabot watch`, DISCORD_WATCHED_CHANNEL_IDS).
 """
 
 from __future__ import annotations
@@ -73,6 +74,10 @@ _OWN_THREADS_KEPT = 10_000
 
 
 TEXT_HINT_MENTION_FOLLOW_UP = "Mention me in this thread to ask a follow-up."
+TEXT_WATCH_NEEDS_INTENT = (
+    "I can't read messages that don't mention me yet: switch on the Message Content intent in the Developer "
+    "Portal (Bot > Privileged Gateway Intents) and set DISCORD_MESSAGE_CONTENT_INTENT=true, then restart me."
+)
 # what can fail on the way to Discord besides an HTTP error answer
 _SEND_ERRORS = (discord.HTTPException, aiohttp.ClientError, asyncio.TimeoutError)
 
@@ -82,8 +87,8 @@ def default_intents(*, message_content: bool = False) -> discord.Intents:
 
     Discord includes the text of messages that mention the bot, and of DMs, without the privileged
     Message Content intent; `message_content=True` (which must also be switched on in the Developer
-    Portal, docs/discord.md) adds the text of follow-ups in the bot's threads that do not mention it.
-    Slash commands and buttons never need it.
+    Portal, docs/discord.md) adds the text of follow-ups in the bot's threads that do not mention it,
+    and of the messages in watched channels. Slash commands and buttons never need it.
     """
     intents = discord.Intents.none()
     intents.guilds = True
@@ -244,9 +249,14 @@ class QabotDiscordBot(discord.Client):
         if not self.intents.message_content:
             log.info(
                 "Message Content intent is off: mentions, DMs and /ask are answered; follow-ups in my threads "
-                "need a mention. To answer them without one, enable the intent in the Developer Portal and "
-                "set DISCORD_MESSAGE_CONTENT_INTENT=true."
+                "need a mention, and watched channels (/qabot watch) get no answers. To answer without a "
+                "mention, enable the intent in the Developer Portal and set DISCORD_MESSAGE_CONTENT_INTENT=true."
             )
+            if self.settings.watched_channel_ids:
+                log.warning(
+                    "DISCORD_WATCHED_CHANNEL_IDS is set but the Message Content intent is off: Discord does not "
+                    "send me the text of messages that do not mention me, so those channels get no answers."
+                )
         self.add_dynamic_items(FeedbackButton, HandoffButton)
         self._register_commands()
         # one bulk overwrite per start: commands appear/update without a separate deploy step
@@ -312,6 +322,20 @@ class QabotDiscordBot(discord.Client):
         own_role = message.guild.self_role if message.guild else None
         return own_role is not None and own_role in message.role_mentions
 
+    def _mentions_someone(self, message: discord.Message) -> bool:
+        """The message mentions a person or a role other than the bot, or replies to someone else's
+        message: it is addressed to them (@everyone and @here address everyone, the bot included)."""
+        me = self.user
+        if any(me is None or u.id != me.id for u in message.mentions):
+            return True
+        own_role = message.guild.self_role if message.guild else None
+        if any(role != own_role for role in message.role_mentions):
+            return True
+        if message.reference is not None and message.type is discord.MessageType.reply:
+            replied = message.reference.resolved
+            return not (isinstance(replied, discord.Message) and me is not None and replied.author.id == me.id)
+        return False
+
     def _is_own_thread(self, channel: Any) -> bool:
         if channel.id in self._own_threads:
             return True
@@ -347,7 +371,16 @@ class QabotDiscordBot(discord.Client):
                 return None  # Discord sent it without its text: nothing to answer
             return incoming(text, channel_id=str(parent_id), thread_id=str(channel.id), addressed=mentioned, **common)
         if not mentioned:
-            return None
+            if not self.intents.message_content:
+                return None  # Discord sent it without its text
+            # answered only in a watched channel, only a question, only confidently (the service decides)
+            return incoming(
+                text,
+                channel_id=str(channel.id),
+                addressed=False,
+                mentions_someone=self._mentions_someone(message),
+                **common,
+            )
         return incoming(text, channel_id=str(channel.id), addressed=True, **common)
 
     async def on_message(self, message: discord.Message) -> None:
@@ -437,6 +470,8 @@ class QabotDiscordBot(discord.Client):
         await interaction.response.defer(thinking=True, ephemeral=True)
         incoming = self._interaction_message(interaction, f"/qabot {command}", private=True)
         reply = await asyncio.to_thread(self.service.handle_admin, incoming, command)
+        if command == "watch" and reply.kind is ReplyKind.ADMIN and not self.intents.message_content:
+            reply = dataclasses.replace(reply, hints=(*reply.hints, TEXT_WATCH_NEEDS_INTENT))
         await self._send_followups(interaction, reply, deferred_ephemeral=True)
 
     async def on_feedback(self, interaction: discord.Interaction, answer_id: str, vote: FeedbackVote) -> None:

@@ -7,6 +7,9 @@ The conversation layer (ConversationService) decides what to say; this module on
 - `message` in a thread          -> follow-up with addressed=False (the service answers it only in
                                     threads it has answered); a message that mentions the bot is left
                                     to its `app_mention` twin, because Slack sends both
+- `message` at a channel's top level, without a mention -> addressed=False: the service answers it
+                                    only in a watched channel (`/qabot watch`, SLACK_WATCHED_CHANNEL_IDS),
+                                    only a question, only confidently, in the message's thread
 - `/ask <text>`                  -> ack at once, then a private (ephemeral) answer with a
                                     "Share in channel" button
 - `/qabot reindex|status|rollback|report` -> ack at once, admin check, private result
@@ -74,7 +77,7 @@ from bot.adapters.slack.render import (
     without_actions,
 )
 from bot.adapters.slack.settings import DEFAULT_HTTP_HOST, SlackSettings
-from bot.adapters.slack.text import clean_slack_text
+from bot.adapters.slack.text import clean_slack_text, mentions_someone
 from bot.config import ConfigError
 from bot.conversation.models import (
     ADMIN_COMMANDS,
@@ -404,13 +407,22 @@ class SlackAdapter(ChatAdapter):
         if event.get("channel_type") == "im":
             await self._answer_event(event, body, client, thread_ts=event.get("thread_ts"), addressed=True, is_dm=True)
             return
-        thread_ts = event.get("thread_ts")
-        if not thread_ts:
-            return  # a top-level channel message without a mention is not for the bot
         bot_user_id = context.get("bot_user_id")
-        if bot_user_id and f"<@{bot_user_id}>" in (event.get("text") or ""):
+        text = event.get("text") or ""
+        if bot_user_id and f"<@{bot_user_id}>" in text:
             return  # its app_mention twin answers it
-        await self._answer_event(event, body, client, thread_ts=thread_ts, addressed=False, is_dm=False)
+        # in a thread: a follow-up if the thread is the bot's; at the top level: answered only in a
+        # watched channel, in the message's own thread (the service decides both)
+        thread_ts = event.get("thread_ts") or event.get("ts")
+        await self._answer_event(
+            event,
+            body,
+            client,
+            thread_ts=thread_ts,
+            addressed=False,
+            is_dm=False,
+            mentions_someone=mentions_someone(text, bot_user_id),
+        )
 
     async def _answer_event(
         self,
@@ -421,6 +433,7 @@ class SlackAdapter(ChatAdapter):
         thread_ts: str | None,
         addressed: bool,
         is_dm: bool,
+        mentions_someone: bool = False,
     ) -> None:
         user = event.get("user", "")
         channel = event.get("channel", "")
@@ -433,6 +446,7 @@ class SlackAdapter(ChatAdapter):
             is_dm=is_dm,
             is_admin=user in self.settings.admin_user_ids,
             addressed=addressed,
+            mentions_someone=mentions_someone,
             event_id=body.get("event_id"),
         )
         reply = await self._handle(msg)

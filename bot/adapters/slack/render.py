@@ -28,10 +28,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from bot.conversation.models import Button, Handoff, Reply, ReplyKind
+from bot.core.links import quote_link
 from bot.core.split import clip, line_spans, pack_lines, split_text
 from bot.core.trim import trim_quote
 from bot.core.types import Answer, Quote
-from bot.core.urls import safe_web_url
 
 SECTION_TEXT_LIMIT = 3000
 MAX_BLOCKS = 50
@@ -186,7 +186,7 @@ def _source_context(quote: Quote, pointer: str | None = None) -> Block:
     parts = [where]
     if pointer:
         parts.append(f"_{escape_mrkdwn(clip(pointer, 1500))}_")
-    url = safe_web_url(quote.source_url)
+    url = quote_link(quote)
     if url and "|" not in url:
         parts.append(f"<{escape_mrkdwn(url)}|Source>")
     elif quote.doc_path:
