@@ -190,8 +190,9 @@ def feedback_report_renderable(report: Any) -> RenderableType:
         "closest sections",
     )
     gaps.columns[2].justify = "right"
+    gaps.columns[1].min_width = 24
     for i, g in enumerate(report.gaps, 1):
-        asked = f"{g.count}×" + (f" ({g.abstained} unanswered, {g.thumbs_down} 👎)" if g.thumbs_down else "")
+        asked = f"{g.count}×" + (f" ({g.thumbs_down} 👎)" if g.thumbs_down else "")
         when = "\n".join(time.strftime("%Y-%m-%d %H:%M", time.gmtime(t)) for t in (g.first_asked, g.last_asked))
         gaps.add_row(str(i), g.question, asked, "\n".join(g.variants), when, "\n".join(g.sections))
     parts: list[RenderableType] = [totals, Text("")]

@@ -131,6 +131,7 @@ class FeedbackSource(Protocol):
     def vote_totals(self) -> list[VoteTotals]: ...
 
 
+@runtime_checkable
 class WatchedChannels(Protocol):
     """The channels where the bot answers questions without a mention (`/qabot watch`, issue 9 item 1)."""
 

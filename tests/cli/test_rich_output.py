@@ -101,7 +101,7 @@ def test_feedback_report_on_a_terminal_is_tables_and_plain_through_a_pipe(env, t
     assert re.search(r"1\s+best pizza in town\??\s+2×", text)
     piped = qabot("feedback", "report")
     assert piped.returncode == 0 and ESC not in piped.stdout
-    assert "(asked 2x)" in piped.stdout and "[👍 0 / 👎 1, net -1]" in piped.stdout
+    assert "(asked 2x: 2 not answered" in piped.stdout and "[👍 0 / 👎 1, net -1]" in piped.stdout
 
 
 def test_a_dumb_terminal_gets_the_plain_text_and_no_color_keeps_bold_without_colours(
