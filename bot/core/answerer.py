@@ -129,6 +129,7 @@ class Answerer:
         self.settings = DecisionSettings.from_manifest(retriever.index.retrieval)
         self.passages = retriever.index.passages
         self.doc_urls = {d["path"]: d.get("source_url") for d in retriever.index.manifest.get("documents", [])}
+        self._sections: list[str] | None = None
 
     def answer(self, question: str, *, context: Sequence[Turn] = ()) -> Answer:
         started = time.perf_counter()
@@ -166,7 +167,9 @@ class Answerer:
         quotes = tuple(self._quote(c) for c in self._choose(found))
         if p < self.settings.medium_probability:
             # the knowledge touches on the topic, but nothing says it answers this question
-            return done(AnswerKind.MENTIONED, confidence=Confidence.LOW, quotes=quotes, message=MENTIONED_TEXT, extra=debug)
+            return done(
+                AnswerKind.MENTIONED, confidence=Confidence.LOW, quotes=quotes, message=MENTIONED_TEXT, extra=debug
+            )
         return done(
             AnswerKind.ANSWER,
             confidence=Confidence.HIGH if p >= self.settings.high_probability else Confidence.MEDIUM,
@@ -217,11 +220,10 @@ class Answerer:
     def _about(self, done) -> Answer:
         """What the knowledge covers: its documents and sections, and the passage that says what it is about."""
         documents = self.retriever.index.manifest.get("documents", [])
-        sections: list[str] = []
-        for p in self.passages:
-            if p["section_path"] and p["section_path"][0] not in sections:
-                sections.append(p["section_path"][0])
-        titles = "; ".join(f"“{d['title']}”" for d in documents)
+        sections = self._top_sections()
+        titles = "; ".join(f"“{d['title']}”" for d in documents[:MAX_LISTED_SECTIONS])
+        if len(documents) > MAX_LISTED_SECTIONS:
+            titles += f" and {len(documents) - MAX_LISTED_SECTIONS:,} more"
         listed = " · ".join(sections[:MAX_LISTED_SECTIONS]) + (" · …" if len(sections) > MAX_LISTED_SECTIONS else "")
         message = f"I answer from {len(documents)} document(s): {titles}."
         if listed:
@@ -229,6 +231,18 @@ class Answerer:
         found = self.retriever.retrieve(ABOUT_PROBE)
         quotes = tuple(self._quote(c) for c in found.candidates[:1])
         return done(AnswerKind.ANSWER, confidence=Confidence.HIGH, quotes=quotes, message=message)
+
+    def _top_sections(self) -> list[str]:
+        """The knowledge's top-level sections in order (up to one more than are listed); found once."""
+        if self._sections is None:
+            seen: dict[str, None] = {}
+            for p in self.passages:
+                if p["section_path"]:
+                    seen.setdefault(p["section_path"][0])
+                    if len(seen) > MAX_LISTED_SECTIONS:
+                        break
+            self._sections = list(seen)
+        return self._sections
 
     def _overlaps(self, a: int, b: int) -> bool:
         ta, tb = self.passages[a]["text"], self.passages[b]["text"]
