@@ -250,18 +250,22 @@ class Namespace:
         self.dim = spec.dim
         self.dtype = np.dtype(DTYPES[kind])
         self.stats = CacheStats()
-        self.folder.mkdir(parents=True, exist_ok=True)
-        record = self.folder / "namespace.json"
-        if not record.is_file():
-            tmp = self.folder / "namespace.json.tmp"
-            tmp.write_text(json.dumps(described, indent=1, sort_keys=True), encoding="utf-8")
-            os.replace(tmp, record)
-        self.segments = [
-            seg
-            for path in sorted(self.folder.glob(f"{SEGMENT_PREFIX}*"))
-            if path.is_dir() and (seg := _Segment.open(path, self.dim, self.dtype)) is not None
-        ]
+        self.writable = True
         self.writer = SegmentWriter(self.folder, build_id, self.dim, self.dtype, segment_bytes=segment_bytes)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            record = self.folder / "namespace.json"
+            if not record.is_file():
+                tmp = self.folder / "namespace.json.tmp"
+                tmp.write_text(json.dumps(described, indent=1, sort_keys=True), encoding="utf-8")
+                os.replace(tmp, record)
+            paths = sorted(self.folder.glob(f"{SEGMENT_PREFIX}*"))
+        except OSError as err:
+            self._unwritable(err)
+            paths = []
+        self.segments = [
+            seg for path in paths if path.is_dir() and (seg := _Segment.open(path, self.dim, self.dtype)) is not None
+        ]
         # every key of every segment, sorted, to find many texts at once
         if self.segments:
             all_keys = np.concatenate([s.keys for s in self.segments]).view("S32").ravel()
@@ -327,19 +331,38 @@ class Namespace:
         if hit[0] in keep:
             segment.used.add(hit[1])
         else:
-            self.writer.add(key, found)
+            self._write(key, found)
             self.stats.copied += 1
         return found
 
     def add(self, key: bytes, rows: np.ndarray) -> None:
         self.stats.embedded += 1
-        self.writer.add(key, rows)
+        self._write(key, rows)
+
+    def _write(self, key: bytes, rows: np.ndarray) -> None:
+        if not self.writable:
+            return
+        try:
+            self.writer.add(key, rows)
+        except OSError as err:
+            self._unwritable(err)
+
+    def _unwritable(self, err: OSError) -> None:
+        """The cache is a saving, never a reason for a build to fail: stop writing to it and say so."""
+        log.warning("embedding cache %s cannot be written (%s); this build goes on without it", self.folder, err)
+        self.writable = False
+        with contextlib.suppress(OSError):
+            self.writer.abandon()
 
     def close(self) -> None:
-        self.writer.flush()
-        for segment in self.segments:
-            if segment.used:
-                _write_users(segment.path, _read_users(segment.path) | {self.build_id})
+        try:
+            if self.writable:
+                self.writer.flush()
+            for segment in self.segments:
+                if segment.used:
+                    _write_users(segment.path, _read_users(segment.path) | {self.build_id})
+        except OSError as err:
+            self._unwritable(err)
         if self.stats.damaged:
             log.warning(
                 "embedding cache %s: %d damaged entries were not used; their texts were embedded again",

@@ -273,3 +273,13 @@ def test_identical_texts_are_embedded_once(build, knowledge, tmp_path):
     shutil.copy(knowledge / "harbour.md", knowledge / "harbour-copy.md")
     build(knowledge, tmp_path / "index")
     assert len(build.recorder.embedded) == len(set(build.recorder.embedded))
+
+
+def test_a_cache_that_cannot_be_written_does_not_fail_the_build(build, knowledge, tmp_path, caplog):
+    index = tmp_path / "index"
+    (index / ".cache").mkdir(parents=True)
+    (index / ".cache" / "embeddings").write_text("not a folder")  # every write into the cache fails
+    with caplog.at_level(logging.WARNING, logger="index_builder"):
+        result = build(knowledge, index)
+    assert "cannot be written" in caplog.text and "goes on without it" in caplog.text
+    assert load_version(result.version_dir).manifest["passage_count"] == len(TOPICS)
