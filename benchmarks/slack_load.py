@@ -48,7 +48,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import aiohttp  # noqa: E402
 
-from bot.adapters.slack.app import EVENTS_PATH, SlackHttpServer, build_slack_app, frontend_of  # noqa: E402
+from bot.adapters.slack import SlackAdapter, SlackSettings  # noqa: E402
+from bot.adapters.slack.app import EVENTS_PATH, SlackHttpServer  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from bot.conversation.feedback import FeedbackStore  # noqa: E402
 from bot.conversation.service import ConversationService  # noqa: E402
@@ -90,8 +91,6 @@ async def one_run(
         index_dir=index_dir,
         knowledge_dir=ROOT / "knowledge",
         feedback_db=Path(work.name) / "feedback.sqlite3",
-        slack_bot_token="xoxb-bench",
-        slack_signing_secret=SECRET,
         user_rate_limit=1_000_000,
         channel_rate_limit=1_000_000,
     )
@@ -99,8 +98,9 @@ async def one_run(
     service = ConversationService(engine, settings=settings, feedback=store)
     fake = await FakeSlack().start()
     fake.rate_limit_per_channel = rate_limit
-    app = build_slack_app(service, settings, base_url=fake.api_url)
-    server = SlackHttpServer(app, host="127.0.0.1", port=0)
+    slack = SlackSettings(_env_file=None, bot_token="xoxb-bench", signing_secret=SECRET, api_url=fake.api_url)
+    adapter = SlackAdapter(service, slack)
+    server = SlackHttpServer(adapter.app, signing_secret=SECRET, host="127.0.0.1", port=0)
     await server.start()
     url = f"http://127.0.0.1:{server.port}{EVENTS_PATH}"
     connector = aiohttp.TCPConnector(limit=0)
@@ -132,7 +132,7 @@ async def one_run(
         per_thread = Counter(c.args.get("thread_ts") for c in delivered)
         if set(per_thread) != set(sent_at) or any(n != 1 for n in per_thread.values()):
             raise RuntimeError(f"not answered exactly once: {len(delivered)} answers for {n_events} events")
-        undelivered = frontend_of(app).undelivered
+        undelivered = adapter.undelivered
         if undelivered:
             raise RuntimeError(f"{undelivered} answers given up on")
         posts = delivered

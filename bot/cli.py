@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 
+from bot.adapters.registry import ADAPTERS
 from bot.core.errors import BuildError, BuildInProgressError, IndexProblem, QabotError
 
 EXIT_FAILED = 1
@@ -306,24 +307,17 @@ def chat(index: IndexOpt = None, knowledge: KnowledgeOpt = None) -> None:
         _run_build(knowledge_dir, index_dir, force=False, quiet=False)
     except IndexProblem as err:
         raise _fail(str(err), EXIT_INDEX) from None
-    from bot.adapters.cli import run_chat
-    from bot.config import Settings
-    from bot.conversation.factory import build_service
+    from bot.adapters.registry import run_adapter
+    from bot.config import ConfigError, Settings
     from bot.conversation.feedback import FeedbackDatabaseError
 
-    settings = Settings.from_env(overrides={"index_dir": index_dir, "knowledge_dir": knowledge_dir})
     try:
-        service = build_service(settings)
-    except FeedbackDatabaseError as err:
+        settings = Settings.from_env(overrides={"index_dir": index_dir, "knowledge_dir": knowledge_dir})
+        run_adapter("terminal", settings)
+    except (ConfigError, FeedbackDatabaseError) as err:
         raise _fail(str(err), EXIT_USAGE) from None
-    try:
-        service.engine.get()
     except IndexProblem as err:
         raise _fail(str(err), EXIT_INDEX) from None
-    import io
-
-    stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")
-    run_chat(service, stdin=stdin, stdout=sys.stdout, interactive=sys.stdin.isatty())
 
 
 @app.command("eval")
@@ -382,20 +376,24 @@ def feedback_report() -> None:
 
 @app.command("run")
 def run(
-    platform: Annotated[str, typer.Argument(help="discord or slack")],
+    name: Annotated[str, typer.Argument(help=f"The front end: {', '.join(ADAPTERS)}.")],
     http: Annotated[
-        int | None, typer.Option("--http", help="Slack only: HTTP mode on this port (needs SLACK_SIGNING_SECRET).")
+        int | None,
+        typer.Option(
+            "--http", help="Receive the platform's events over HTTP on this port (Slack: needs SLACK_SIGNING_SECRET)."
+        ),
     ] = None,
     host: Annotated[
         str | None,
         typer.Option(
             "--host",
-            help="Slack HTTP mode only: the address to listen on (default 127.0.0.1, for a reverse proxy on "
-            "the same host; 0.0.0.0 listens on every interface, e.g. in a container).",
+            help="With --http: the address to listen on (default 127.0.0.1, for a reverse proxy on the same "
+            "host; 0.0.0.0 listens on every interface, e.g. in a container).",
         ),
     ] = None,
 ) -> None:
-    """Run the Discord or Slack bot (Slack: Socket Mode unless --http PORT)."""
+    """Run a front end until stopped: `qabot run slack` (Socket Mode unless --http PORT), `qabot run discord`."""
+    from bot.adapters.registry import AdapterOptionError, run_adapter
     from bot.config import ConfigError
     from bot.conversation.feedback import FeedbackDatabaseError
     from bot.conversation.privacy import Pseudonymizer, configure_service_logging, warn_if_ephemeral
@@ -404,22 +402,12 @@ def run(
     # a long-running service: timestamps on every line; SDK debug output (raw payloads) stays off
     configure_service_logging(settings.log_level)
     warn_if_ephemeral(Pseudonymizer(settings.secret_key), log)
-    names = {"discord": "Discord (discord.com)", "slack": "Slack (slack.com)"}
+    if host is not None and http is None:
+        raise _fail("--host goes with --http PORT (HTTP mode).", EXIT_USAGE)
     try:
-        if host is not None and http is None:
-            raise _fail("--host goes with --http PORT (Slack HTTP mode).", EXIT_USAGE)
-        if platform == "discord":
-            if http is not None:
-                raise _fail("--http is for Slack only.", EXIT_USAGE)
-            from bot.adapters.discord.client import run_discord
-
-            run_discord(settings)
-        elif platform == "slack":
-            from bot.adapters.slack.app import DEFAULT_HTTP_HOST, run_slack
-
-            run_slack(settings, http_port=http, host=host or DEFAULT_HTTP_HOST)
-        else:
-            raise _fail(f"unknown platform {platform!r}: use discord or slack.", EXIT_USAGE)
+        run_adapter(name, settings, http_port=http, http_host=host)
+    except AdapterOptionError:
+        raise _fail(f"{name} has no HTTP mode (--http, --host).", EXIT_USAGE) from None
     except ConfigError as err:
         raise _fail(str(err), EXIT_USAGE) from None
     except IndexProblem as err:
@@ -428,17 +416,17 @@ def run(
         raise _fail(str(err), EXIT_USAGE) from None
     except (typer.Exit, KeyboardInterrupt):
         raise
-    except Exception as err:
-        log.debug("the %s bot stopped", platform, exc_info=True)
+    except Exception as err:  # e.g. no network: say what failed, keep the traceback for --log-level DEBUG
+        log.debug("the %s bot stopped", name, exc_info=True)
         if not _is_network_error(err):
             raise _fail(
-                f"the {platform} bot stopped because of a problem on this machine: {type(err).__name__}: {err}. "
+                f"the {name} bot stopped because of a problem on this machine: {type(err).__name__}: {err}. "
                 "Set QABOT_LOG_LEVEL=DEBUG for details.",
                 EXIT_FAILED,
             ) from None
         raise _fail(
-            f"the {platform} bot stopped: {type(err).__name__}: {err}. Is {names.get(platform, platform)} "
-            "reachable from this machine (network, proxy, firewall)? Set QABOT_LOG_LEVEL=DEBUG for details.",
+            f"the {name} bot stopped: {type(err).__name__}: {err}. Is {name} reachable from this machine "
+            "(network, proxy, firewall)? Set QABOT_LOG_LEVEL=DEBUG for details.",
             EXIT_FAILED,
         ) from None
 

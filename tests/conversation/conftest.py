@@ -6,6 +6,7 @@ from tests/conftest.py.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from bot.conversation.models import IncomingMessage
 from bot.conversation.rebuild import RebuildCoordinator
 from bot.conversation.service import ConversationService
 from bot.core.errors import IndexMissingError
-from bot.core.types import Answer, AnswerKind, Confidence, Quote
+from bot.core.types import Answer, AnswerKind, Confidence, Quote, Turn
 
 
 class ManualClock:
@@ -33,6 +34,7 @@ class ManualClock:
 
 
 ML_PASSAGE = "Machine Learning (ML) focuses on developing algorithms that enable computers to learn from data."
+QUANTUM_PASSAGE = "Generative AI may one day run on new kinds of hardware."
 
 
 @dataclass
@@ -49,20 +51,25 @@ class FakeBuildResult:
 
 @dataclass
 class FakeEngine:
-    """Answers from a tiny script of keywords; stands in for EngineHolder in pure-logic tests."""
+    """Answers from a tiny script of keywords; stands in for EngineHolder in pure-logic tests.
+
+    "learning": an answer; "quantum": mentioned (a low-confidence quote); "boom": raises; greetings:
+    small talk; anything else: abstain."""
 
     version: str = "v1"
     passage_count: int = 3
     broken: Exception | None = None  # raised by answer() when set
     asked: list[str] = field(default_factory=list)
+    contexts: list[tuple[Turn, ...]] = field(default_factory=list)  # the earlier turns given with each question
     reloads: int = 0
     next_version: str = "v2"
 
-    def answer(self, question: str) -> Answer:
+    def answer(self, question: str, context: Sequence[Turn] = ()) -> Answer:
         self.asked.append(question)
+        self.contexts.append(tuple(context))
         if self.broken is not None:
             raise self.broken
-        q = " ".join(question.lower().replace("<@ubot>", " ").split())
+        q = " ".join(question.lower().split())
         if q in ("", "hi", "thanks", "help"):
             kind = AnswerKind.EMPTY if not q else AnswerKind.SMALLTALK
             return Answer(question, q, kind, None, message="Ask me about machine learning.", index_version=self.version)
@@ -75,6 +82,17 @@ class FakeEngine:
                 Confidence.HIGH,
                 (quote,),
                 message="Here is what the article says:",
+                index_version=self.version,
+            )
+        if "quantum" in q:  # the knowledge only touches on it: one low-confidence quote
+            quote = Quote(QUANTUM_PASSAGE, "ML vs GenAI", "ml.md", "The future", ("The future",), 0.4, "p9")
+            return Answer(
+                question,
+                q,
+                AnswerKind.MENTIONED,
+                Confidence.LOW,
+                (quote,),
+                message="The knowledge only touches on this; it may not answer your question:",
                 index_version=self.version,
             )
         if q == "boom":
@@ -98,10 +116,12 @@ class FakeEngine:
     def manifest(self) -> dict[str, Any]:
         if isinstance(self.broken, IndexMissingError):
             raise self.broken
-        return {
+        return {  # the keys of a schema-3 manifest that the conversation layer reads
             "index_version": self.version,
-            "model_name": "all-MiniLM-L6-v2",
-            "embedding_dim": 384,
+            "profile": "fast",
+            "encoders": [
+                {"id": "minilm", "model_name": "sentence-transformers/all-MiniLM-L6-v2", "dim": 384, "runtime": "onnx"}
+            ],
             "passage_count": self.passage_count,
             "documents": [{"path": "ml.md", "title": "ML vs GenAI", "sha256": "x"}],
             "built_at": "2024-03-06T00:00:00+00:00",
@@ -149,7 +169,9 @@ def make_service(fake_engine: FakeEngine, store: FeedbackStore, settings: Settin
 
 
 def msg(text: str = "what is machine learning?", **kw: Any) -> IncomingMessage:
+    """A message as the Slack adapter hands it over (a platform with threads)."""
     base: dict[str, Any] = {"platform": "slack", "user_id": "U1", "channel_id": "C1", "text": text}
+    base.setdefault("supports_threads", True)
     base.update(kw)
     return IncomingMessage(**base)
 

@@ -7,8 +7,7 @@ import logging
 import pytest
 
 from bot.conversation.feedback import FeedbackStore
-from bot.conversation.models import FeedbackVote, ReplyKind
-from bot.conversation.service import FEEDBACK_DOWN, FEEDBACK_UP
+from bot.conversation.models import Action, FeedbackVote, ReplyKind
 from bot.core.errors import IndexMissingError
 
 from .conftest import FakeBuildResult
@@ -19,7 +18,7 @@ def test_answer_has_text_buttons_and_is_stored(make_service, message, store):
     reply = service.handle(message(message_id="111.1"))
     assert reply.kind is ReplyKind.ANSWER
     assert "algorithms that enable computers to learn from data" in reply.text
-    assert [b.action_id for b in reply.buttons] == [FEEDBACK_UP, FEEDBACK_DOWN]
+    assert [b.action_id for b in reply.buttons] == [Action.FEEDBACK_UP, Action.FEEDBACK_DOWN]
     assert all(b.value == reply.answer_id for b in reply.buttons)
     assert reply.index_version == "v1"
     assert reply.hints and "thread" in reply.hints[0]
@@ -67,16 +66,20 @@ def test_dedupe_forgets_after_ttl(make_service, message, clock):
 
 
 def test_channel_allow_list(make_service, message, fake_engine):
-    service = make_service(slack_allowed_channel_ids=("C1",))
+    # the adapter applies its own allow-list (SLACK_ALLOWED_CHANNEL_IDS, ...); the service words the refusal
+    service = make_service()
     assert service.handle(message(channel_id="C1")).kind is ReplyKind.ANSWER
-    refused = service.handle(message(channel_id="C2"))
+    refused = service.handle(message(channel_id="C2", in_allowed_channel=False))
     assert refused.kind is ReplyKind.REFUSED and refused.private
     assert "channel" in refused.text
-    # the allow-list is per platform
-    assert service.handle(message(channel_id="C2", platform="discord")).kind is ReplyKind.ANSWER
     # DMs are governed by dms_enabled, not the channel list
-    assert service.handle(message(channel_id="D9", is_dm=True)).kind is ReplyKind.ANSWER
-    assert len(fake_engine.asked) == 3
+    assert service.handle(message(channel_id="D9", is_dm=True, in_allowed_channel=False)).kind is ReplyKind.ANSWER
+    assert len(fake_engine.asked) == 2
+
+
+def test_no_thread_where_the_platform_has_none(make_service, message):
+    reply = make_service().handle(message(message_id="100.1", supports_threads=False))
+    assert reply.kind is ReplyKind.ANSWER and "thread_id" not in reply.extra and reply.hints == ()
 
 
 def test_dms_can_be_turned_off(make_service, message, fake_engine):
@@ -151,9 +154,9 @@ def test_channel_rate_limit(make_service, message):
     assert service.handle(message(user_id="U5")).kind is ReplyKind.IGNORED
 
 
-def test_cli_is_exempt_from_rate_limits(make_service, message):
+def test_the_terminal_is_exempt_from_rate_limits(make_service, message):
     service = make_service()
-    assert all(service.handle(message(platform="cli")).kind is ReplyKind.ANSWER for _ in range(10))
+    assert all(service.handle(message(platform="terminal")).kind is ReplyKind.ANSWER for _ in range(10))
 
 
 def test_index_missing_gives_fix_text_not_traceback(make_service, message, fake_engine):
@@ -279,3 +282,29 @@ def test_feedback_for_unknown_answer_is_polite(make_service, answer_id, store):
     assert reply.private and reply.kind is ReplyKind.ERROR
     assert "can't find that answer" in reply.text
     assert store.feedback_count() == 0
+
+
+def test_warm_up_loads_the_index_once_before_any_question(tmp_path, settings, store, built_index_dir):
+    from bot.conversation.service import ConversationService
+    from bot.core.engine import EngineHolder
+
+    engine = EngineHolder(built_index_dir)
+    service = ConversationService(engine, settings=settings, feedback=store)
+    assert not engine.loaded
+    assert service.warm_up() == engine.version and engine.loaded
+
+
+def test_warm_up_without_an_index_raises_the_fix(tmp_path, settings, store):
+    from bot.conversation.service import ConversationService
+    from bot.core.engine import EngineHolder
+
+    service = ConversationService(EngineHolder(tmp_path / "none"), settings=settings, feedback=store)
+    with pytest.raises(IndexMissingError, match="qabot index build"):
+        service.warm_up()
+
+
+def test_every_answer_kind_has_a_presentation():
+    from bot.conversation.service import PRESENTATIONS
+    from bot.core.types import AnswerKind
+
+    assert set(PRESENTATIONS) == set(AnswerKind)

@@ -26,7 +26,7 @@ def test_normalize_question():
 
 def test_report_groups_abstentions_and_orders_worst(tmp_path):
     with FeedbackStore(tmp_path / "db") as store:
-        for i, q in enumerate(["Best pizza?", "best   PIZZA", "<@U0BOT> best pizza!", "weather today?"]):
+        for i, q in enumerate(["Best pizza?", "best   PIZZA", "best pizza!", "weather today?"]):
             _add(store, f"x{i}", q)
         _add(store, "good", "what is ml", kind="answer")
         _add(store, "bad", "how do GANs work", kind="answer")
@@ -46,7 +46,7 @@ def test_report_groups_abstentions_and_orders_worst(tmp_path):
     assert report.abstentions == 4 and report.answers == 3
     assert (report.votes_up, report.votes_down) == (2, 4)
     text = format_report(report)
-    assert "how do GANs work" in text and "asked 3x" in text and "<@U0BOT>" not in text
+    assert "how do GANs work" in text and "asked 3x" in text
     assert text.index("how do GANs work") < text.index("what is genai")
 
 
@@ -66,3 +66,11 @@ def test_feedback_report_text(tmp_path):
     with FeedbackStore(settings.feedback_db) as store:
         _add(store, "a", "pizza?")
     assert "asked 1x" in feedback_report_text(settings)
+
+
+def test_a_front_end_escapes_the_questions_in_its_own_markup(tmp_path):
+    with FeedbackStore(tmp_path / "db") as store:
+        _add(store, "x", "what is *ML*?")
+        report = build_report(store)
+    assert "what is *ML*?" in format_report(report)
+    assert "what is [*ML*]?" in format_report(report, escape=lambda q: q.replace("*ML*", "[*ML*]"))

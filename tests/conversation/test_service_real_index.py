@@ -17,7 +17,7 @@ def _service(engine, settings, store):
 
 def test_real_answer_is_quoted_stored_and_rated(engine_holder, settings, store):
     service = _service(engine_holder, settings, store)
-    reply = service.handle(msg("<@U0BOT> what is machine learning?", message_id="1.1"))
+    reply = service.handle(msg("what is machine learning?", message_id="1.1"))
     assert reply.kind is ReplyKind.ANSWER
     assert "algorithms that enable computers to learn from data" in reply.text
     assert reply.index_version == engine_holder.version

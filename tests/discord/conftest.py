@@ -10,6 +10,7 @@ import pytest_asyncio
 import yarl
 from discord.gateway import DiscordWebSocket
 
+from bot.adapters.discord import DiscordSettings
 from bot.config import Settings
 from bot.conversation.feedback import FeedbackStore
 from bot.conversation.rebuild import RebuildCoordinator
@@ -33,27 +34,35 @@ async def fake_discord(monkeypatch: pytest.MonkeyPatch):
 
 
 @pytest.fixture
-def discord_settings(tmp_path: Path, built_index_dir: Path, fake_discord: FakeDiscord) -> Settings:
+def core_settings(tmp_path: Path, built_index_dir: Path) -> Settings:
     return Settings(
         index_dir=built_index_dir,
         knowledge_dir=REPO / "knowledge",
         feedback_db=tmp_path / "feedback.sqlite3",
-        discord_token="fake-discord-token",
-        discord_admin_role_ids=(fake_discord.helper_role_id,),
-        discord_admin_user_ids=(ADMIN_USER_ID,),
         user_rate_limit=1000,
         channel_rate_limit=1000,
     )
 
 
 @pytest.fixture
-def discord_service(discord_settings: Settings, engine_holder):
-    store = FeedbackStore(discord_settings.feedback_db)
+def discord_settings(fake_discord: FakeDiscord) -> DiscordSettings:
+    """DiscordSettings as `.env` would give them (nothing read from .env)."""
+    return DiscordSettings(
+        _env_file=None,
+        token="fake-discord-token",
+        admin_role_ids=(fake_discord.helper_role_id,),
+        admin_user_ids=(ADMIN_USER_ID,),
+    )
+
+
+@pytest.fixture
+def discord_service(core_settings: Settings, engine_holder):
+    store = FeedbackStore(core_settings.feedback_db)
     service = ConversationService(
         engine_holder,
-        settings=discord_settings,
+        settings=core_settings,
         feedback=store,
-        rebuilder=RebuildCoordinator(engine_holder, discord_settings.knowledge_dir, discord_settings.index_dir),
+        rebuilder=RebuildCoordinator(engine_holder, core_settings.knowledge_dir, core_settings.index_dir),
     )
     yield service
     store.close()

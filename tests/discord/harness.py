@@ -14,7 +14,7 @@ from typing import Any
 
 import discord
 
-from bot.adapters.discord.client import QabotDiscordBot
+from bot.adapters.discord import DiscordAdapter, DiscordSettings, QabotDiscordBot
 from bot.conversation.models import FeedbackVote
 from tests.discord.fake_discord import FakeDiscord
 
@@ -61,9 +61,12 @@ class ObservedBot(QabotDiscordBot):
 
 
 @contextlib.asynccontextmanager
-async def running_bot(fake: FakeDiscord, **kwargs: Any) -> AsyncIterator[ObservedBot]:
-    """Start an ObservedBot against `fake`, wait for READY, and close it (and its task) at the end."""
-    bot = ObservedBot(**kwargs)
+async def running_bot(
+    fake: FakeDiscord, *, service: Any, settings: DiscordSettings, **kwargs: Any
+) -> AsyncIterator[ObservedBot]:
+    """Start an ObservedBot (of a real DiscordAdapter) against `fake`, wait for READY, and close it
+    (and its task) at the end."""
+    bot = ObservedBot(adapter=DiscordAdapter(service, settings), **kwargs)
     start = asyncio.create_task(bot.start(TOKEN), name="discord-bot")
     ready = asyncio.create_task(bot.wait_until_ready())
     try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.adapters.discord.render import FEEDBACK_DOWN, FEEDBACK_UP
+from bot.conversation.models import Action
 from bot.conversation.service import ConversationService
 from tests.discord.fake_discord import MANAGE_GUILD, MEMBER_PERMISSIONS, Call, FakeDiscord, FakeUser
 from tests.discord.harness import ObservedBot, custom_ids, message_text, pings_nobody, within_limits
@@ -19,9 +19,9 @@ from tests.spec.scenarios import Outbound
 def _action_id(custom_id: str) -> str:
     """qabot:fb:up:<answer id> -> the platform-neutral action id the spec checks."""
     if custom_id.startswith("qabot:fb:up:"):
-        return FEEDBACK_UP
+        return Action.FEEDBACK_UP
     if custom_id.startswith("qabot:fb:down:"):
-        return FEEDBACK_DOWN
+        return Action.FEEDBACK_DOWN
     return custom_id
 
 

@@ -13,7 +13,7 @@ import re
 import discord
 import pytest
 
-from bot.adapters.discord.client import QabotDiscordBot, run_discord
+from bot.adapters.discord import DiscordAdapter, DiscordSettings, QabotDiscordBot
 from bot.config import ConfigError, Settings
 from bot.conversation.factory import open_feedback_store
 from bot.conversation.service import ConversationService
@@ -74,7 +74,7 @@ async def test_mention_is_answered_in_a_new_thread_and_follow_ups_there_too(
     fake_discord: FakeDiscord, discord_service, discord_settings
 ):
     alice = fake_discord.add_user("alice")
-    discord_settings = discord_settings.replace(discord_message_content_intent=True)
+    discord_settings = discord_settings.model_copy(update={"message_content_intent": True})
     async with running_bot(fake_discord, service=discord_service, settings=discord_settings) as bot:
         mark = fake_discord.mark()
         asked = await fake_discord.user_message(alice, QUESTION)
@@ -113,7 +113,7 @@ async def test_follow_ups_in_the_bots_thread_still_work_after_a_restart(
     fake_discord: FakeDiscord, discord_service, discord_settings
 ):
     hana = fake_discord.add_user("hana")
-    discord_settings = discord_settings.replace(discord_message_content_intent=True)
+    discord_settings = discord_settings.model_copy(update={"message_content_intent": True})
     async with running_bot(fake_discord, service=discord_service, settings=discord_settings) as bot:
         asked = await fake_discord.user_message(hana, QUESTION)
         await bot.finished(asked["id"])
@@ -290,11 +290,11 @@ async def _answer_with_buttons(fake: FakeDiscord, bot, user: FakeUser) -> tuple[
 
 
 async def test_feedback_button_is_stored_and_still_works_after_a_restart(
-    fake_discord: FakeDiscord, discord_settings, engine_holder
+    fake_discord: FakeDiscord, core_settings, discord_settings, engine_holder
 ):
     gina = fake_discord.add_user("gina")
     # the same QABOT_SECRET_KEY before and after the restart: the same person's vote is recognised
-    settings = discord_settings.replace(secret_key="a-secret-kept-across-restarts")
+    settings = core_settings.replace(secret_key="a-secret-kept-across-restarts")
 
     def new_service() -> ConversationService:
         return ConversationService(engine_holder, settings=settings, feedback=open_feedback_store(settings))
@@ -332,17 +332,21 @@ async def test_feedback_button_is_stored_and_still_works_after_a_restart(
 
 
 def test_run_discord_without_token_names_the_variable(monkeypatch: pytest.MonkeyPatch, tmp_path):
+    from bot.adapters.registry import run_adapter
+
     def no_connection(*args, **kwargs):
         raise AssertionError("must fail before building anything or connecting")
 
+    monkeypatch.chdir(tmp_path)  # no .env
     monkeypatch.setattr(QabotDiscordBot, "start", no_connection)
     monkeypatch.setattr("bot.conversation.factory.build_service", no_connection)
-    with pytest.raises(ConfigError, match="DISCORD_TOKEN"):
-        run_discord(Settings(discord_token=None, feedback_db=tmp_path / "f.sqlite3"))
+    with pytest.raises(ConfigError, match=r"DISCORD_TOKEN is not set: .*discord.com/developers"):
+        run_adapter("discord", Settings(feedback_db=tmp_path / "f.sqlite3"))
 
 
-def test_client_defaults_are_safe(tmp_path):
-    bot = QabotDiscordBot(service=object(), settings=Settings(feedback_db=tmp_path / "f.sqlite3"))  # type: ignore[arg-type]
+def test_client_defaults_are_safe():
+    adapter = DiscordAdapter(object(), DiscordSettings(_env_file=None))  # type: ignore[arg-type]
+    bot = QabotDiscordBot(adapter=adapter)
     assert bot.allowed_mentions is not None and bot.allowed_mentions.to_dict() == {"parse": []}
     assert not bot.intents.message_content and bot.intents.guilds and not bot.intents.members
     assert not bot.intents.presences

@@ -18,7 +18,7 @@ ANSWER_WORDS = "learn from data"
 
 
 def _answer_with(text: str, *, source_url: str | None = None, section: str = "Body") -> Callable[[str], Answer]:
-    def answer(question: str) -> Answer:
+    def answer(question: str, context=()) -> Answer:
         quote = Quote(
             text=text,
             document="A Document",
@@ -180,23 +180,23 @@ async def test_asking_for_the_intent_where_it_is_not_granted_fails_like_discord(
     import discord
 
     fake_discord.message_content_allowed = False
-    settings = discord_settings.replace(discord_message_content_intent=True)
+    settings = discord_settings.model_copy(update={"message_content_intent": True})
     with pytest.raises(discord.PrivilegedIntentsRequired):
         async with running_bot(fake_discord, service=discord_service, settings=settings):
             pass
 
 
 async def test_ask_from_someone_already_rate_limited_gets_a_reply(
-    fake_discord: FakeDiscord, discord_settings, engine_holder
+    fake_discord: FakeDiscord, core_settings, discord_settings, engine_holder
 ):
     """Before: the "thinking…" message was deleted and nothing was sent."""
     from bot.conversation.feedback import FeedbackStore
 
-    settings = discord_settings.replace(user_rate_limit=1)
+    settings = core_settings.replace(user_rate_limit=1)
     service = ConversationService(engine_holder, settings=settings, feedback=FeedbackStore(settings.feedback_db))
     gina = fake_discord.add_user("gina")
     try:
-        async with running_bot(fake_discord, service=service, settings=settings) as bot:
+        async with running_bot(fake_discord, service=service, settings=discord_settings) as bot:
             replies = []
             for _ in range(3):
                 mark = fake_discord.mark()

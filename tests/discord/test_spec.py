@@ -7,14 +7,14 @@ import pytest_asyncio
 
 from tests.discord.harness import running_bot
 from tests.discord.spec_driver import DiscordDriver
-from tests.spec.scenarios import SCENARIOS, make_spec_service, run_scenario, spec_settings
+from tests.spec.scenarios import SCENARIOS, make_spec_service, run_scenario, spec_discord_settings, spec_settings
 
 
 @pytest_asyncio.fixture
 async def discord_driver(fake_discord, tmp_path, built_index_dir, engine_holder):
     # the spec's follow-up without a mention needs the (opt-in) Message Content intent on Discord
-    settings = spec_settings(tmp_path, index_dir=built_index_dir, discord_message_content_intent=True)
-    service = make_spec_service(settings, engine_holder)
+    service = make_spec_service(spec_settings(tmp_path, index_dir=built_index_dir), engine_holder)
+    settings = spec_discord_settings().model_copy(update={"message_content_intent": True})
     try:
         async with running_bot(fake_discord, service=service, settings=settings) as bot:
             yield DiscordDriver(fake_discord, bot, service)

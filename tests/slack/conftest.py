@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from bot.adapters.slack import SlackSettings
 from bot.config import Settings
 from bot.conversation.feedback import FeedbackStore
 from bot.conversation.rebuild import RebuildCoordinator
@@ -29,29 +30,38 @@ async def fake_slack():
 
 
 @pytest.fixture
-def slack_settings(tmp_path: Path, built_index_dir: Path) -> Settings:
+def core_settings(tmp_path: Path, built_index_dir: Path) -> Settings:
     return Settings(
         index_dir=built_index_dir,
         knowledge_dir=REPO / "knowledge",
         feedback_db=tmp_path / "feedback.sqlite3",
-        slack_bot_token="xoxb-test-token",
-        slack_app_token="xapp-test-token",
-        slack_signing_secret=SIGNING_SECRET,
-        slack_admin_user_ids=(ADMIN,),
-        slack_workspace_admins_are_admins=True,
         user_rate_limit=1000,
         channel_rate_limit=1000,
     )
 
 
 @pytest.fixture
-def slack_service(slack_settings: Settings, engine_holder) -> ConversationService:
-    store = FeedbackStore(slack_settings.feedback_db)
+def slack_settings(fake_slack: FakeSlack) -> SlackSettings:
+    """SlackSettings as `.env` would give them, pointed at the fake Web API (nothing read from .env)."""
+    return SlackSettings(
+        _env_file=None,
+        bot_token="xoxb-test-token",
+        app_token="xapp-test-token",
+        signing_secret=SIGNING_SECRET,
+        admin_user_ids=(ADMIN,),
+        workspace_admins_are_admins=True,
+        api_url=fake_slack.api_url,
+    )
+
+
+@pytest.fixture
+def slack_service(core_settings: Settings, engine_holder) -> ConversationService:
+    store = FeedbackStore(core_settings.feedback_db)
     service = ConversationService(
         engine_holder,
-        settings=slack_settings,
+        settings=core_settings,
         feedback=store,
-        rebuilder=RebuildCoordinator(engine_holder, slack_settings.knowledge_dir, slack_settings.index_dir),
+        rebuilder=RebuildCoordinator(engine_holder, core_settings.knowledge_dir, core_settings.index_dir),
     )
     yield service
     store.close()

@@ -9,7 +9,8 @@ from typing import Any
 
 import aiohttp
 
-from bot.adapters.slack.app import EVENTS_PATH, SlackFrontEnd, SlackHttpServer, build_slack_app, frontend_of
+from bot.adapters.slack import SlackAdapter, SlackSettings
+from bot.adapters.slack.app import EVENTS_PATH, SlackHttpServer
 from tests.slack.fake_slack import FakeSlack, block_action, event_callback, sign, slash_command
 
 
@@ -22,13 +23,16 @@ class Sent:
 
 
 class SlackHttpHarness:
-    def __init__(self, service: Any, settings: Any, fake: FakeSlack):
+    """The real SlackAdapter's Bolt app behind the real SlackHttpServer on 127.0.0.1 (any free port)."""
+
+    def __init__(self, service: Any, settings: SlackSettings, fake: FakeSlack):
+        assert settings.api_url == fake.api_url, "point SlackSettings.api_url at the fake"
         self.service = service
         self.settings = settings
         self.fake = fake
-        self.app = build_slack_app(service, settings, base_url=fake.api_url)
-        self.frontend: SlackFrontEnd = frontend_of(self.app)
-        self.server = SlackHttpServer(self.app, host="127.0.0.1", port=0)
+        self.adapter = SlackAdapter(service, settings)
+        self.app = self.adapter.app
+        self.server = SlackHttpServer(self.app, signing_secret=self.secret, host="127.0.0.1", port=0)
         self.session: aiohttp.ClientSession | None = None
 
     async def start(self) -> SlackHttpHarness:
@@ -47,7 +51,7 @@ class SlackHttpHarness:
 
     @property
     def secret(self) -> str:
-        return self.settings.slack_signing_secret
+        return self.settings.signing_secret.get_secret_value()
 
     async def post(
         self, body: str, content_type: str, *, headers: dict[str, str] | None = None, timestamp: int | None = None
@@ -76,10 +80,10 @@ class SlackHttpHarness:
         headers = kw.pop("headers", {}) or {}
         if retry_num is not None:
             headers.update({"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"})
-        before = self.frontend.completed
+        before = self.adapter.listeners.finished
         sent = await self.post(body, "application/json", headers=headers, **kw)
         if wait and sent.status == 200:
-            await self.frontend.wait_completed(before + 1)
+            await self.adapter.listeners.wait_until(lambda ls: ls.finished >= before + 1, 30)
         return sent
 
     async def command(
@@ -87,10 +91,10 @@ class SlackHttpHarness:
     ) -> tuple[Sent, str]:
         response_url = self.fake.response_url()
         body = slash_command(command, text, user=user, channel=channel, response_url=response_url)
-        before = self.frontend.completed
+        before = self.adapter.listeners.finished
         sent = await self.post(body, "application/x-www-form-urlencoded")
         if wait and sent.status == 200:
-            await self.frontend.wait_completed(before + 1)
+            await self.adapter.listeners.wait_until(lambda ls: ls.finished >= before + 1, 30)
         return sent, response_url
 
     async def click(
@@ -116,10 +120,10 @@ class SlackHttpHarness:
             message_ts=message_ts,
             ephemeral=ephemeral,
         )
-        before = self.frontend.completed
+        before = self.adapter.listeners.finished
         sent = await self.post(body, "application/x-www-form-urlencoded")
         if wait and sent.status == 200:
-            await self.frontend.wait_completed(before + 1)
+            await self.adapter.listeners.wait_until(lambda ls: ls.finished >= before + 1, 30)
         return sent, response_url
 
 

@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from bot.adapters.slack.render import BUTTON_LABEL_LIMIT, BUTTON_VALUE_LIMIT, MAX_BLOCKS, SECTION_TEXT_LIMIT
-from bot.conversation.service import FEEDBACK_DOWN, FEEDBACK_UP
+from bot.conversation.models import Action
 from tests.slack.fake_slack import Call, app_mention, message
 from tests.slack.harness import SlackHttpHarness, block_texts, buttons_of
 from tests.spec.scenarios import Outbound
@@ -121,8 +121,8 @@ class SlackSpecDriver:
 
     async def admin(self, command: str, *, user: str = "U1", admin: bool) -> list[Outbound]:
         settings = self.harness.settings
-        assert (user in settings.slack_admin_user_ids) == admin or settings.slack_workspace_admins_are_admins
-        if admin and user not in settings.slack_admin_user_ids:
+        assert (user in settings.admin_user_ids) == admin or settings.workspace_admins_are_admins
+        if admin and user not in settings.admin_user_ids:
             self.fake.users[user] = {"is_admin": True}
         start = len(self.fake.posts)
         await self.harness.command("/qabot", command, user=user)
@@ -130,7 +130,7 @@ class SlackSpecDriver:
 
     async def click_feedback(self, outbound: Outbound, *, up: bool, user: str = "U1") -> list[Outbound]:
         raw: dict[str, Any] = outbound.raw  # type: ignore[assignment]
-        action_id = FEEDBACK_UP if up else FEEDBACK_DOWN
+        action_id = Action.FEEDBACK_UP if up else Action.FEEDBACK_DOWN
         value = buttons_of(raw["args"])[action_id]
         channel = raw.get("channel") or "C1"
         start = len(self.fake.posts)

@@ -44,20 +44,20 @@ async def test_a_429_delays_the_answer_instead_of_losing_it(slack_http, fake_sla
     [post] = fake_slack.posts
     assert post.args["thread_ts"] == event["ts"] and GOLD in "\n".join(block_texts(post.args))
     assert post.at - refused.at >= 1.0, "the retry waited for Retry-After"
-    assert slack_http.frontend.undelivered == 0
+    assert slack_http.adapter.undelivered == 0
 
 
 async def test_a_burst_in_one_channel_at_one_message_a_second_is_answered_once_each(slack_http, fake_slack):
     fake_slack.rate_limit_per_channel = True
     events = [app_mention(QUESTION, user=f"U{i}", channel="CBUSY") for i in range(4)]
-    before = slack_http.frontend.completed
+    before = slack_http.adapter.listeners.finished
     await asyncio.gather(*(slack_http.event(e, wait=False) for e in events))
-    await slack_http.frontend.wait_completed(before + len(events), timeout=60)
+    await slack_http.adapter.listeners.wait_until(lambda ls: ls.finished >= before + len(events), 60)
     per_thread = Counter(c.args["thread_ts"] for c in fake_slack.posts)
     assert per_thread == Counter({e["ts"]: 1 for e in events})
     times = sorted(c.at for c in fake_slack.posts)
     assert all(b - a >= 0.9 for a, b in itertools.pairwise(times)), "at most one a second"
-    assert slack_http.frontend.undelivered == 0
+    assert slack_http.adapter.undelivered == 0
 
 
 async def test_a_dropped_connection_is_retried(slack_http, fake_slack):
@@ -72,14 +72,14 @@ async def test_an_answer_that_cannot_be_delivered_is_logged_not_silent(slack_htt
     with caplog.at_level(logging.ERROR, logger="qabot.slack"):
         await slack_http.event(app_mention(QUESTION, channel="CGONE"))
     assert fake_slack.posts == []
-    assert slack_http.frontend.undelivered == 1
+    assert slack_http.adapter.undelivered == 1
     assert any("NOT delivered" in r.getMessage() and "channel_not_found" in r.getMessage() for r in caplog.records)
 
 
 # ---- blocks Slack refuses ------------------------------------------------------------------------
 
 
-def _long_answer(question: str) -> Answer:
+def _long_answer(question: str, context=()) -> Answer:
     quotes = []
     for n in range(3):
         text = " ".join(f"Paragraph {n} sentence {i} talks about the {GOLD} market & more." for i in range(400))
@@ -131,11 +131,13 @@ async def test_a_refused_ask_reply_falls_back_to_plain_text(slack_http, fake_sla
 # ---- /ask and rate limits ------------------------------------------------------------------------
 
 
-async def test_ask_from_someone_already_rate_limited_still_gets_a_reply(slack_settings, fake_slack, engine_holder):
+async def test_ask_from_someone_already_rate_limited_still_gets_a_reply(
+    core_settings, slack_settings, fake_slack, engine_holder
+):
     """Before: the third /ask got nothing at all."""
-    settings = slack_settings.replace(user_rate_limit=1)
+    settings = core_settings.replace(user_rate_limit=1)
     service = ConversationService(engine_holder, settings=settings, feedback=FeedbackStore(settings.feedback_db))
-    harness = await SlackHttpHarness(service, settings, fake_slack).start()
+    harness = await SlackHttpHarness(service, slack_settings, fake_slack).start()
     try:
         for _ in range(3):
             await harness.command("/ask", QUESTION, user="ULIMITED")
@@ -188,7 +190,7 @@ async def test_malformed_bodies_get_400_or_401_and_are_never_logged(slack_http, 
     assert MARKER not in caplog.text, "a request body reached the log"
     _no_tracebacks(caplog)
     await asyncio.sleep(0.1)
-    assert fake_slack.posts == [] and slack_http.frontend.completed == 0
+    assert fake_slack.posts == [] and slack_http.adapter.listeners.finished == 0
 
 
 @pytest.mark.parametrize("timestamp", ["abc", "", "1e9", "１２３", "-5", "9" * 40])
@@ -223,11 +225,11 @@ async def test_a_replayed_slash_command_is_answered_once(slack_http, fake_slack)
     body = slash_command("/ask", QUESTION, response_url=fake_slack.response_url())
     headers = {"Content-Type": "application/x-www-form-urlencoded", **sign(slack_http.secret, body)}
     first = await _raw_post(slack_http, body.encode(), headers)
-    await slack_http.frontend.wait_completed(1)
+    await slack_http.adapter.listeners.wait_until(lambda ls: ls.finished >= 1, 30)
     replay = await _raw_post(slack_http, body.encode(), headers)
     await asyncio.sleep(0.3)
     assert first[0] == replay[0] == 200
-    assert slack_http.frontend.completed == 1
+    assert slack_http.adapter.listeners.finished == 1
     assert len(fake_slack.posts) == 1
 
 
@@ -237,7 +239,9 @@ async def test_a_replayed_slash_command_is_answered_once(slack_http, fake_slack)
 async def test_slow_clients_are_cut_off_and_do_not_starve_the_server(slack_service, slack_settings, fake_slack):
     """Before: no read timeout on headers or bodies; 10 slow connections were held for the whole test."""
     harness = SlackHttpHarness(slack_service, slack_settings, fake_slack)
-    harness.server = SlackHttpServer(harness.app, host="127.0.0.1", port=0, header_timeout_s=1.0, body_timeout_s=1.0)
+    harness.server = SlackHttpServer(
+        harness.app, signing_secret=harness.secret, host="127.0.0.1", port=0, header_timeout_s=1.0, body_timeout_s=1.0
+    )
     await harness.start()
     try:
         port = harness.server.port
@@ -288,15 +292,21 @@ async def test_slow_clients_are_cut_off_and_do_not_starve_the_server(slack_servi
         await harness.stop()
 
 
-def test_http_mode_listens_on_loopback_unless_told_otherwise(monkeypatch, tmp_path):
+def test_http_mode_listens_on_loopback_unless_told_otherwise(monkeypatch, tmp_path, built_index_dir):
     from typer.testing import CliRunner
 
-    import bot.adapters.slack.app as slack_app
     import bot.cli as cli
+    from bot.adapters.slack import SlackAdapter
 
     assert DEFAULT_HTTP_HOST == "127.0.0.1"
     seen: list[tuple[int | None, str]] = []
-    monkeypatch.setattr(slack_app, "run_slack", lambda _s, *, http_port, host: seen.append((http_port, host)))
+    monkeypatch.setattr(
+        SlackAdapter, "run", lambda self: seen.append((self.settings.http_port, self.settings.http_host))
+    )
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "secret")
+    monkeypatch.setenv("QABOT_INDEX_DIR", str(built_index_dir))
+    monkeypatch.setenv("QABOT_FEEDBACK_DB", str(tmp_path / "feedback.sqlite3"))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(cli, "_settings_cache", None)
     runner = CliRunner()

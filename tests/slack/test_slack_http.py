@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from bot.adapters.slack.app import SHARE, run_slack
-from bot.config import ConfigError, Settings
+from bot.config import ConfigError
+from bot.conversation.models import Action
 from tests.slack.conftest import ADMIN
 from tests.slack.fake_slack import BOT_ID, BOT_USER_ID, app_mention, event_callback, message, next_ts
 from tests.slack.harness import SlackHttpHarness, block_texts, buttons_of
@@ -58,7 +58,7 @@ async def test_bad_signature_is_refused(slack_http, fake_slack):
         assert resp.status == 401
     await asyncio.sleep(0.2)  # nothing may be running in the background either
     assert fake_slack.posts == []
-    assert slack_http.frontend.completed == 0
+    assert slack_http.adapter.listeners.finished == 0
 
 
 async def test_stale_timestamp_is_refused(slack_http, fake_slack):
@@ -75,7 +75,7 @@ async def test_retried_event_is_not_answered_twice(slack_http, fake_slack):
     first = await slack_http.event(event, event_id="EvRETRY1")
     retry = await slack_http.event(event, event_id="EvRETRY1", retry_num=1)
     assert first.status == retry.status == 200
-    assert slack_http.frontend.completed == 2  # the retry reached the listener...
+    assert slack_http.adapter.listeners.finished == 2  # the retry reached the listener...
     assert len(fake_slack.posts) == 1  # ...and was not answered again
 
 
@@ -86,7 +86,7 @@ async def test_retry_racing_the_first_delivery_is_answered_once(slack_http, fake
         slack_http.event(event, event_id="EvRACE", retry_num=1, wait=False),
         slack_http.event(event, event_id="EvRACE", retry_num=2, wait=False),
     )
-    await slack_http.frontend.wait_completed(3)
+    await slack_http.adapter.listeners.wait_until(lambda ls: ls.finished >= 3, 30)
     assert len(fake_slack.posts) == 1
 
 
@@ -168,7 +168,7 @@ async def test_ask_acks_at_once_then_answers_privately_with_a_share_button(slack
         assert sent.elapsed_s < 1.0
         assert fake_slack.posts == []  # acknowledged while the answer is still being worked out
         gated.gate.set()
-        await harness.frontend.wait_completed(1)
+        await harness.adapter.listeners.wait_until(lambda ls: ls.finished >= 1, 30)
     finally:
         await harness.stop()
 
@@ -178,34 +178,34 @@ async def test_ask_acks_at_once_then_answers_privately_with_a_share_button(slack
     assert post.method == "response_url" and post.path == response_url.split(str(fake_slack.port))[1]
     assert post.args["response_type"] == "ephemeral"
     assert GOLD in "\n".join(block_texts(post.args))
-    assert set(buttons_of(post.args)) == {SHARE, "qabot_feedback_up", "qabot_feedback_down"}
+    assert set(buttons_of(post.args)) == {Action.SHARE, "qabot_feedback_up", "qabot_feedback_down"}
 
 
 async def test_share_button_posts_the_answer_in_the_channel(slack_http, fake_slack):
     await slack_http.command("/ask", QUESTION, channel="C7")
     private = fake_slack.posts[0].args
-    share_value = buttons_of(private)[SHARE]
+    share_value = buttons_of(private)[Action.SHARE]
 
-    _, response_url = await slack_http.click(SHARE, share_value, channel="C7", ephemeral=True)
+    _, response_url = await slack_http.click(Action.SHARE, share_value, channel="C7", ephemeral=True)
 
     shared = fake_slack.calls_to("chat.postMessage")
     assert len(shared) == 1
     assert shared[0].args["channel"] == "C7"
     assert GOLD in "\n".join(block_texts(shared[0].args))
-    assert SHARE not in buttons_of(shared[0].args)
+    assert Action.SHARE not in buttons_of(shared[0].args)
     assert "qabot_feedback_up" in buttons_of(shared[0].args)
     # the private copy loses its share button
     replaced = [c for c in fake_slack.calls_to("response_url") if response_url.endswith(c.path)]
     assert replaced and replaced[-1].args["replace_original"] is True
-    assert SHARE not in buttons_of(replaced[-1].args)
+    assert Action.SHARE not in buttons_of(replaced[-1].args)
 
 
 async def test_share_where_the_bot_is_not_a_member_goes_through_the_response_url(slack_http, fake_slack):
     await slack_http.command("/ask", QUESTION, channel="C8")
-    share_value = buttons_of(fake_slack.posts[0].args)[SHARE]
+    share_value = buttons_of(fake_slack.posts[0].args)[Action.SHARE]
     fake_slack.fail["chat.postMessage"] = "not_in_channel"
 
-    _, response_url = await slack_http.click(SHARE, share_value, channel="C8", ephemeral=True)
+    _, response_url = await slack_http.click(Action.SHARE, share_value, channel="C8", ephemeral=True)
 
     via_url = [c for c in fake_slack.calls_to("response_url") if response_url.endswith(c.path)]
     assert [c.args["response_type"] for c in via_url] == ["in_channel", "ephemeral"]
@@ -214,7 +214,7 @@ async def test_share_where_the_bot_is_not_a_member_goes_through_the_response_url
 
 
 async def test_share_of_an_unknown_answer_says_so(slack_http, fake_slack):
-    await slack_http.click(SHARE, "no-such-answer", ephemeral=True)
+    await slack_http.click(Action.SHARE, "no-such-answer", ephemeral=True)
     assert fake_slack.calls_to("chat.postMessage") == []
     [reply] = fake_slack.calls_to("response_url")
     assert reply.args["response_type"] == "ephemeral"
@@ -248,7 +248,7 @@ async def test_qabot_refused_for_others_politely(slack_http, fake_slack):
 
 
 async def test_workspace_admins_are_not_admins_when_switched_off(slack_service, slack_settings, fake_slack):
-    settings = slack_settings.replace(slack_workspace_admins_are_admins=False)
+    settings = slack_settings.model_copy(update={"workspace_admins_are_admins": False})
     fake_slack.users["UWSADMIN"] = {"is_admin": True}
     harness = await SlackHttpHarness(slack_service, settings, fake_slack).start()
     try:
@@ -319,7 +319,7 @@ async def test_mass_mentions_in_a_question_ping_nobody(slack_http, fake_slack):
 async def test_service_error_reply_reaches_the_user(slack_http, fake_slack, monkeypatch):
     from bot.core.errors import IndexMissingError
 
-    def broken(question):
+    def broken(question, context=()):
         raise IndexMissingError("No index found.")
 
     monkeypatch.setattr(slack_http.service.engine, "answer", broken)
@@ -328,11 +328,17 @@ async def test_service_error_reply_reaches_the_user(slack_http, fake_slack, monk
     assert "No index found." in post.args["text"]  # the service words it; the adapter delivers it
 
 
-def test_missing_tokens_raise_config_error_naming_the_variable(tmp_path):
-    base = Settings(feedback_db=tmp_path / "f.sqlite3", index_dir=tmp_path / "none")
+def test_missing_tokens_raise_config_error_naming_the_variable(monkeypatch, tmp_path):
+    from bot.adapters.registry import adapter_class, adapter_settings
+
+    monkeypatch.chdir(tmp_path)  # no .env
+    slack = adapter_class("slack")
     with pytest.raises(ConfigError, match="SLACK_BOT_TOKEN"):
-        run_slack(base)
+        adapter_settings(slack)
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1")
     with pytest.raises(ConfigError, match="SLACK_APP_TOKEN"):
-        run_slack(base.replace(slack_bot_token="xoxb-1"))
+        adapter_settings(slack)
+    monkeypatch.setenv("SLACK_APP_TOKEN", "xapp-1")
     with pytest.raises(ConfigError, match="SLACK_SIGNING_SECRET"):
-        run_slack(base.replace(slack_bot_token="xoxb-1", slack_app_token="xapp-1"), http_port=0)
+        adapter_settings(slack, http_port=0)
+    assert adapter_settings(slack).required() == ("bot_token", "app_token")

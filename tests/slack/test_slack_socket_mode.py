@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 
-from bot.adapters.slack.app import serve_slack
+from bot.adapters.slack import SlackAdapter
 from bot.config import ConfigError
 from tests.slack.fake_slack import app_mention, event_callback
 
@@ -50,7 +51,7 @@ async def _until(predicate, timeout: float = 10.0) -> None:
 async def test_socket_mode_acks_the_envelope_and_answers_in_the_thread(slack_service, slack_settings, fake_slack):
     service = CountingService(slack_service)
     stop = asyncio.Event()
-    runner = asyncio.create_task(serve_slack(slack_settings, service=service, base_url=fake_slack.api_url, stop=stop))
+    runner = asyncio.create_task(SlackAdapter(service, slack_settings).serve(stop))
     try:
         await fake_slack.wait_calls("ws.connected", 1, timeout=10)
         [opened] = fake_slack.calls_to("apps.connections.open")
@@ -78,5 +79,39 @@ async def test_socket_mode_acks_the_envelope_and_answers_in_the_thread(slack_ser
 async def test_a_rejected_bot_token_stops_before_connecting(slack_service, slack_settings, fake_slack):
     fake_slack.fail["auth.test"] = "invalid_auth"
     with pytest.raises(ConfigError, match="SLACK_BOT_TOKEN"):
-        await serve_slack(slack_settings, service=slack_service, base_url=fake_slack.api_url)
+        await SlackAdapter(slack_service, slack_settings).serve(asyncio.Event())
     assert fake_slack.calls_to("apps.connections.open") == []
+
+
+class GatedService(CountingService):
+    """The real service, holding every answer until the test opens the gate."""
+
+    def __init__(self, service):
+        super().__init__(service)
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+
+    def handle(self, msg):
+        self.entered.set()
+        assert self.gate.wait(10)
+        return super().handle(msg)
+
+
+async def test_stopping_waits_for_the_answers_in_progress(slack_service, slack_settings, fake_slack):
+    """Before: a stop (Ctrl-C, `docker compose stop`) returned at once and the answer being worked on was lost."""
+    service = GatedService(slack_service)
+    stop = asyncio.Event()
+    runner = asyncio.create_task(SlackAdapter(service, slack_settings).serve(stop))
+    try:
+        await fake_slack.wait_calls("ws.connected", 1, timeout=10)
+        await fake_slack.send_envelope(envelope("env-1", app_mention(QUESTION), event_id="EvDRAIN"))
+        await _until(service.entered.is_set)
+        stop.set()
+        await asyncio.sleep(0.3)
+        assert not runner.done(), "serve() returned while an answer was still being worked out"
+        service.gate.set()
+        await asyncio.wait_for(runner, 10)
+    finally:
+        service.gate.set()
+        stop.set()
+    assert len(fake_slack.calls_to("chat.postMessage")) == 1

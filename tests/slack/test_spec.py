@@ -7,14 +7,14 @@ import pytest_asyncio
 
 from tests.slack.harness import SlackHttpHarness
 from tests.slack.spec_driver import SlackSpecDriver
-from tests.spec.scenarios import SCENARIOS, make_spec_service, run_scenario, spec_settings
+from tests.spec.scenarios import SCENARIOS, make_spec_service, run_scenario, spec_settings, spec_slack_settings
 
 
 @pytest_asyncio.fixture
 async def slack_driver(tmp_path, built_index_dir, engine_holder, fake_slack):
     settings = spec_settings(tmp_path, index_dir=built_index_dir)
     service = make_spec_service(settings, engine_holder)
-    harness = await SlackHttpHarness(service, settings, fake_slack).start()
+    harness = await SlackHttpHarness(service, spec_slack_settings(fake_slack.api_url), fake_slack).start()
     try:
         yield SlackSpecDriver(harness)
     finally:

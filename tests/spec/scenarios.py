@@ -1,13 +1,13 @@
-"""The shared conversation spec: one table of scenarios, run against every front end (CLI, Slack, Discord).
+"""The shared conversation spec: one table of scenarios, run against every front end (terminal, Slack, Discord).
 
 Each platform writes a Driver that plays a person on that platform through the real adapter and
 decodes what the adapter delivered into Outbound messages. `run_scenario(driver, scenario)` asserts.
 
 Conventions for drivers:
 - `ask(text, mention=True)`: `text` is the plain question; the driver adds its platform's mention
-  of the bot when `mention` is True (Slack `<@UBOT>`, Discord `<@id>`; the CLI needs none).
+  of the bot when `mention` is True (Slack `<@UBOT>`, Discord `<@id>`; the terminal needs none).
 - Every scenario uses its own user and channel ids, so one service may serve the whole table.
-- A driver without threads (the CLI) sets `supports_threads = False`.
+- A driver without threads (the terminal) sets `supports_threads = False`.
 - Build the service with `make_spec_service(spec_settings(tmp_path, index_dir=built_index_dir), engine_holder)`
   so the model and index load once per session.
 """
@@ -21,10 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from bot.adapters.discord.settings import DiscordSettings
+from bot.adapters.slack.settings import SlackSettings
 from bot.config import Settings
 from bot.conversation.feedback import FeedbackStore
+from bot.conversation.models import Action
 from bot.conversation.rebuild import RebuildCoordinator
-from bot.conversation.service import FEEDBACK_DOWN, FEEDBACK_UP, ConversationService
+from bot.conversation.service import ConversationService
+
+FEEDBACK_UP, FEEDBACK_DOWN = Action.FEEDBACK_UP, Action.FEEDBACK_DOWN
 
 REPO = Path(__file__).resolve().parents[2]
 KNOWLEDGE_DIR = REPO / "knowledge"
@@ -46,7 +51,7 @@ class Outbound:
     private: bool  # ephemeral / only the asker sees it
     thread_id: str | None  # thread it was posted in (None = channel/DM top level)
     pings_nobody: bool  # the payload guarantees no mass/role/user ping
-    within_limits: bool  # the payload respects the platform's size limits (CLI: always True)
+    within_limits: bool  # the payload respects the platform's size limits (terminal: always True)
     buttons: list[str] = field(default_factory=list)  # action ids / custom ids of buttons
     raw: object = None  # platform payload, for debugging
 
@@ -91,30 +96,42 @@ async def run_scenario(driver: Driver, scenario: Scenario) -> None:
 
 
 def spec_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    """Settings every platform's spec run uses: small rate limits, admin ids, feedback db in tmp.
+    """The shared settings every platform's spec run uses: small rate limits, feedback db in tmp.
 
-    Pass `index_dir=built_index_dir` (the session fixture) to serve the real index.
+    Pass `index_dir=built_index_dir` (the session fixture) to serve the real index. Each platform's
+    own settings (tokens, admin ids) come from spec_slack_settings / spec_discord_settings.
     """
     values: dict[str, Any] = {
         "index_dir": tmp_path / "index",
         "knowledge_dir": KNOWLEDGE_DIR,
         "feedback_db": tmp_path / "spec-feedback.sqlite3",
-        # fake credentials: the fakes on 127.0.0.1 accept anything; the shapes pass Settings.require
-        "discord_token": "spec-discord-token",
-        "slack_bot_token": "xoxb-spec-bot-token",
-        "slack_app_token": "xapp-spec-app-token",
-        "slack_signing_secret": "spec-signing-secret",
-        "slack_admin_user_ids": (SPEC_ADMIN_USER,),
-        "discord_admin_user_ids": (SPEC_ADMIN_USER,),
-        "slack_workspace_admins_are_admins": False,
         "dms_enabled": True,
         "user_rate_limit": SPEC_USER_RATE_LIMIT,
         "channel_rate_limit": 20,
         "rate_window_s": 60.0,
-        "rate_limit_exempt_platforms": (),  # the spec checks the CLI adapter's handling of limits too
+        "rate_limit_exempt_platforms": (),  # the spec checks the terminal's handling of limits too
     }
     values.update(overrides)
     return Settings(**values)
+
+
+# fake credentials: the fakes on 127.0.0.1 accept anything; the shapes pass each adapter's check()
+
+
+def spec_slack_settings(api_url: str) -> SlackSettings:
+    return SlackSettings(
+        _env_file=None,
+        bot_token="xoxb-spec-bot-token",
+        app_token="xapp-spec-app-token",
+        signing_secret="spec-signing-secret",
+        admin_user_ids=(SPEC_ADMIN_USER,),
+        workspace_admins_are_admins=False,
+        api_url=api_url,
+    )
+
+
+def spec_discord_settings() -> DiscordSettings:
+    return DiscordSettings(_env_file=None, token="spec-discord-token", admin_user_ids=(SPEC_ADMIN_USER,))
 
 
 def make_spec_service(settings: Settings, engine: Any) -> ConversationService:
@@ -147,7 +164,7 @@ def _show(outs: list[Outbound]) -> str:
 
 
 def _threads(driver: Driver) -> bool:
-    return bool(getattr(driver, "supports_threads", driver.platform != "cli"))
+    return bool(getattr(driver, "supports_threads", driver.platform != "terminal"))
 
 
 def _article_sentences(min_words: int = 8) -> list[str]:

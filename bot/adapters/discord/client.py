@@ -1,8 +1,8 @@
-"""The Discord front end: a discord.py client that translates events for the ConversationService.
+"""The Discord adapter: a discord.py client that translates events for the ConversationService.
 
 Shape follows discord.py's examples/advanced_startup.py: the shared service and settings are
-created once and passed into the client; `setup_hook` does the async start-up work (register the
-slash commands and the persistent feedback buttons, sync the commands).
+created once (DiscordAdapter) and passed into the client; `setup_hook` does the async start-up work
+(register the slash commands and the persistent feedback buttons, sync the commands).
 
 What this module owns, and nothing more:
 - turning a mention, DM, thread follow-up, slash command or button click into an IncomingMessage;
@@ -12,7 +12,7 @@ What this module owns, and nothing more:
   commands;
 - delivering the rendered messages (render.py owns the size limits): a message Discord refuses
   with its embeds is sent again as plain text; an answer that still cannot be delivered is logged
-  as an error and counted (`undelivered`), never dropped silently.
+  as an error and counted (`QabotDiscordBot.undelivered`), never dropped silently.
 
 Intents: the privileged Message Content intent is off unless DISCORD_MESSAGE_CONTENT_INTENT=true.
 Discord delivers the text of messages that mention the bot and of DMs without it; it is needed
@@ -26,36 +26,40 @@ import dataclasses
 import logging
 import re
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 import discord
 from discord import app_commands
 
+from bot.adapters.base import ChatAdapter, ReplyLimits
 from bot.adapters.discord.render import (
+    CONTENT_LIMIT,
     FEEDBACK_CUSTOM_ID_TEMPLATE,
-    FEEDBACK_UP,
+    QUOTE_LIMIT,
     MessagePayload,
     feedback_custom_id,
     plain_payloads,
     render_discord,
 )
-from bot.conversation.models import Button, FeedbackVote, IncomingMessage, Reply, ReplyKind
+from bot.adapters.discord.settings import DiscordSettings
+from bot.adapters.discord.text import clean_discord_text
+from bot.conversation.models import (
+    ADMIN_COMMANDS,
+    Action,
+    Button,
+    FeedbackVote,
+    IncomingMessage,
+    Reply,
+    ReplyKind,
+    feedback_vote,
+)
 from bot.conversation.service import TEXT_HINT_FOLLOW_UP
-
-if TYPE_CHECKING:
-    from bot.config import Settings
-    from bot.conversation.service import ConversationService
+from bot.core.split import clip, split_text
 
 log = logging.getLogger(__name__)
 
-PLATFORM = "discord"
-ADMIN_COMMANDS: dict[str, str] = {
-    "reindex": "Rebuild the index from the knowledge folder",
-    "status": "Show the index version and health",
-    "rollback": "Switch back to the previous index version",
-    "report": "Show feedback and unanswered questions",
-}
 # replies that open a thread on the asking message; refusals, limits and errors are answered in place
 _THREAD_KINDS = frozenset({ReplyKind.ANSWER, ReplyKind.ABSTAIN, ReplyKind.HELP})
 _USER_MESSAGE_TYPES = frozenset({discord.MessageType.default, discord.MessageType.reply})
@@ -84,21 +88,12 @@ def default_intents(*, message_content: bool = False) -> discord.Intents:
     return intents
 
 
-def _ids(values: Any) -> frozenset[str]:
-    """Configured ids as strings, whatever container/number type the settings use."""
-    if not values:
-        return frozenset()
-    if isinstance(values, (str, int)):
-        values = str(values).replace(",", " ").split()
-    return frozenset(str(v).strip() for v in values if str(v).strip())
-
-
 class FeedbackButton(discord.ui.DynamicItem[discord.ui.Button], template=FEEDBACK_CUSTOM_ID_TEMPLATE):
     """👍/👎 button whose custom_id carries the vote and answer id, so clicks work after a restart."""
 
     def __init__(self, vote: FeedbackVote, answer_id: str, *, label: str | None = None) -> None:
         up = vote is FeedbackVote.UP
-        action_id = FEEDBACK_UP if up else "qabot_feedback_down"
+        action_id = Action.FEEDBACK_UP if up else Action.FEEDBACK_DOWN
         custom_id = feedback_custom_id(action_id, answer_id)
         if custom_id is None:
             raise ValueError(f"answer id {answer_id!r} cannot be carried in a custom_id")
@@ -128,8 +123,9 @@ def feedback_view(buttons: tuple[Button, ...]) -> discord.ui.View | None:
     """A view of FeedbackButtons. Fully dynamic, so discord.py does not keep it in memory per message."""
     view = discord.ui.View(timeout=None)
     for b in buttons:
-        vote = FeedbackVote.UP if b.action_id == FEEDBACK_UP else FeedbackVote.DOWN
-        view.add_item(FeedbackButton(vote, b.value, label=b.label or None))
+        vote = feedback_vote(b.action_id)
+        if vote is not None:
+            view.add_item(FeedbackButton(vote, b.value, label=b.label or None))
     return view if view.children else None
 
 
@@ -146,28 +142,62 @@ class QabotCommandTree(app_commands.CommandTree):
             log.warning("could not tell the user about the failure", exc_info=True)
 
 
-class QabotDiscordBot(discord.Client):
-    """qabot on Discord. Create with the shared service and settings; run with `start(token)`."""
+@dataclass(frozen=True)
+class DiscordTarget:
+    """Where a message goes: a channel, thread or DM, optionally as a reply to a message."""
 
-    def __init__(
-        self,
-        *,
-        service: ConversationService,
-        settings: Settings,
-        sync_commands: bool = True,
-        intents: discord.Intents | None = None,
-        **options: Any,
-    ) -> None:
+    channel: discord.abc.Messageable
+    reference: discord.Message | None = None
+
+
+class DiscordAdapter(ChatAdapter):
+    """The Discord adapter: its settings, limits and delivery; `serve` runs a QabotDiscordBot."""
+
+    name = "discord"
+    settings_class = DiscordSettings
+    limits = ReplyLimits(message_chars=CONTENT_LIMIT, quote_chars=QUOTE_LIMIT)
+    threads = True
+    settings: DiscordSettings
+
+    def clean_text(self, text: str) -> str:
+        return clean_discord_text(text)
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        token = self.settings.token.get_secret_value() if self.settings.token else ""
+        bot = QabotDiscordBot(adapter=self)
+        async with bot:
+            running = asyncio.create_task(bot.start(token), name="discord-client")
+            stopping = asyncio.create_task(stop.wait(), name="discord-stop")
+            try:
+                await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopping.cancel()
+            if not running.done():
+                await bot.close()
+            await running  # raises why the client stopped, if it failed
+
+    async def send(self, to: DiscordTarget, reply: Reply) -> bool:
+        """The reply as messages with embeds (plain text where Discord refuses them); True when all arrived."""
+        return await send_payloads(to.channel, render_discord(reply), reference=to.reference)
+
+    async def send_text(self, to: DiscordTarget, text: str) -> None:
+        chunks = split_text(text, CONTENT_LIMIT)
+        await send_payloads(to.channel, [MessagePayload(content=c) for c in chunks], reference=to.reference)
+
+
+class QabotDiscordBot(discord.Client):
+    """qabot's discord.py client: events and interactions in, through its DiscordAdapter."""
+
+    def __init__(self, *, adapter: DiscordAdapter, **options: Any) -> None:
         options.setdefault("allowed_mentions", discord.AllowedMentions.none())
-        if intents is None:
-            intents = default_intents(message_content=bool(getattr(settings, "discord_message_content_intent", False)))
+        intents = default_intents(message_content=adapter.settings.message_content_intent)
         super().__init__(intents=intents, **options)
-        self.service = service
-        self.settings = settings
-        self.sync_commands = sync_commands
+        self.adapter = adapter
+        self.service = adapter.service
+        self.settings = adapter.settings
         self.tree = QabotCommandTree(self)
-        self._admin_role_ids = _ids(getattr(settings, "discord_admin_role_ids", ()))
-        self._admin_user_ids = _ids(getattr(settings, "discord_admin_user_ids", ()))
+        self._admin_role_ids = frozenset(adapter.settings.admin_role_ids)
+        self._admin_user_ids = frozenset(adapter.settings.admin_user_ids)
         # thread id -> parent channel id of recent threads this process opened, for when a message
         # arrives in a thread discord.py has not cached; otherwise thread.owner_id (the bot) tells
         self._own_threads: OrderedDict[int, int] = OrderedDict()
@@ -185,15 +215,14 @@ class QabotDiscordBot(discord.Client):
             )
         self.add_dynamic_items(FeedbackButton)
         self._register_commands()
-        if self.sync_commands:
-            # one bulk overwrite per start: commands appear/update without a separate deploy step
-            try:
-                synced = await self.tree.sync()
-            except discord.HTTPException as exc:
-                # the commands registered by an earlier start keep working; messages do not need them
-                log.warning("could not sync application commands (%s); keeping the registered ones", exc)
-            else:
-                log.info("synced %d application commands", len(synced))
+        # one bulk overwrite per start: commands appear/update without a separate deploy step
+        try:
+            synced = await self.tree.sync()
+        except discord.HTTPException as exc:
+            # the commands registered by an earlier start keep working; messages do not need them
+            log.warning("could not sync application commands (%s); keeping the registered ones", exc)
+        else:
+            log.info("synced %d application commands", len(synced))
 
     def _register_commands(self) -> None:
         bot = self
@@ -249,15 +278,6 @@ class QabotDiscordBot(discord.Client):
         own_role = message.guild.self_role if message.guild else None
         return own_role is not None and own_role in message.role_mentions
 
-    def _strip_my_mention(self, message: discord.Message) -> str:
-        text = message.content
-        if self.user is not None:
-            text = re.sub(rf"<@!?{self.user.id}>", " ", text)
-        own_role = message.guild.self_role if message.guild else None
-        if own_role is not None:
-            text = text.replace(f"<@&{own_role.id}>", " ")
-        return " ".join(text.split())
-
     def _is_own_thread(self, channel: Any) -> bool:
         if channel.id in self._own_threads:
             return True
@@ -274,18 +294,16 @@ class QabotDiscordBot(discord.Client):
             return None
         channel = message.channel
         common: dict[str, Any] = {
-            "platform": PLATFORM,
             "user_id": str(author.id),
             "message_id": str(message.id),
             "event_id": f"message:{message.id}",
             "is_admin": self.is_admin(author),
         }
+        incoming = self.adapter.incoming
         if message.guild is None:
-            return IncomingMessage(
-                channel_id=str(channel.id), text=message.content.strip(), is_dm=True, addressed=True, **common
-            )
+            return incoming(message.content, channel_id=str(channel.id), is_dm=True, addressed=True, **common)
         mentioned = self._mentions_me(message)
-        text = self._strip_my_mention(message) if mentioned else message.content.strip()
+        text = message.content  # the adapter removes the mention (and every other bit of markup)
         in_thread = isinstance(channel, discord.Thread) or channel.id in self._own_threads
         if in_thread:
             parent_id = getattr(channel, "parent_id", None) or self._own_threads.get(channel.id) or channel.id
@@ -293,12 +311,10 @@ class QabotDiscordBot(discord.Client):
                 return None
             if not mentioned and not self.intents.message_content:
                 return None  # Discord sent it without its text: nothing to answer
-            return IncomingMessage(
-                channel_id=str(parent_id), thread_id=str(channel.id), text=text, addressed=mentioned, **common
-            )
+            return incoming(text, channel_id=str(parent_id), thread_id=str(channel.id), addressed=mentioned, **common)
         if not mentioned:
             return None
-        return IncomingMessage(channel_id=str(channel.id), text=text, addressed=True, **common)
+        return incoming(text, channel_id=str(channel.id), addressed=True, **common)
 
     async def on_message(self, message: discord.Message) -> None:
         incoming = self.translate_message(message)
@@ -309,36 +325,33 @@ class QabotDiscordBot(discord.Client):
             # without the intent a follow-up without a mention arrives empty: say to mention
             hints = tuple(TEXT_HINT_MENTION_FOLLOW_UP if h == TEXT_HINT_FOLLOW_UP else h for h in reply.hints)
             reply = dataclasses.replace(reply, hints=hints)
-        payloads = render_discord(reply)
-        if not payloads:
+        if not reply.should_send:
             return
+        send = self.adapter.send
+        in_place = DiscordTarget(message.channel, reference=message)
         if incoming.is_dm:
-            delivered = await self._send_all(message.channel, payloads)
-        elif incoming.thread_id is not None:
-            delivered = await self._send_all(message.channel, payloads, reference=message)
-        elif reply.kind in _THREAD_KINDS and not reply.private:
+            delivered = await send(DiscordTarget(message.channel), reply)
+        elif incoming.thread_id is None and reply.kind in _THREAD_KINDS and not reply.private:
             thread = await self._open_thread(message, incoming.text)
-            delivered = thread is not None and await self._send_all(thread, payloads)
+            delivered = thread is not None and await send(DiscordTarget(thread), reply)
             if not delivered:
                 # no thread, or nothing could be posted in it: answer in place
-                delivered = await self._send_all(message.channel, payloads, reference=message)
+                delivered = await send(in_place, reply)
         else:
-            delivered = await self._send_all(message.channel, payloads, reference=message)
+            delivered = await send(in_place, reply)
         if not delivered:
             self.undelivered += 1
-            where = self.service.pseudonyms.channel(PLATFORM, str(message.channel.id))
+            where = self.service.pseudonyms.channel(self.adapter.name, str(message.channel.id))
             log.error("an answer in channel %s was NOT delivered (see the warnings above)", where)
 
     async def _open_thread(self, message: discord.Message, question: str) -> discord.Thread | None:
         """A new thread on the asking message, or None when one cannot be opened, for any reason
         (no permission, a thread already there, an HTTP error, a lost connection, ...)."""
-        name = " ".join(question.split()) or "qabot"
-        if len(name) > _THREAD_NAME_LIMIT:
-            name = name[: _THREAD_NAME_LIMIT - 1].rstrip() + "…"
+        name = clip(" ".join(question.split()) or "qabot", _THREAD_NAME_LIMIT)
         try:
             thread = await message.create_thread(name=name)
         except Exception as exc:  # whatever the reason, the answer goes out as a reply instead
-            where = self.service.pseudonyms.channel(PLATFORM, str(message.channel.id))
+            where = self.service.pseudonyms.channel(self.adapter.name, str(message.channel.id))
             log.info("cannot open a thread in channel %s (%s); replying in place", where, type(exc).__name__)
             return None
         self._own_threads[thread.id] = message.channel.id
@@ -347,57 +360,9 @@ class QabotDiscordBot(discord.Client):
         if thread.id != message.id:
             # Discord gives a thread started from a message the message's id, which the service
             # already remembers; tell it about any other id so follow-ups there are answered
-            await asyncio.to_thread(self.service.remember_thread, PLATFORM, str(message.channel.id), str(thread.id))
+            channel_id, thread_id = str(message.channel.id), str(thread.id)
+            await asyncio.to_thread(self.service.remember_thread, self.adapter.name, channel_id, thread_id)
         return thread
-
-    async def _send_all(
-        self,
-        target: discord.abc.Messageable,
-        payloads: list[MessagePayload],
-        *,
-        reference: discord.Message | None = None,
-    ) -> bool:
-        """Send every payload in order; True when all of them arrived (a refused embed as plain text)."""
-        for n, payload in enumerate(payloads):
-            ref = reference if n == 0 else None
-
-            async def send(p: MessagePayload, ref: discord.Message | None = ref) -> None:
-                kwargs: dict[str, Any] = {
-                    "content": p.content,
-                    "embeds": list(p.embeds),
-                    "allowed_mentions": discord.AllowedMentions.none(),
-                }
-                view = feedback_view(p.buttons) if p.buttons else None
-                if view is not None:
-                    kwargs["view"] = view
-                if ref is not None:
-                    await ref.reply(mention_author=False, **kwargs)
-                else:
-                    await target.send(**kwargs)
-
-            if not await self._deliver(payload, send):
-                return False
-        return True
-
-    async def _deliver(self, payload: MessagePayload, send: Any) -> bool:
-        """send(payload); if Discord refuses it and it has embeds, send it again as plain text."""
-        try:
-            await send(payload)
-            return True
-        except _SEND_ERRORS as exc:
-            if not payload.embeds:
-                log.warning("sending a message failed: %s", _describe(exc))
-                return False
-            log.warning("Discord refused a message with embeds (%s); sending it as plain text", _describe(exc))
-        try:
-            first, *rest = plain_payloads(payload)
-            await send(first)  # in reply to the question, like the message it replaces
-            for plain in rest:
-                await send(plain, None)
-            return True
-        except _SEND_ERRORS as exc:
-            log.warning("sending the plain text failed too: %s", _describe(exc))
-            return False
 
     # ---- interactions -----------------------------------------------------------------------
 
@@ -409,12 +374,11 @@ class QabotDiscordBot(discord.Client):
 
     def _interaction_message(self, interaction: discord.Interaction, text: str, **extra: Any) -> IncomingMessage:
         channel_id, thread_id = self._interaction_place(interaction)
-        return IncomingMessage(
-            platform=PLATFORM,
+        return self.adapter.incoming(
+            text,
             user_id=str(interaction.user.id),
             channel_id=channel_id,
             thread_id=thread_id,
-            text=text,
             is_dm=interaction.guild_id is None,
             is_admin=self.is_admin(interaction.user, interaction.permissions if interaction.guild_id else None),
             addressed=True,
@@ -442,7 +406,7 @@ class QabotDiscordBot(discord.Client):
             self.service.record_feedback,
             answer_id,
             vote,
-            platform=PLATFORM,
+            platform=self.adapter.name,
             user_id=str(interaction.user.id),
             channel_id=str(interaction.channel_id),
         )
@@ -470,10 +434,60 @@ class QabotDiscordBot(discord.Client):
             )
 
         for payload in payloads:
-            if not await self._deliver(payload, send):
+            if not await deliver_payload(payload, send):
                 self.undelivered += 1
                 log.error("a reply to /%s was NOT delivered", getattr(interaction.command, "qualified_name", "?"))
                 return
+
+
+async def send_payloads(
+    target: discord.abc.Messageable,
+    payloads: list[MessagePayload],
+    *,
+    reference: discord.Message | None = None,
+) -> bool:
+    """Send every payload in order; True when all of them arrived (a refused embed as plain text)."""
+    for n, payload in enumerate(payloads):
+        ref = reference if n == 0 else None
+
+        async def send(p: MessagePayload, ref: discord.Message | None = ref) -> None:
+            kwargs: dict[str, Any] = {
+                "content": p.content,
+                "embeds": list(p.embeds),
+                "allowed_mentions": discord.AllowedMentions.none(),
+            }
+            view = feedback_view(p.buttons) if p.buttons else None
+            if view is not None:
+                kwargs["view"] = view
+            if ref is not None:
+                await ref.reply(mention_author=False, **kwargs)
+            else:
+                await target.send(**kwargs)
+
+        if not await deliver_payload(payload, send):
+            return False
+    return True
+
+
+async def deliver_payload(payload: MessagePayload, send: Any) -> bool:
+    """send(payload); if Discord refuses it and it has embeds, send it again as plain text."""
+    try:
+        await send(payload)
+        return True
+    except _SEND_ERRORS as exc:
+        if not payload.embeds:
+            log.warning("sending a message failed: %s", _describe(exc))
+            return False
+        log.warning("Discord refused a message with embeds (%s); sending it as plain text", _describe(exc))
+    try:
+        first, *rest = plain_payloads(payload)
+        await send(first)  # in reply to the question, like the message it replaces
+        for plain in rest:
+            await send(plain, None)
+        return True
+    except _SEND_ERRORS as exc:
+        log.warning("sending the plain text failed too: %s", _describe(exc))
+        return False
 
 
 def _describe(exc: BaseException) -> str:
@@ -481,27 +495,3 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, discord.HTTPException):
         return f"HTTP {exc.status}, code {exc.code}"
     return type(exc).__name__
-
-
-async def _run(bot: QabotDiscordBot, token: str) -> None:
-    async with bot:
-        await bot.start(token)
-
-
-def run_discord(settings: Settings | None = None) -> None:
-    """Run the Discord bot until interrupted.
-
-    Raises bot.config.ConfigError, before any connection, when DISCORD_TOKEN is missing.
-    """
-    from bot.config import Settings
-    from bot.conversation.factory import build_service
-
-    settings = settings if settings is not None else Settings.from_env()
-    settings.check_platform("discord")  # ConfigError naming DISCORD_TOKEN and where to get it
-    token = str(settings.discord_token)
-    service = build_service(settings)
-    bot = QabotDiscordBot(service=service, settings=settings)
-    try:
-        asyncio.run(_run(bot, token))
-    except KeyboardInterrupt:
-        log.info("stopped")

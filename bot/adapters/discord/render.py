@@ -18,7 +18,9 @@ from dataclasses import dataclass
 
 import discord
 
-from bot.conversation.models import Button, Reply, ReplyKind
+from bot.conversation.models import Action, Button, Reply, ReplyKind
+from bot.conversation.report import format_report
+from bot.core.split import clip, split_text
 from bot.core.trim import trim_quote
 from bot.core.types import Answer, Confidence, Quote
 from bot.core.urls import safe_web_url
@@ -36,11 +38,9 @@ EMBEDS_PER_MESSAGE = 10
 # with their titles and footers still fit one message's 6000 characters of embeds.
 QUOTE_LIMIT = 1500
 
-FEEDBACK_UP = "qabot_feedback_up"
-FEEDBACK_DOWN = "qabot_feedback_down"
-FEEDBACK_ACTIONS = (FEEDBACK_UP, FEEDBACK_DOWN)
 # custom_id of a feedback button; parsed back by the DynamicItem in client.py after any restart
 FEEDBACK_CUSTOM_ID_TEMPLATE = r"qabot:fb:(?P<vote>up|down):(?P<answer_id>[A-Za-z0-9_-]+)"
+_VOTE_WORDS = {Action.FEEDBACK_UP: "up", Action.FEEDBACK_DOWN: "down"}
 _ANSWER_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,80}")  # custom_id is at most 100 characters
 
 _CONFIDENCE_COLOUR = {
@@ -61,9 +61,9 @@ class MessagePayload:
 
 def feedback_custom_id(action_id: str, answer_id: str) -> str | None:
     """The persistent custom_id for a feedback button, or None if it cannot carry this answer id."""
-    if action_id not in FEEDBACK_ACTIONS or not _ANSWER_ID_RE.fullmatch(answer_id):
+    vote = _VOTE_WORDS.get(action_id)
+    if vote is None or not _ANSWER_ID_RE.fullmatch(answer_id):
         return None
-    vote = "up" if action_id == FEEDBACK_UP else "down"
     return f"qabot:fb:{vote}:{answer_id}"
 
 
@@ -87,36 +87,6 @@ def as_block_quote(text: str) -> str:
     return "\n".join(f"> {line}" if line.strip() else ">" for line in text.splitlines() or [""])
 
 
-def split_text(text: str, limit: int) -> list[str]:
-    """Split text into chunks of at most `limit` characters, at line breaks, then spaces, then anywhere."""
-    if limit <= 0:
-        raise ValueError("limit must be positive")
-    chunks: list[str] = []
-    current = ""
-    for line in text.split("\n"):
-        candidate = line if not current else f"{current}\n{line}"
-        if len(candidate) <= limit:
-            current = candidate
-            continue
-        if current:
-            chunks.append(current)
-        current = ""
-        while len(line) > limit:
-            cut = line.rfind(" ", 0, limit + 1)
-            if cut <= 0:
-                cut = limit
-            chunks.append(line[:cut].rstrip() or line[:cut])
-            line = line[cut:].lstrip(" ")
-        current = line
-    if current.strip():
-        chunks.append(current)
-    return [c for c in chunks if c.strip()]
-
-
-def _trim(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
 def _quoted_chunks(text: str, limit: int = EMBED_DESCRIPTION_LIMIT) -> list[str]:
     """The verbatim quote as "> " lines, split into pieces that each fit `limit` characters."""
     quoted = as_block_quote(escape_quote_text(text))
@@ -132,10 +102,10 @@ def _quote_embeds(quote: Quote, colour: discord.Colour | None, footer: str) -> l
     footer_text = footer.format(path=quote.doc_path)
     if trimmed.pointer:
         footer_text = f"{trimmed.pointer} · {footer_text}"
-    footer_text = _trim(footer_text, EMBED_FOOTER_LIMIT)
-    section = _trim(discord.utils.escape_markdown(quote.section), EMBED_FIELD_VALUE_LIMIT) if quote.section else ""
+    footer_text = clip(footer_text, EMBED_FOOTER_LIMIT)
+    section = clip(discord.utils.escape_markdown(quote.section), EMBED_FIELD_VALUE_LIMIT) if quote.section else ""
     base_title = quote.document.strip() or quote.doc_path or "Source"
-    longest_title = _trim(f"{_trim(base_title, EMBED_TITLE_LIMIT - 12)} (99/99)", EMBED_TITLE_LIMIT)
+    longest_title = clip(f"{clip(base_title, EMBED_TITLE_LIMIT - 12)} (99/99)", EMBED_TITLE_LIMIT)
     # what the rest of each embed takes from Discord's 6000-character total
     meta = len(longest_title) + len(footer_text) + (len("Section") + len(section) if section else 0)
     pieces = _quoted_chunks(quote.text, min(EMBED_DESCRIPTION_LIMIT, EMBED_TOTAL_LIMIT - meta))
@@ -144,8 +114,8 @@ def _quote_embeds(quote: Quote, colour: discord.Colour | None, footer: str) -> l
     for n, piece in enumerate(pieces, start=1):
         title = base_title
         if len(pieces) > 1:
-            title = f"{_trim(title, EMBED_TITLE_LIMIT - 12)} ({n}/{len(pieces)})"
-        embed = discord.Embed(title=_trim(title, EMBED_TITLE_LIMIT), description=piece, url=url, colour=colour)
+            title = f"{clip(title, EMBED_TITLE_LIMIT - 12)} ({n}/{len(pieces)})"
+        embed = discord.Embed(title=clip(title, EMBED_TITLE_LIMIT), description=piece, url=url, colour=colour)
         if section:
             embed.add_field(name="Section", value=section, inline=False)
         embed.set_footer(text=footer_text)
@@ -196,7 +166,10 @@ def _hint_lines(reply: Reply) -> list[str]:
 
 
 def _render_text(reply: Reply) -> list[MessagePayload]:
-    text = "\n".join([reply.text.rstrip(), *_hint_lines(reply)]) if reply.text.strip() else ""
+    body = reply.text
+    if reply.report is not None:  # people's questions, shown as typed: Discord Markdown escaped
+        body = format_report(reply.report, escape=discord.utils.escape_markdown)
+    text = "\n".join([body.rstrip(), *_hint_lines(reply)]) if body.strip() else ""
     return [MessagePayload(content=chunk) for chunk in split_text(text, CONTENT_LIMIT)]
 
 
@@ -240,24 +213,3 @@ def plain_payloads(payload: MessagePayload) -> list[MessagePayload]:
     out = [MessagePayload(content=c) for c in chunks]
     out[-1] = MessagePayload(content=out[-1].content, buttons=payload.buttons)
     return out
-
-
-def payload_within_limits(payload: MessagePayload) -> bool:
-    """True when Discord would accept this payload's sizes (used by tests and as a guard)."""
-    if payload.content is not None and len(payload.content) > CONTENT_LIMIT:
-        return False
-    if len(payload.embeds) > EMBEDS_PER_MESSAGE or sum(len(e) for e in payload.embeds) > EMBED_TOTAL_LIMIT:
-        return False
-    for e in payload.embeds:
-        if len(e) > EMBED_TOTAL_LIMIT:
-            return False
-        if e.url is not None and safe_web_url(e.url) is None:
-            return False
-        if len(e.title or "") > EMBED_TITLE_LIMIT or len(e.description or "") > EMBED_DESCRIPTION_LIMIT:
-            return False
-        if len(e.footer.text or "") > EMBED_FOOTER_LIMIT:
-            return False
-        for f in e.fields:
-            if len(f.name or "") > EMBED_FIELD_NAME_LIMIT or len(f.value or "") > EMBED_FIELD_VALUE_LIMIT:
-                return False
-    return bool(payload.content) or bool(payload.embeds)

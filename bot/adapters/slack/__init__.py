@@ -1,11 +1,12 @@
-"""The Slack front end (slack-bolt): events, slash commands and buttons in; Block Kit answers out.
+"""The Slack adapter (slack-bolt): events, slash commands and buttons in; Block Kit answers out.
 
-`run_slack(settings, http_port=None)` runs it (Socket Mode unless an HTTP port is given);
-`build_slack_app(service, settings)` builds the Bolt app alone (tests); `render_slack_blocks(reply)`
-renders a Reply within Slack's limits. Set-up steps: docs/slack.md.
+`SlackAdapter(service, SlackSettings.load())` holds the Bolt app (`.app`) and serves it over Socket
+Mode, or over HTTP when SLACK_HTTP_PORT / `--http PORT` is set; `render_slack_blocks(reply)` renders
+a Reply within Slack's limits. Set-up steps: docs/slack.md.
 """
 
-from bot.adapters.slack.app import build_slack_app, run_slack, serve_slack
+from bot.adapters.slack.app import SlackAdapter, SlackHttpServer
 from bot.adapters.slack.render import render_slack_blocks
+from bot.adapters.slack.settings import SlackSettings
 
-__all__ = ["build_slack_app", "render_slack_blocks", "run_slack", "serve_slack"]
+__all__ = ["SlackAdapter", "SlackHttpServer", "SlackSettings", "render_slack_blocks"]

@@ -1,4 +1,4 @@
-"""The Slack front end: a slack-bolt AsyncApp that turns Slack events into IncomingMessages.
+"""The Slack adapter: a slack-bolt AsyncApp that turns Slack events into IncomingMessages.
 
 The conversation layer (ConversationService) decides what to say; this module only translates:
 
@@ -24,7 +24,7 @@ Delivery: Slack allows about one message per second per channel and answers more
 client carries slack_sdk's retry handlers (rate limits, connection errors, 500/503), so a 429 delays
 an answer instead of losing it. Blocks Slack refuses (any `invalid_blocks`-family error) are sent
 again as plain text. An answer that still cannot be delivered is logged as an error and counted
-(`SlackFrontEnd.undelivered`), never dropped silently.
+(`SlackAdapter.undelivered`), never dropped silently. Stopping waits for the answers in progress.
 
 HTTP mode (SlackHttpServer): every request's signature is checked on the raw body before anything
 parses it; unsigned, stale or replayed requests and signed but malformed bodies get 401/400 at once,
@@ -64,30 +64,31 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from bot.adapters.slack.render import render_slack_blocks, without_actions
-from bot.conversation.models import Button, FeedbackVote, IncomingMessage, Reply, ReplyKind
+from bot.adapters.base import ChatAdapter, ReplyLimits
+from bot.adapters.slack.render import (
+    QUOTE_LIMIT,
+    SECTION_TEXT_LIMIT,
+    escape_mrkdwn,
+    render_slack_blocks,
+    without_actions,
+)
+from bot.adapters.slack.settings import DEFAULT_HTTP_HOST, SlackSettings
+from bot.adapters.slack.text import clean_slack_text
+from bot.config import ConfigError
+from bot.conversation.models import ADMIN_COMMANDS, Action, Button, IncomingMessage, Reply, ReplyKind, feedback_vote
 
 if TYPE_CHECKING:
-    from bot.config import Settings
     from bot.conversation.service import ConversationService
 
 log = logging.getLogger("qabot.slack")
 
-PLATFORM = "slack"
 EVENTS_PATH = "/slack/events"
-ADMIN_COMMANDS = ("reindex", "status", "rollback", "report")
-FEEDBACK_UP = "qabot_feedback_up"
-FEEDBACK_DOWN = "qabot_feedback_down"
-SHARE = "qabot_share"
 SHARE_LABEL = "Share in channel"
 # message subtypes that still carry a person's question; every other subtype (edits, deletions,
 # joins, bot_message, ...) is not a question
 _QUESTION_SUBTYPES = {None, "thread_broadcast", "file_share"}
 _ADMIN_CACHE_S = 300.0
 _SHARE_CACHE_SIZE = 1000
-# HTTP mode binds the loopback interface unless told otherwise: the plain-HTTP port is meant to sit
-# behind a TLS reverse proxy on the same host; `--host 0.0.0.0` exposes it (e.g. inside a container).
-DEFAULT_HTTP_HOST = "127.0.0.1"
 HEADER_TIMEOUT_S = 10.0  # a connection must deliver a request's headers within this (slowloris)
 BODY_TIMEOUT_S = 10.0  # ... and then its body within this
 MAX_BODY_BYTES = 1 << 20  # Slack's payloads are a few KB
@@ -95,6 +96,7 @@ _SIGNATURE_WINDOW_S = 300  # Slack: refuse requests whose timestamp is more than
 # 429s: wait as long as Slack says (Retry-After), up to this many times per message; a channel's
 # messages are queued (ChannelQueue), so one retry is usually enough
 RATE_LIMIT_RETRIES = 5
+DRAIN_TIMEOUT_S = 20.0  # on stop, answers in progress get this long to be posted
 
 
 def slack_retry_handlers() -> list[AsyncRetryHandler]:
@@ -146,61 +148,95 @@ class _Shareable:
     text: str
 
 
-class SlackFrontEnd:
-    """Listeners of the Bolt app; holds the service, the settings and small per-process caches."""
+class Listeners:
+    """The Bolt listeners' runs: how many are running and how many have finished.
 
-    def __init__(self, service: ConversationService, settings: Settings, *, auth: SingleFlightAuth) -> None:
-        self.service = service
-        self.settings = settings
-        self.auth = auth
+    Stopping waits for the running ones (`drain`), so an answer being posted is not cut off;
+    `wait_until` lets a caller wait for any other state (e.g. the n-th run to have ended).
+    """
+
+    def __init__(self) -> None:
+        self.running = 0
+        self.finished = 0
+        self._changed = asyncio.Condition()
+
+    def track(self, fn: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+        # functools.wraps: Bolt passes arguments by the names of the wrapped listener's parameters
+        @functools.wraps(fn)
+        async def wrapper(*args: Any, **kwargs: Any) -> None:
+            self.running += 1
+            try:
+                await fn(*args, **kwargs)
+            finally:
+                self.running -= 1
+                self.finished += 1
+                async with self._changed:
+                    self._changed.notify_all()
+
+        return wrapper
+
+    async def wait_until(self, condition: Callable[[Listeners], bool], timeout: float) -> None:
+        """Wait until `condition(self)` holds, e.g. `lambda ls: ls.finished >= n`; TimeoutError after `timeout` s."""
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(lambda: condition(self))
+
+    async def drain(self, timeout: float = DRAIN_TIMEOUT_S) -> bool:
+        """Wait until no listener is running; False when some still were after `timeout` seconds."""
+        try:
+            await self.wait_until(lambda ls: ls.running == 0, timeout)
+        except TimeoutError:
+            log.warning("stopped with %d Slack event(s) still being answered", self.running)
+            return False
+        return True
+
+
+@dataclass(frozen=True)
+class SlackTarget:
+    """Where a message goes: a channel (and thread), through the request's Web API client."""
+
+    client: AsyncWebClient
+    channel: str
+    thread_ts: str | None = None
+    ephemeral_user: str | None = None  # only this user sees it (chat.postEphemeral)
+
+
+class SlackAdapter(ChatAdapter):
+    """qabot on Slack: the Bolt app (`app`) and its listeners, delivery within Slack's limits, and
+    `serve` over Socket Mode (the default) or HTTP (SLACK_HTTP_PORT / `--http PORT`)."""
+
+    name = "slack"
+    settings_class = SlackSettings
+    limits = ReplyLimits(message_chars=SECTION_TEXT_LIMIT, quote_chars=QUOTE_LIMIT)
+    threads = True
+    settings: SlackSettings
+
+    def __init__(self, service: ConversationService, settings: SlackSettings) -> None:
+        super().__init__(service, settings)
+        self.client = AsyncWebClient(
+            token=_secret(settings.bot_token),
+            base_url=settings.api_url.rstrip("/") + "/",
+            retry_handlers=slack_retry_handlers(),
+        )
+        self.auth = SingleFlightAuth(self.client)
         self._admin_cache: dict[str, tuple[float, bool]] = {}
         self._shares: OrderedDict[str, _Shareable] = OrderedDict()
         self._answer_slots = asyncio.Semaphore(_default_answer_threads())
         self.queue = ChannelQueue()
+        self.listeners = Listeners()
         # messages that could not be delivered even after retries (each is also logged as an error)
         self.undelivered = 0
-        # listener runs finished, for tests and benchmarks that wait for the app to settle
-        self.completed = 0
-        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self.app = self._build_app()
 
-    # ---- bookkeeping -------------------------------------------------------------------------
-
-    def _done(self) -> None:
-        self.completed += 1
-        still: list[tuple[int, asyncio.Future[None]]] = []
-        for target, fut in self._waiters:
-            if self.completed >= target:
-                if not fut.done():
-                    fut.set_result(None)
-            else:
-                still.append((target, fut))
-        self._waiters = still
-
-    async def wait_completed(self, count: int, timeout: float = 30.0) -> None:
-        """Wait until `count` listener runs have finished since start (tests, benchmarks)."""
-        if self.completed >= count:
-            return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append((count, fut))
-        await asyncio.wait_for(fut, timeout)
-
-    def tracked(self, fn: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
-        @functools.wraps(fn)
-        async def wrapper(*args: Any, **kwargs: Any) -> None:
-            try:
-                await fn(*args, **kwargs)
-            finally:
-                self._done()
-
-        return wrapper
+    def clean_text(self, text: str) -> str:
+        return clean_slack_text(text)
 
     # ---- admin check -------------------------------------------------------------------------
 
     async def is_admin(self, user_id: str, client: AsyncWebClient) -> bool:
         """Configured SLACK_ADMIN_USER_IDS, or (if enabled) a workspace admin / owner per users.info."""
-        if user_id in self.settings.slack_admin_user_ids:
+        if user_id in self.settings.admin_user_ids:
             return True
-        if not self.settings.slack_workspace_admins_are_admins:
+        if not self.settings.workspace_admins_are_admins:
             return False
         now = time.monotonic()
         cached = self._admin_cache.get(user_id)
@@ -226,7 +262,9 @@ class SlackFrontEnd:
 
     # ---- posting -----------------------------------------------------------------------------
 
-    async def send(self, client: AsyncWebClient, *, channel: str, ephemeral_user: str | None, **kwargs: Any) -> None:
+    async def _post_once(
+        self, client: AsyncWebClient, *, channel: str, ephemeral_user: str | None, **kwargs: Any
+    ) -> None:
         """chat.postMessage / chat.postEphemeral in the channel's turn; raises SlackApiError."""
         # parse="none" + no link_names: Slack does not turn "@everyone" or names into mentions
         kwargs.update(parse="none", link_names=False)
@@ -253,21 +291,21 @@ class SlackFrontEnd:
         common = {"channel": channel, "text": text, "thread_ts": thread_ts, "ephemeral_user": ephemeral_user}
         try:
             try:
-                await self.send(client, blocks=blocks, **common)
+                await self._post_once(client, blocks=blocks, **common)
                 return True
             except SlackApiError as err:
                 error = err.response.get("error")
                 if not blocks or not blocks_refused(error):
                     raise
                 log.error("Slack refused the blocks (%s); sending the plain text instead", error)
-            await self.send(client, **common)
+            await self._post_once(client, **common)
             return True
         except SlackApiError as err:
             reason = str(err.response.get("error"))
         except (TimeoutError, aiohttp.ClientError) as err:
             reason = type(err).__name__
         self.undelivered += 1
-        where = self.service.pseudonyms.channel(PLATFORM, channel)
+        where = self.service.pseudonyms.channel(self.name, channel)
         log.error("a message to channel %s was NOT delivered: %s", where, reason)
         return False
 
@@ -288,6 +326,30 @@ class SlackFrontEnd:
         self.undelivered += 1
         log.error("a reply through response_url was NOT delivered: %s", reason)
         return False
+
+    async def send(self, to: SlackTarget, reply: Reply) -> bool:
+        """A Reply as Block Kit blocks (plain text where Slack refuses them); True when it arrived."""
+        if not reply.should_send:
+            return True
+        blocks, text = render_slack_blocks(reply)
+        return await self.post(
+            to.client,
+            channel=to.channel,
+            blocks=blocks,
+            text=text,
+            thread_ts=to.thread_ts,
+            ephemeral_user=to.ephemeral_user,
+        )
+
+    async def send_text(self, to: SlackTarget, text: str) -> None:
+        await self.post(
+            to.client,
+            channel=to.channel,
+            blocks=[],
+            text=escape_mrkdwn(text),
+            thread_ts=to.thread_ts,
+            ephemeral_user=to.ephemeral_user,
+        )
 
     # ---- events ------------------------------------------------------------------------------
 
@@ -331,43 +393,32 @@ class SlackFrontEnd:
     ) -> None:
         user = event.get("user", "")
         channel = event.get("channel", "")
-        msg = IncomingMessage(
-            platform=PLATFORM,
+        msg = self.incoming(
+            event.get("text") or "",
             user_id=user,
             channel_id=channel,
-            text=event.get("text") or "",
             thread_id=thread_ts,
             message_id=event.get("ts"),
             is_dm=is_dm,
-            is_admin=user in self.settings.slack_admin_user_ids,
+            is_admin=user in self.settings.admin_user_ids,
             addressed=addressed,
             event_id=body.get("event_id"),
         )
         reply = await self._handle(msg)
-        if not reply.should_send:
-            return
-        blocks, text = render_slack_blocks(reply)
-        await self.post(
-            client,
-            channel=channel,
-            blocks=blocks,
-            text=text,
-            thread_ts=thread_ts,
-            ephemeral_user=user if reply.private else None,
-        )
+        target = SlackTarget(client, channel, thread_ts, ephemeral_user=user if reply.private else None)
+        await self.send(target, reply)
 
     # ---- /ask --------------------------------------------------------------------------------
 
     async def on_ask(self, ack: Any, command: dict[str, Any], respond: Any) -> None:
         await ack()  # within 3 s; the answer follows through response_url
         channel = command.get("channel_id", "")
-        msg = IncomingMessage(
-            platform=PLATFORM,
+        msg = self.incoming(
+            command.get("text") or "",
             user_id=command.get("user_id", ""),
             channel_id=channel,
-            text=command.get("text") or "",
             is_dm=channel.startswith("D") or command.get("channel_name") == "directmessage",
-            is_admin=command.get("user_id") in self.settings.slack_admin_user_ids,
+            is_admin=command.get("user_id") in self.settings.admin_user_ids,
             addressed=True,
             private=True,
             is_command=True,
@@ -382,11 +433,11 @@ class SlackFrontEnd:
 
     def _with_share_button(self, reply: Reply) -> Reply:
         key = reply.answer_id or uuid.uuid4().hex
-        buttons = [b for b in reply.buttons if b.action_id != SHARE]
-        buttons.insert(0, Button(action_id=SHARE, label=SHARE_LABEL, value=key))
+        buttons = [b for b in reply.buttons if b.action_id != Action.SHARE]
+        buttons.insert(0, Button(action_id=Action.SHARE, label=SHARE_LABEL, value=key))
         shared = dataclasses.replace(reply, buttons=tuple(buttons))
         blocks, text = render_slack_blocks(shared)
-        self._shares[key] = _Shareable(blocks=without_actions(blocks, [SHARE]), text=text)
+        self._shares[key] = _Shareable(blocks=without_actions(blocks, [Action.SHARE]), text=text)
         self._shares.move_to_end(key)
         while len(self._shares) > _SHARE_CACHE_SIZE:
             self._shares.popitem(last=False)
@@ -406,7 +457,9 @@ class SlackFrontEnd:
             return
         channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", "")
         try:
-            await self.send(client, channel=channel, ephemeral_user=None, blocks=shareable.blocks, text=shareable.text)
+            await self._post_once(
+                client, channel=channel, ephemeral_user=None, blocks=shareable.blocks, text=shareable.text
+            )
         except SlackApiError as err:
             # not a member of the channel: the slash command's response_url can still post visibly
             log.info("chat.postMessage for share failed (%s); using response_url", err.response.get("error"))
@@ -428,7 +481,9 @@ class SlackFrontEnd:
         self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any, client: Any
     ) -> None:
         await ack()
-        vote = FeedbackVote.UP if action.get("action_id") == FEEDBACK_UP else FeedbackVote.DOWN
+        vote = feedback_vote(action.get("action_id", ""))
+        if vote is None:
+            return
         user = (body.get("user") or {}).get("id", "")
         container = body.get("container") or {}
         channel = (body.get("channel") or {}).get("id") or container.get("channel_id", "")
@@ -436,7 +491,7 @@ class SlackFrontEnd:
             self.service.record_feedback,
             action.get("value", ""),
             vote,
-            platform=PLATFORM,
+            platform=self.name,
             user_id=user,
             channel_id=channel,
         )
@@ -448,7 +503,9 @@ class SlackFrontEnd:
             return
         thread_ts = (body.get("message") or {}).get("thread_ts") or container.get("thread_ts")
         try:
-            await self.send(client, channel=channel, ephemeral_user=user, blocks=blocks, text=text, thread_ts=thread_ts)
+            await self._post_once(
+                client, channel=channel, ephemeral_user=user, blocks=blocks, text=text, thread_ts=thread_ts
+            )
         except SlackApiError as err:
             # e.g. an answer shared into a channel the bot is not in: reply through the button's URL
             log.info("chat.postEphemeral for feedback failed (%s); using response_url", err.response.get("error"))
@@ -462,11 +519,11 @@ class SlackFrontEnd:
         words = (command.get("text") or "").split()
         sub = words[0].lower() if words else ""
         if sub not in ADMIN_COMMANDS:
+            usage = ", ".join(f"`/qabot {name}`" for name in ADMIN_COMMANDS)
             await self.reply(
                 respond,
                 blocks=[],
-                text="Usage: `/qabot status`, `/qabot reindex`, `/qabot rollback` or `/qabot report` "
-                "(admins only). To ask a question, use `/ask <question>` or mention me.",
+                text=f"Usage: {usage} (admins only). To ask a question, use `/ask <question>` or mention me.",
                 response_type="ephemeral",
                 replace_original=False,
             )
@@ -474,11 +531,10 @@ class SlackFrontEnd:
         user = command.get("user_id", "")
         channel = command.get("channel_id", "")
         admin = await self.is_admin(user, client)
-        msg = IncomingMessage(
-            platform=PLATFORM,
+        msg = self.incoming(
+            command.get("text") or "",
             user_id=user,
             channel_id=channel,
-            text=command.get("text") or "",
             is_dm=channel.startswith("D"),
             is_admin=admin,
             addressed=True,
@@ -497,6 +553,84 @@ class SlackFrontEnd:
             return
         blocks, text = render_slack_blocks(reply)
         await self.reply(respond, blocks=blocks, text=text, response_type="ephemeral", replace_original=False)
+
+    # ---- the Bolt app and serving -------------------------------------------------------------
+
+    def _build_app(self) -> AsyncApp:
+        """The Bolt app with qabot's listeners; it connects nowhere by itself (see serve).
+
+        Bolt's own signature check is off: it parses the body before checking, and logs the body of
+        a refused request; SlackHttpServer checks every request on its raw body first, and Socket
+        Mode needs no signatures.
+        """
+        client = self.client
+        # The app's own client carries no token: Bolt gives each request a client with the token that
+        # `authorize` returns (giving both would make Bolt warn that the token is ignored).
+        app_client = AsyncWebClient(
+            token=None,
+            base_url=client.base_url,
+            timeout=client.timeout,
+            ssl=client.ssl,
+            proxy=client.proxy,
+            session=client.session,
+            headers=client.headers,
+            logger=client.logger,
+            retry_handlers=client.retry_handlers,  # Bolt copies them into each request's client
+        )
+        app = AsyncApp(
+            client=app_client,
+            authorize=self.auth.as_bolt_authorize(),
+            signing_secret=_secret(self.settings.signing_secret) or "",
+            request_verification_enabled=False,
+            name="qabot",
+        )
+        track = self.listeners.track
+        app.event("app_mention")(track(self.on_app_mention))
+        app.event("message")(track(self.on_message))
+        app.command("/ask")(track(self.on_ask))
+        app.command("/qabot")(track(self.on_qabot))
+        app.action(Action.SHARE.value)(track(self.on_share))
+        for action in (Action.FEEDBACK_UP, Action.FEEDBACK_DOWN):
+            app.action(action.value)(track(self.on_feedback))
+        return app
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        """Socket Mode by default, HTTP mode when SLACK_HTTP_PORT / `--http` is set, until `stop` is set.
+        Raises ConfigError, before connecting, when Slack rejects the bot token."""
+        try:
+            auth = await self.auth.auth_test()
+        except SlackApiError as err:
+            raise ConfigError(
+                f"Slack rejected SLACK_BOT_TOKEN ({err.response.get('error')}): copy the Bot User OAuth Token "
+                "(xoxb-...) from OAuth & Permissions at https://api.slack.com/apps into .env."
+            ) from None
+        log.info("connected to Slack team %s as %s", auth.get("team"), auth.get("user"))
+        if self.settings.http_port is None:
+            handler = AsyncSocketModeHandler(self.app, _secret(self.settings.app_token))
+            await handler.connect_async()
+            log.info("Slack Socket Mode connected")
+            try:
+                await stop.wait()
+            finally:
+                await handler.close_async()
+                await self.listeners.drain()
+        else:
+            server = SlackHttpServer(
+                self.app,
+                signing_secret=_secret(self.settings.signing_secret) or "",
+                host=self.settings.http_host,
+                port=self.settings.http_port,
+            )
+            await server.start()
+            try:
+                await stop.wait()
+            finally:
+                await server.stop()
+                await self.listeners.drain()
+
+
+def _secret(value: Any) -> str | None:
+    return value.get_secret_value() if value is not None else None
 
 
 class SingleFlightAuth:
@@ -549,65 +683,6 @@ def _from_bot(event: dict[str, Any]) -> bool:
     return bool(event.get("bot_id")) or event.get("subtype") == "bot_message" or bool(event.get("bot_profile"))
 
 
-def build_slack_app(
-    service: ConversationService,
-    settings: Settings,
-    *,
-    client: AsyncWebClient | None = None,
-    base_url: str | None = None,
-    logger: logging.Logger | None = None,
-) -> AsyncApp:
-    """The Bolt app with qabot's listeners. `base_url` points the Web API client elsewhere (tests).
-
-    The app does not connect anywhere by itself: serve it with `SlackHttpServer` or an
-    `AsyncSocketModeHandler` (see serve_slack). Bolt's own signature check is off: it parses the body
-    before checking, and logs the body of a refused request; SlackHttpServer checks every request on
-    its raw body first, and Socket Mode needs no signatures.
-    """
-    if client is None:
-        kwargs: dict[str, Any] = {"token": settings.slack_bot_token, "retry_handlers": slack_retry_handlers()}
-        if base_url is not None:
-            kwargs["base_url"] = base_url.rstrip("/") + "/"
-        client = AsyncWebClient(**kwargs)
-    auth = SingleFlightAuth(client)
-    # The app's own client carries no token: Bolt gives each request a client with the token that
-    # `authorize` returns (giving both would make Bolt warn that the token is ignored).
-    app_client = AsyncWebClient(
-        token=None,
-        base_url=client.base_url,
-        timeout=client.timeout,
-        ssl=client.ssl,
-        proxy=client.proxy,
-        session=client.session,
-        headers=client.headers,
-        logger=client.logger,
-        retry_handlers=client.retry_handlers,  # Bolt copies them into each request's client
-    )
-    app = AsyncApp(
-        client=app_client,
-        authorize=auth.as_bolt_authorize(),
-        signing_secret=settings.slack_signing_secret or "",
-        request_verification_enabled=False,
-        name="qabot",
-        logger=logger,
-    )
-    fe = SlackFrontEnd(service, settings, auth=auth)
-    app.event("app_mention")(fe.tracked(fe.on_app_mention))
-    app.event("message")(fe.tracked(fe.on_message))
-    app.command("/ask")(fe.tracked(fe.on_ask))
-    app.command("/qabot")(fe.tracked(fe.on_qabot))
-    app.action(SHARE)(fe.tracked(fe.on_share))
-    app.action(FEEDBACK_UP)(fe.tracked(fe.on_feedback))
-    app.action(FEEDBACK_DOWN)(fe.tracked(fe.on_feedback))
-    app.qabot_frontend = fe  # type: ignore[attr-defined]
-    return app
-
-
-def frontend_of(app: AsyncApp) -> SlackFrontEnd:
-    """The SlackFrontEnd behind an app made by build_slack_app (tests wait on its counters)."""
-    return app.qabot_frontend  # type: ignore[attr-defined,no-any-return]
-
-
 class SlackHttpServer:
     """HTTP mode: events, commands and buttons all POST to /slack/events; GET /healthz for checks.
 
@@ -626,17 +701,16 @@ class SlackHttpServer:
         *,
         host: str = DEFAULT_HTTP_HOST,
         port: int = 3000,
+        signing_secret: str,
         path: str = EVENTS_PATH,
-        signing_secret: str | None = None,
         header_timeout_s: float = HEADER_TIMEOUT_S,
         body_timeout_s: float = BODY_TIMEOUT_S,
         max_body_bytes: int = MAX_BODY_BYTES,
     ):
         self.app = app
-        secret = signing_secret if signing_secret is not None else frontend_of(app).settings.slack_signing_secret
-        if not secret:
+        if not signing_secret:
             raise ValueError("HTTP mode needs the signing secret (SLACK_SIGNING_SECRET)")
-        self.verifier = SignatureVerifier(secret)
+        self.verifier = SignatureVerifier(signing_secret)
         self.path = path
         self.host = host
         self.requested_port = port
@@ -717,68 +791,3 @@ class SlackHttpServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-
-
-async def serve_slack(
-    settings: Settings,
-    *,
-    http_port: int | None = None,
-    host: str = DEFAULT_HTTP_HOST,
-    service: ConversationService | None = None,
-    base_url: str | None = None,
-    stop: asyncio.Event | None = None,
-) -> None:
-    """Run until `stop` is set (or forever): Socket Mode by default, HTTP mode when http_port is given."""
-    from bot.config import ConfigError
-
-    settings.check_platform(PLATFORM, http=http_port is not None)
-    if service is None:
-        from bot.conversation.factory import build_service
-
-        service = await asyncio.to_thread(build_service, settings)
-    await _warm_up(service)
-    app = build_slack_app(service, settings, base_url=base_url)
-    try:
-        auth = await frontend_of(app).auth.auth_test()
-    except SlackApiError as err:
-        raise ConfigError(
-            f"Slack rejected SLACK_BOT_TOKEN ({err.response.get('error')}): copy the Bot User OAuth Token "
-            "(xoxb-...) from OAuth & Permissions at https://api.slack.com/apps into .env."
-        ) from None
-    log.info("connected to Slack team %s as %s", auth.get("team"), auth.get("user"))
-    waiter = stop or asyncio.Event()
-    if http_port is None:
-        handler = AsyncSocketModeHandler(app, settings.slack_app_token)
-        await handler.connect_async()
-        log.info("Slack Socket Mode connected")
-        try:
-            await waiter.wait()
-        finally:
-            await handler.close_async()
-    else:
-        server = SlackHttpServer(app, host=host, port=http_port)
-        await server.start()
-        try:
-            await waiter.wait()
-        finally:
-            await server.stop()
-
-
-async def _warm_up(service: ConversationService) -> None:
-    """Load the index and model before connecting, so the first question is not the slow one."""
-    from bot.core.errors import IndexProblem
-
-    load = getattr(service.engine, "get", None)
-    if load is None:
-        return
-    try:
-        await asyncio.to_thread(load)
-    except IndexProblem as err:
-        # keep running: questions get the fix as their answer, and `/qabot reindex` can build the index
-        log.warning("no usable index yet: %s", err)
-
-
-def run_slack(settings: Settings, *, http_port: int | None = None, host: str = DEFAULT_HTTP_HOST) -> None:
-    """Blocking entry point for the CLI. Raises ConfigError (naming the variable) before connecting."""
-    settings.check_platform(PLATFORM, http=http_port is not None)
-    asyncio.run(serve_slack(settings, http_port=http_port, host=host))

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from bot.conversation.models import Button, Reply, ReplyKind
+from bot.core.split import clip, line_spans, pack_lines, split_text
 from bot.core.trim import trim_quote
 from bot.core.types import Answer, Quote
 from bot.core.urls import safe_web_url
@@ -69,7 +70,9 @@ def _sections(chunks: Iterable[str]) -> list[Block]:
 
 def _context(*texts: str) -> Block:
     elements = [
-        {"type": "mrkdwn", "text": _clip(t, CONTEXT_ELEMENT_LIMIT), "verbatim": True} for t in texts if t.strip()
+        {"type": "mrkdwn", "text": _clip_escaped(t, CONTEXT_ELEMENT_LIMIT), "verbatim": True}
+        for t in texts
+        if t.strip()
     ]
     return {"type": "context", "elements": elements[:10]}
 
@@ -87,78 +90,20 @@ def block_text_length(blocks: Iterable[Block]) -> int:
     return total
 
 
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def escaped_size(text: str) -> int:
+    """Characters of `text` once escaped: what Slack counts against its limits."""
+    return len(text) + 4 * text.count("&") + 3 * (text.count("<") + text.count(">"))
 
 
-# --------------------------------------------------------------------------------------------
-# splitting long text into sections
-
-
-def _split_raw(text: str, start: int, end: int, budget: int) -> list[tuple[int, int]]:
-    """Split text[start:end] (one line) into spans whose escaped length is at most `budget`.
-
-    Splits at whitespace (the whitespace at a split point is dropped); a single word longer than
-    the budget is cut between characters. Escaping happens after the cut, so an entity such as
-    `&amp;` is never split.
-    """
-    spans: list[tuple[int, int]] = []
-    pos = start
-    while pos < end:
-        # longest prefix whose escaped length fits
-        used = 0
-        cut = pos
-        while cut < end:
-            c = text[cut]
-            w = 5 if c == "&" else 4 if c in "<>" else 1
-            if used + w > budget:
-                break
-            used += w
-            cut += 1
-        if cut >= end:
-            spans.append((pos, end))
-            break
-        # back off to the last whitespace inside the prefix, if there is one
-        ws = max(text.rfind(" ", pos, cut + 1), text.rfind("\t", pos, cut + 1))
-        if ws > pos:
-            spans.append((pos, ws))
-            pos = ws
-            while pos < end and text[pos] in " \t":
-                pos += 1
-        else:
-            spans.append((pos, max(cut, pos + 1)))
-            pos = max(cut, pos + 1)
-    return spans or [(start, start)]
-
-
-def _pack_lines(lines: Iterable[str], limit: int = SECTION_TEXT_LIMIT) -> list[str]:
-    """Group rendered lines (each at most `limit` long) into chunks of at most `limit` chars."""
-    chunks: list[str] = []
-    current: list[str] = []
-    size = 0
-    for line in lines:
-        extra = len(line) + (1 if current else 0)
-        if current and size + extra > limit:
-            chunks.append("\n".join(current))
-            current, size = [], 0
-            extra = len(line)
-        current.append(line)
-        size += extra
-    if current:
-        chunks.append("\n".join(current))
-    return chunks
+def _clip_escaped(text: str, limit: int) -> str:
+    """Already-escaped text clipped to `limit`, never ending inside an entity such as `&amp;`."""
+    clipped = clip(text, limit)
+    return re.sub(r"&[a-z]{0,3}…$", "…", clipped) if clipped != text else text
 
 
 def split_mrkdwn(text: str, limit: int = SECTION_TEXT_LIMIT) -> list[str]:
     """Escape plain text and split it into section-sized chunks at line / word boundaries."""
-    lines: list[str] = []
-    offset = 0
-    for raw_line in text.split("\n"):
-        line_start, line_end = offset, offset + len(raw_line)
-        offset = line_end + 1
-        for s, e in _split_raw(text, line_start, line_end, limit):
-            lines.append(escape_mrkdwn(text[s:e]))
-    return [c for c in _pack_lines(lines, limit) if c.strip()] or [""]
+    return [escape_mrkdwn(chunk) for chunk in split_text(text, limit, size=escaped_size)] or [""]
 
 
 def _bold_span(quote: Quote) -> tuple[int, int] | None:
@@ -219,9 +164,9 @@ def render_quote_sections(quote: Quote, limit: int = SECTION_TEXT_LIMIT) -> list
     for raw_line in text.split("\n"):
         line_start, line_end = offset, offset + len(raw_line)
         offset = line_end + 1
-        for s, e in _split_raw(text, line_start, line_end, budget):
+        for s, e in line_spans(text, budget, size=escaped_size, start=line_start, end=line_end):
             lines.append(_render_quote_line(text, s, e, bold))
-    return _pack_lines(lines, limit)
+    return pack_lines(lines, limit)
 
 
 # --------------------------------------------------------------------------------------------
@@ -234,18 +179,18 @@ def _section_label(section: str, path: Sequence[str] = ()) -> str:
 
 def _source_context(quote: Quote, pointer: str | None = None) -> Block:
     document = quote.document.strip() or quote.doc_path or "Source"
-    where = f"*{escape_mrkdwn(_clip(document, 300))}*"
+    where = f"*{escape_mrkdwn(clip(document, 300))}*"
     section = _section_label(quote.section, quote.section_path)
     if section.strip():
-        where += f" › {escape_mrkdwn(_clip(section, 1000))}"
+        where += f" › {escape_mrkdwn(clip(section, 1000))}"
     parts = [where]
     if pointer:
-        parts.append(f"_{escape_mrkdwn(_clip(pointer, 1500))}_")
+        parts.append(f"_{escape_mrkdwn(clip(pointer, 1500))}_")
     url = safe_web_url(quote.source_url)
     if url and "|" not in url:
         parts.append(f"<{escape_mrkdwn(url)}|Source>")
     elif quote.doc_path:
-        parts.append(f"`{escape_mrkdwn(_clip(quote.doc_path, 500))}`")
+        parts.append(f"`{escape_mrkdwn(clip(quote.doc_path, 500))}`")
     return _context(*parts)
 
 
@@ -262,7 +207,7 @@ def _actions(buttons: Sequence[Button]) -> Block | None:
             {
                 "type": "button",
                 "action_id": b.action_id,
-                "text": {"type": "plain_text", "text": _clip(b.label, BUTTON_LABEL_LIMIT), "emoji": True},
+                "text": {"type": "plain_text", "text": clip(b.label, BUTTON_LABEL_LIMIT), "emoji": True},
                 "value": b.value[:BUTTON_VALUE_LIMIT],
             }
         )
@@ -322,8 +267,8 @@ def _abstain_blocks(answer: Answer, fallback: str) -> list[Block]:
     blocks = _sections(split_mrkdwn(answer.message or fallback))
     names = [_section_label(s) for s in answer.closest_sections[:10] if s.strip()]
     if names:
-        lines = ["The closest sections I have:"] + [f"• {escape_mrkdwn(_clip(name, 500))}" for name in names]
-        blocks.extend(_sections(_pack_lines(lines)))
+        lines = ["The closest sections I have:"] + [f"• {escape_mrkdwn(clip(name, 500))}" for name in names]
+        blocks.extend(_sections(pack_lines(lines, SECTION_TEXT_LIMIT)))
     return blocks
 
 
@@ -339,7 +284,7 @@ def _cap(body: list[Block], budget: int, chars: int) -> list[Block]:
         if size > room:
             text = block.get("text")
             if block.get("type") == "section" and isinstance(text, dict) and room > 20:
-                kept.append(_section(re.sub(r"&[a-z]{0,3}$", "", text["text"][: room - 1]) + "…"))
+                kept.append(_section(_clip_escaped(text["text"], room)))
             break
         kept.append(block)
         room -= size
@@ -361,7 +306,7 @@ def render_slack_blocks(reply: Reply) -> tuple[list[Block], str]:
         line = _confidence_line(answer, reply.index_version) if reply.kind is ReplyKind.ANSWER else ""
         if line:
             footer.append(_context(line))
-    hints = _context(*(escape_mrkdwn(_clip(h, 300)) for h in reply.hints[:5]))
+    hints = _context(*(escape_mrkdwn(clip(h, 300)) for h in reply.hints[:5]))
     if hints["elements"]:
         footer.append(hints)
     actions = _actions(reply.buttons)
@@ -401,10 +346,7 @@ def fallback_text(reply: Reply) -> str:
         ("> " + escape_mrkdwn(line[2:])) if line.startswith("> ") else line if line == ">" else escape_mrkdwn(line)
         for line in ((text or "").strip() or "qabot").split("\n")
     )
-    if len(escaped) > FALLBACK_TEXT_LIMIT:
-        # cut, then drop an entity the cut may have split ("&am")
-        escaped = re.sub(r"&[a-z]{0,3}$", "", escaped[: FALLBACK_TEXT_LIMIT - 1]) + "…"
-    return escaped
+    return _clip_escaped(escaped, FALLBACK_TEXT_LIMIT)
 
 
 def without_actions(blocks: list[Block], action_ids: Iterable[str]) -> list[Block]:

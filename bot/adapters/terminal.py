@@ -1,38 +1,45 @@
-"""The terminal as one more front end over the conversation service.
+"""The terminal adapter: `qabot chat` (or `qabot run terminal`) is one more front end over the service.
 
-Interactive: a `you> ` prompt with readline editing and history (~/.qabot_history).
-Piped: every non-empty line is one question, answered in order; EOF ends.
-The local user is an admin: /status, /reindex, /rollback, /report work here.
+Interactive: a `you> ` prompt with readline editing and history (QABOT_TERMINAL_HISTORY_FILE,
+default ~/.qabot_history). Piped: every non-empty line is one question, answered in order; EOF ends.
+The local user is an admin (QABOT_TERMINAL_ADMIN): /status, /reindex, /rollback, /report work here.
+Buttons, which a terminal cannot show, become the /up and /down commands.
 """
 
 from __future__ import annotations
 
 import getpass
+import io
 import logging
-import os
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from bot.conversation.models import FeedbackVote, IncomingMessage, Reply, ReplyKind
-from bot.conversation.service import ADMIN_COMMANDS, ConversationService
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from bot.adapters.base import Adapter, AdapterSettings, ReplyLimits
+from bot.conversation.models import ADMIN_COMMANDS, Button, FeedbackVote, IncomingMessage, Reply, ReplyKind
+from bot.conversation.service import ConversationService
+from bot.core.render import PLAIN_QUOTE_LIMIT
 
 log = logging.getLogger(__name__)
 
 PROMPT = "you> "
-HISTORY_PATH = Path("~/.qabot_history")
+CHANNEL = "terminal"
 RATE_HINT = "(rate this answer: /up or /down)"
 
-HELP_TEXT = """Ask a question about the knowledge, or type:
-  /status     index version, documents, passages, model
-  /reindex    rebuild the index from the knowledge folder
-  /rollback   serve the previous index version again
-  /report     worst-rated answers and questions I could not answer
-  /up, /down  rate the last answer
-  help        this text
-  quit        leave (Ctrl-D and Ctrl-C work too)"""
+HELP_TEXT = "\n".join(
+    [
+        "Ask a question about the knowledge, or type:",
+        *(f"  /{name:<10} {what}" for name, what in ADMIN_COMMANDS.items()),
+        "  /up, /down  rate the last answer",
+        "  help        this text",
+        "  quit        leave (Ctrl-D and Ctrl-C work too)",
+    ]
+)
 
 
 def _local_user() -> str:
@@ -42,44 +49,55 @@ def _local_user() -> str:
         return "local"
 
 
-class CliChat:
-    """One terminal session: turns lines into service calls and prints the replies."""
+class TerminalSettings(AdapterSettings):
+    """The terminal's settings (QABOT_TERMINAL_*); it needs no secret."""
+
+    model_config = SettingsConfigDict(env_prefix="QABOT_TERMINAL_")
+
+    # who is asking: votes are stored per user (hashed), and rate limits count per user
+    user: str = Field(default_factory=_local_user)
+    # the local user may run the admin commands (a shared, kiosk-like terminal can turn this off)
+    admin: bool = True
+    # readline history of an interactive session
+    history_file: Path = Path("~/.qabot_history")
+
+
+class TerminalAdapter(Adapter):
+    """One terminal session: lines in, printed replies out."""
+
+    name = "terminal"
+    settings_class = TerminalSettings
+    limits = ReplyLimits(message_chars=None, quote_chars=PLAIN_QUOTE_LIMIT)
+    needs_index = True  # a terminal without an index has no one to tell: `qabot chat` stops with the fix
+    settings: TerminalSettings
 
     def __init__(
         self,
         service: ConversationService,
+        settings: TerminalSettings,
         *,
-        stdout: IO[str],
-        user_id: str | None = None,
-        is_admin: bool = True,
-        show_hints: bool = True,
-        channel_id: str = "terminal",
+        stdin: IO[str] | None = None,
+        stdout: IO[str] | None = None,
+        interactive: bool | None = None,
     ):
-        self.service = service
-        self.stdout = stdout
-        self.user_id = user_id or _local_user()
-        self.is_admin = is_admin
-        self.show_hints = show_hints
-        self.channel_id = channel_id
-        self.last_reply: Reply | None = None  # the last reply printed (for /up and /down)
+        super().__init__(service, settings)
+        # bytes that are not UTF-8 become U+FFFD instead of ending the session
+        self.stdin = stdin or io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")
+        self.stdout = stdout or sys.stdout
+        # a person at a prompt (hints and the rating hint shown) rather than a pipe
+        self.interactive = sys.stdin.isatty() if interactive is None else interactive
         self.last_answer_id: str | None = None
         # one session is one conversation: the next line is read with the questions before it
         self.session_id = uuid.uuid4().hex
 
-    def _message(self, text: str) -> IncomingMessage:
-        return IncomingMessage(
-            platform="cli",
-            user_id=self.user_id,
-            channel_id=self.channel_id,
-            text=text,
-            thread_id=self.session_id,
-            is_admin=self.is_admin,
-            addressed=True,
-        )
-
     def _print(self, text: str) -> None:
         self.stdout.write(text.rstrip("\n") + "\n\n")
         self.stdout.flush()
+
+    def _message(self, text: str) -> IncomingMessage:
+        return self.incoming(
+            text, user_id=self.settings.user, channel_id=CHANNEL, is_admin=self.settings.admin, thread_id=self.session_id
+        )
 
     def handle_line(self, line: str) -> bool:
         """Handle one line; False means the user asked to leave."""
@@ -112,22 +130,22 @@ class CliChat:
             return
         self.show(
             self.service.record_feedback(
-                answer_id, vote, platform="cli", user_id=self.user_id, channel_id=self.channel_id
+                answer_id, vote, platform=self.name, user_id=self.settings.user, channel_id=CHANNEL
             )
         )
 
+    def button_text(self, buttons: Sequence[Button]) -> str:
+        return RATE_HINT  # the only buttons are 👍/👎, which are /up and /down here
+
     def show(self, reply: Reply) -> None:
-        if not reply.should_send:
-            return
-        self.last_reply = reply
         if reply.kind is ReplyKind.ANSWER and reply.answer_id:
             self.last_answer_id = reply.answer_id
-        parts = [reply.text]
-        if self.show_hints:
-            parts.extend(reply.hints)
-            if reply.buttons:
-                parts.append(RATE_HINT)
-        self._print("\n".join(p for p in parts if p))
+        for text in self.render_text(reply, extras=self.interactive):
+            self._print(text)
+
+    def run(self) -> None:
+        """Chat until quit, end of input or Ctrl-C."""
+        _run(self)
 
 
 def _lines(stdin: IO[str]) -> Iterator[str]:
@@ -170,24 +188,15 @@ def _setup_history(path: Path) -> Any:
     return readline
 
 
-def run_chat(
-    service: ConversationService,
-    *,
-    stdin: IO[str],
-    stdout: IO[str],
-    interactive: bool,
-    history_path: str | os.PathLike[str] | None = HISTORY_PATH,
-    user_id: str | None = None,
-    is_admin: bool = True,
-) -> int:
-    """Chat until quit / EOF / Ctrl-C. Returns the exit code (0)."""
-    chat = CliChat(service, stdout=stdout, user_id=user_id, is_admin=is_admin, show_hints=interactive)
+def _run(adapter: TerminalAdapter) -> None:
+    """Chat until quit / EOF / Ctrl-C."""
+    stdin, stdout, interactive = adapter.stdin, adapter.stdout, adapter.interactive
     # input() gives readline editing and history, but only reads the process's own terminal
     use_input = interactive and _same_stream(stdin, sys.stdin) and _same_stream(stdout, sys.stdout)
     readline = None
-    history = Path(history_path).expanduser() if history_path else None
+    history = adapter.settings.history_file.expanduser()
     if interactive:
-        if use_input and history is not None:
+        if use_input:
             readline = _setup_history(history)
         stdout.write("Ask me about the knowledge. Type help for commands, quit to leave.\n")
         stdout.flush()
@@ -209,20 +218,19 @@ def run_chat(
                 except UnicodeDecodeError:  # a terminal sending bytes that are not UTF-8
                     stdout.write("(that line was not valid UTF-8; please type it again)\n")
                     continue
-                if not chat.handle_line(line):
+                if not adapter.handle_line(line):
                     break
         else:
             for line in _lines(stdin):
-                if not chat.handle_line(line):
+                if not adapter.handle_line(line):
                     break
     except KeyboardInterrupt:
         stdout.write("\n")
     finally:
         stdout.flush()
-        if readline is not None and history is not None:
+        if readline is not None:
             try:
                 history.parent.mkdir(parents=True, exist_ok=True)
                 readline.write_history_file(history)
             except OSError as err:
                 log.debug("could not save history to %s: %s", history, err)
-    return 0

@@ -1,4 +1,4 @@
-"""The shared conversation spec, run against the CLI adapter (bot/adapters/cli.py) over the real index."""
+"""The shared conversation spec, run against the terminal adapter (bot/adapters/terminal.py) over the real index."""
 
 from __future__ import annotations
 
@@ -6,35 +6,36 @@ import io
 
 import pytest
 
-from bot.adapters.cli import RATE_HINT, CliChat
-from bot.conversation.service import FEEDBACK_DOWN, FEEDBACK_UP, ConversationService
+from bot.adapters.terminal import RATE_HINT, TerminalAdapter, TerminalSettings
+from bot.conversation.models import Action
+from bot.conversation.service import ConversationService
 
 from .scenarios import SCENARIOS, Outbound, make_spec_service, run_scenario, spec_settings
 
 
-class CliDriver:
-    """Plays a person at the terminal: each call types one line into a CliChat and decodes what it printed.
+class TerminalDriver:
+    """Plays a person at the terminal: each call types one line into a TerminalAdapter and decodes what it printed.
 
     The terminal has no threads, no pings and no size limits; everything printed is seen by that one
     person only (private). Buttons are rendered as the "/up or /down" hint.
     """
 
-    platform = "cli"
+    platform = "terminal"
     supports_threads = False
 
     def __init__(self, service: ConversationService):
         self.service = service
-        self._chats: dict[tuple[str, str, bool], CliChat] = {}
+        self._chats: dict[tuple[str, bool], TerminalAdapter] = {}
 
-    def _chat(self, user: str, channel: str = "terminal", admin: bool = True) -> CliChat:
-        key = (user, channel, admin)
+    def _chat(self, user: str, admin: bool = True) -> TerminalAdapter:
+        """One terminal session per person: QABOT_TERMINAL_USER and QABOT_TERMINAL_ADMIN say who it is."""
+        key = (user, admin)
         if key not in self._chats:
-            self._chats[key] = CliChat(
-                self.service, stdout=io.StringIO(), user_id=user, is_admin=admin, channel_id=channel
-            )
+            settings = TerminalSettings(_env_file=None, user=user, admin=admin)
+            self._chats[key] = TerminalAdapter(self.service, settings, stdout=io.StringIO(), interactive=True)
         return self._chats[key]
 
-    def _type(self, chat: CliChat, line: str) -> list[Outbound]:
+    def _type(self, chat: TerminalAdapter, line: str) -> list[Outbound]:
         chat.stdout = io.StringIO()
         before = chat.last_answer_id
         assert chat.handle_line(line), f"the chat ended on {line!r}"
@@ -49,13 +50,13 @@ class CliDriver:
                 thread_id=None,
                 pings_nobody=True,
                 within_limits=True,
-                buttons=[FEEDBACK_UP, FEEDBACK_DOWN] if rated else [],
+                buttons=[Action.FEEDBACK_UP, Action.FEEDBACK_DOWN] if rated else [],
                 raw={"printed": printed, "answer_id": chat.last_answer_id if rated else before},
             )
         ]
 
     async def ask(self, text, *, user="U1", channel="C1", thread=None, mention=True, dm=False):
-        return self._type(self._chat(user, channel), text)
+        return self._type(self._chat(user), text)
 
     async def admin(self, command, *, user="U1", admin):
         return self._type(self._chat(user, admin=admin), "/" + command)
@@ -69,12 +70,12 @@ class CliDriver:
 
 
 @pytest.fixture
-def cli_driver(tmp_path, built_index_dir, engine_holder):
+def terminal_driver(tmp_path, built_index_dir, engine_holder):
     service = make_spec_service(spec_settings(tmp_path, index_dir=built_index_dir), engine_holder)
-    yield CliDriver(service)
+    yield TerminalDriver(service)
     service.feedback.close()
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=str)
-async def test_spec_cli(cli_driver, scenario):
-    await run_scenario(cli_driver, scenario)
+async def test_spec_terminal(terminal_driver, scenario):
+    await run_scenario(terminal_driver, scenario)
