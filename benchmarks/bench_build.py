@@ -6,7 +6,7 @@ Every build runs in a fresh child process; this process (standard library only w
 the child's peak RSS from `os.wait4` and times it from spawn to exit. The knowledge is synthetic
 (`benchmarks/corpus.py`: small Markdown files, one passage of 4-8 sentences each, seed 0).
 
-- today: the code at commit d33a734 (`--today-path`, a checkout of it), run with the main venv's
+- today (run last: it is the slowest): the code at commit d33a734 (`--today-path`, a checkout of it), run with the main venv's
   Python: it embeds with sentence-transformers (torch) MiniLM, then checks an ONNX export against it.
 - full: this code, a fresh index folder (empty embedding cache). The ONNX export is made once before
   the timings (a first build per model pays it once: reported separately).
@@ -104,8 +104,18 @@ def rewrite_document(knowledge: Path, n: int, seed: int) -> str:
 
     paths = sorted(knowledge.rglob("*.md"))
     path = paths[(n * 7919) % len(paths)]
+    _ORIGINALS.setdefault(n, (path, path.read_text(encoding="utf-8")))
     path.write_text(document(Corpus(seed=10_000 + seed)), encoding="utf-8")
     return path.relative_to(knowledge).as_posix()
+
+
+_ORIGINALS: dict[int, tuple[Path, str]] = {}
+
+
+def restore_document(knowledge: Path, n: int) -> None:
+    """Put back what rewrite_document(knowledge, n, ...) replaced."""
+    path, text = _ORIGINALS.pop(n)
+    path.write_text(text, encoding="utf-8")
 
 
 def main() -> None:
@@ -147,8 +157,32 @@ def main() -> None:
     print("export:", report["first_build_with_export"], flush=True)
 
     runs: dict[str, list[dict[str, Any]]] = {"today": [], "full": [], "incremental": []}
+    report["runs"] = runs
+
+    def save() -> None:  # after every run: a benchmark stopped half-way keeps what it measured
+        report["summary"] = {k: _summary(v) for k, v in runs.items() if v}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=1), encoding="utf-8")
+
     for _ in range(args.full_runs):
-        if args.today:
+        index = scratch / "index"
+        shutil.rmtree(index, ignore_errors=True)
+        res = measured([*new, str(knowledge), str(index), args.profile, str(encoders)], env, ROOT)
+        runs["full"].append(res)
+        print("full:", res, flush=True)
+        save()
+    for i in range(args.incremental):
+        changed = rewrite_document(knowledge, i + 1, i)
+        res = measured([*new, str(knowledge), str(scratch / "index"), args.profile, str(encoders)], env, ROOT)
+        res["changed"] = changed
+        runs["incremental"].append(res)
+        print("incremental:", res, flush=True)
+        save()
+    # today's build last (it is the slowest), on the knowledge as the full builds saw it
+    if args.today:
+        for i in reversed(range(args.incremental)):
+            restore_document(knowledge, i + 1)
+        for _ in range(args.full_runs):
             index = scratch / "today-index"
             shutil.rmtree(index, ignore_errors=True)
             today_env = dict(env, PYTHONPATH=args.today_path)
@@ -157,17 +191,7 @@ def main() -> None:
             )
             runs["today"].append(res)
             print("today:", res, flush=True)
-        index = scratch / "index"
-        shutil.rmtree(index, ignore_errors=True)
-        res = measured([*new, str(knowledge), str(index), args.profile, str(encoders)], env, ROOT)
-        runs["full"].append(res)
-        print("full:", res, flush=True)
-    for i in range(args.incremental):
-        changed = rewrite_document(knowledge, i + 1, i)
-        res = measured([*new, str(knowledge), str(scratch / "index"), args.profile, str(encoders)], env, ROOT)
-        res["changed"] = changed
-        runs["incremental"].append(res)
-        print("incremental:", res, flush=True)
+            save()
     report["runs"] = runs
     report["summary"] = {k: _summary(v) for k, v in runs.items() if v}
     report["uptime_after"] = Path("/proc/loadavg").read_text().strip()

@@ -129,8 +129,16 @@ def mixtures(pool: np.ndarray, n: int, seed: int, chunk: int = 100_000):
         yield v.astype(np.float32)
 
 
-def assemble(base_version: Path, n: int, index_dir: Path) -> tuple[Path, dict[str, Any]]:
-    """An index version of n passages in the real format, from the base (see the module docstring)."""
+def assemble(
+    base_version: Path, n: int, index_dir: Path, *, vector_index: str = "build", nprobe: int = 0
+) -> tuple[Path, dict[str, Any]]:
+    """An index version of n passages in the real format, from the base (see the module docstring).
+
+    vector_index "build": the build's own make_vector_index (exact up to EXACT_SEARCH_MAX_PASSAGES,
+    HNSW above); "ivf": an IVFFlat (nlist = 4 sqrt(n), `nprobe`) with a direct map, cheap to build, so
+    the rest of the engine can be served at a size whose HNSW graph takes too long to build here.
+    Below LATE_INTERACTION_MAX_PASSAGES passage i gets base passage i mod B's token vectors, as a real
+    build would store them."""
     import faiss
 
     from benchmarks.corpus import Corpus
@@ -202,7 +210,20 @@ def assemble(base_version: Path, n: int, index_dir: Path) -> tuple[Path, dict[st
     vectors = np.concatenate(list(mixtures(pool, n, seed=n)))
     timings["vectors_s"] = round(time.perf_counter() - started, 1)
     started = time.perf_counter()
-    index, kind, recall = make_vector_index(vectors)
+    if vector_index == "ivf":
+        nlist = int(4 * np.sqrt(n))
+        index = make_index("ivf", vectors, nlist=nlist, nprobe=nprobe)
+        index.make_direct_map()  # the retriever reconstructs candidates' vectors
+        exact = faiss.IndexFlatIP(vectors.shape[1])
+        exact.add(vectors)
+        sample = vectors[np.random.default_rng(0).choice(n, size=500, replace=False)]
+        _, truth = exact.search(sample, 10)
+        _, found = index.search(sample, 10)
+        del exact
+        recall = round(float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(truth, found, strict=True)])), 4)
+        kind = f"IndexIVFFlat(nlist={nlist},nprobe={nprobe})"
+    else:
+        index, kind, recall = make_vector_index(vectors)
     timings["faiss_build_s"] = round(time.perf_counter() - started, 1)
     del vectors
     files[f"encoders/{enc_id}/vectors.faiss"] = write_file(
@@ -215,10 +236,19 @@ def assemble(base_version: Path, n: int, index_dir: Path) -> tuple[Path, dict[st
     lexical = {"tokenizer": "qabot-lexical-v1", "bm25": "rank_bm25.BM25Okapi", "tokens": tokens}
     files["lexical.json"] = write_file(staging / "lexical.json", json.dumps(lexical, ensure_ascii=False).encode())
     del passages, tokens, lexical
-    token_vectors = spec["token_vectors"] and n <= LATE_INTERACTION_MAX_PASSAGES
+    token_vectors = bool(spec["token_vectors"]) and n <= LATE_INTERACTION_MAX_PASSAGES
     if token_vectors:
-        raise SystemExit("assembled sizes are meant to be above LATE_INTERACTION_MAX_PASSAGES")
-    spec["token_vectors"] = False
+        base_offsets = np.load(base_enc / "token_offsets.npy")
+        base_tokens16 = np.load(base_enc / "token_vectors.npy", mmap_mode="r")
+        lengths = np.diff(base_offsets)[np.arange(n) % b]
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        with NpyWriter(folder / "token_vectors.npy", (int(offsets[-1]), pool.shape[1]), np.float16) as out:
+            for i in range(n):
+                j = i % b
+                out.write(int(offsets[i]), base_tokens16[base_offsets[j] : base_offsets[j + 1]])
+            files[f"encoders/{enc_id}/token_vectors.npy"] = out.close()
+        files[f"encoders/{enc_id}/token_offsets.npy"] = write_file(folder / "token_offsets.npy", _npy(offsets))
+    spec["token_vectors"] = token_vectors
     for name in ("model.onnx", "tokenizer.json"):
         files[f"encoders/{enc_id}/{name}"] = {
             "sha256": fmt.sha256_file(folder / name),
@@ -242,6 +272,14 @@ def assemble(base_version: Path, n: int, index_dir: Path) -> tuple[Path, dict[st
     final = store.publish(index_dir, staging, version_id)
     timings.update(faiss_index=kind, faiss_recall_at_10=recall, sentences=sentence_count)
     return final, timings
+
+
+def _npy(array: np.ndarray) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
 
 
 def serve(version: Path, questions: int) -> dict[str, Any]:
@@ -300,7 +338,7 @@ def faiss_matrix(pool: np.ndarray, queries: np.ndarray, sizes: list[int], *, hns
                 (f"HNSW M={HNSW_NEIGHBOURS} efC={2 * HNSW_EF_SEARCH} efS={HNSW_EF_SEARCH} (build.py)", "hnsw", build_py)
             )
             variants.append(("HNSW M=16 efC=100 efS=128", "hnsw", {"m": 16, "ef_construction": 100, "ef_search": 128}))
-        for nprobe in (max(8, nlist // 32), max(16, nlist // 16)):
+        for nprobe in (max(8, nlist // 32), max(16, nlist // 16), max(32, nlist // 8)):
             variants.append((f"IVFFlat nlist={nlist} nprobe={nprobe}", "ivf", {"nlist": nlist, "nprobe": nprobe}))
         for name, kind, params in variants:
             started = time.perf_counter()
@@ -343,13 +381,29 @@ def main() -> None:
     )
     parser.add_argument("--hnsw-max", type=int, default=1_000_000, help="largest size to build HNSW graphs at")
     parser.add_argument("--questions", type=int, default=500, help="timed questions per serving run")
+    parser.add_argument(
+        "--assembled-index",
+        default="build",
+        help="vector index of the assembled sizes: 'build' (the build's choice) or 'ivf:SIZE=NPROBE,...' "
+        "(IVFFlat at those sizes, the build's choice elsewhere)",
+    )
     parser.add_argument("--scratch", type=Path)
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "scale.json")
     args = parser.parse_args()
     scratch = args.scratch or Path(tempfile.mkdtemp(prefix="qabot-bench-scale-"))
     scratch.mkdir(parents=True, exist_ok=True)
-    report: dict[str, Any] = {"loadavg_before": Path("/proc/loadavg").read_text().strip()}
+    report: dict[str, Any] = {"loadavg_before": Path("/proc/loadavg").read_text().strip(), "argv": sys.argv[1:]}
+
+    def save() -> None:  # after every figure: a run stopped half-way keeps what it measured
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=1), encoding="utf-8")
+
+    ivf_nprobe: dict[int, int] = {}
+    if args.assembled_index.startswith("ivf:"):
+        for item in args.assembled_index[4:].split(","):
+            size, nprobe = item.split("=")
+            ivf_nprobe[int(size)] = int(nprobe)
     from benchmarks.bench_build import _machine
 
     report["machine"] = _machine()
@@ -376,10 +430,15 @@ def main() -> None:
         }
     ]
     print("serve:", serving[-1], flush=True)
+    report["serving"] = serving
+    save()
     for n in [int(s) for s in args.sizes.split(",") if s]:
         index_dir = scratch / f"index-{n}"
         shutil.rmtree(index_dir, ignore_errors=True)
-        version, timings = assemble(base_version, n, index_dir)
+        if n in ivf_nprobe:
+            version, timings = assemble(base_version, n, index_dir, vector_index="ivf", nprobe=ivf_nprobe[n])
+        else:
+            version, timings = assemble(base_version, n, index_dir)
         serving.append(
             {
                 "passages": n,
@@ -390,6 +449,7 @@ def main() -> None:
             }
         )
         print("serve:", serving[-1], flush=True)
+        save()
         if not args.keep:
             shutil.rmtree(index_dir, ignore_errors=True)
     report["serving"] = serving
@@ -407,9 +467,10 @@ def main() -> None:
             ]
         )
         queries = question_vectors(base_version)
-        report["faiss"] = faiss_matrix(
-            pool, queries, [int(s) for s in args.faiss.split(",") if s], hnsw_max=args.hnsw_max
-        )
+        report["faiss"] = []
+        for size in [int(s) for s in args.faiss.split(",") if s]:
+            report["faiss"] += faiss_matrix(pool, queries, [size], hnsw_max=args.hnsw_max)
+            save()
     report["loadavg_after"] = Path("/proc/loadavg").read_text().strip()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1), encoding="utf-8")

@@ -35,7 +35,9 @@ class QAEngine:
             self.encoders = [load_encoder(data.spec, data.folder) for data in self.index.encoders]
             for enc, data in zip(self.encoders, self.index.encoders, strict=True):
                 if enc.dim != data.faiss_index.d:
-                    raise ValueError(f"{data.spec.id} makes {enc.dim}-dim vectors, the index holds {data.faiss_index.d}")
+                    raise ValueError(
+                        f"{data.spec.id} makes {enc.dim}-dim vectors, the index holds {data.faiss_index.d}"
+                    )
         except MemoryError:
             raise
         except Exception as err:  # tokenizer or ONNX model that does not parse, engine missing, wrong config

@@ -283,3 +283,55 @@ def test_a_cache_that_cannot_be_written_does_not_fail_the_build(build, knowledge
         result = build(knowledge, index)
     assert "cannot be written" in caplog.text and "goes on without it" in caplog.text
     assert load_version(result.version_dir).manifest["passage_count"] == len(TOPICS)
+
+
+class PerEncoderRecorder:
+    """Which texts each encoder of a profile was asked to embed, by encoder id."""
+
+    def __init__(self):
+        self.embedded: dict[str, list[str]] = {}
+        self.tokens: dict[str, list[str]] = {}
+
+    def loader(self, spec: EncoderSpec, folder: Path):
+        return CountingEncoder(
+            load_encoder(spec, folder), self.embedded.setdefault(spec.id, []), self.tokens.setdefault(spec.id, [])
+        )
+
+    def reset(self):
+        for texts in (*self.embedded.values(), *self.tokens.values()):
+            texts.clear()
+
+
+def test_every_encoder_of_the_default_profile_has_its_own_cache(built_index_dir, encoder_cache, knowledge, tmp_path):
+    """mpnet (with token vectors) and e5: each caches under its own id and weights, and a rebuild after one
+    edit embeds only the changed texts through each of them."""
+    recorder = PerEncoderRecorder()
+    index = tmp_path / "index"
+    build = functools.partial(
+        build_index, profile="default", encoder_cache=encoder_cache, encoder_loader=recorder.loader
+    )
+    build(knowledge, index)
+    first_vectors, first_tokens = _texts(knowledge)
+    assert set(recorder.embedded) == {"mpnet", "e5"}
+    for encoder_id, texts in recorder.embedded.items():  # nothing shared between encoders: both embed everything
+        assert sorted(texts) == sorted(first_vectors), encoder_id
+    assert sorted(recorder.tokens["mpnet"]) == sorted(first_tokens) and recorder.tokens["e5"] == []
+
+    manifest = load_version(_current(index)).manifest
+    namespaces = {}
+    for folder in (index / ".cache" / "embeddings").iterdir():
+        described = json.loads((folder / "namespace.json").read_text())
+        namespaces[(described["encoder"], described["kind"])] = described["weights_sha256"]
+    assert namespaces == {
+        ("mpnet", "vector"): manifest["encoders"][0]["weights_sha256"],
+        ("mpnet", "tokens"): manifest["encoders"][0]["weights_sha256"],
+        ("e5", "vector"): manifest["encoders"][1]["weights_sha256"],
+    }
+
+    recorder.reset()
+    (knowledge / "orchard.md").write_text(TOPICS["orchard.md"].replace("eleven", "fourteen"), encoding="utf-8")
+    build(knowledge, index)
+    new_vectors, new_tokens = _texts(knowledge)
+    for encoder_id, texts in recorder.embedded.items():
+        assert sorted(texts) == sorted(new_vectors - first_vectors), encoder_id
+    assert sorted(recorder.tokens["mpnet"]) == sorted(new_tokens - first_tokens)
