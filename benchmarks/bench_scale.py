@@ -341,9 +341,11 @@ def faiss_matrix(pool: np.ndarray, queries: np.ndarray, sizes: list[int], *, hns
         for nprobe in (max(8, nlist // 32), max(16, nlist // 16), max(32, nlist // 8)):
             variants.append((f"IVFFlat nlist={nlist} nprobe={nprobe}", "ivf", {"nlist": nlist, "nprobe": nprobe}))
         for name, kind, params in variants:
+            faiss.omp_set_num_threads(os.cpu_count() or 1)  # building uses every core
             started = time.perf_counter()
             index = exact if kind == "exact" else make_index(kind, vectors, **params)
             build_s = time.perf_counter() - started
+            faiss.omp_set_num_threads(1)  # one question at a time, as the engine searches (bot/core/retriever.py)
             times = []
             for _ in range(3):
                 for q in queries:
@@ -387,6 +389,13 @@ def main() -> None:
         help="vector index of the assembled sizes: 'build' (the build's choice) or 'ivf:SIZE=NPROBE,...' "
         "(IVFFlat at those sizes, the build's choice elsewhere)",
     )
+    parser.add_argument(
+        "--pool",
+        type=Path,
+        help="real vectors for the FAISS comparison instead of the base index's (a .npy, or raw float32 rows "
+        "such as an embedding cache segment's data.bin); rows of zeros are left out",
+    )
+    parser.add_argument("--no-serve", action="store_true", help="skip serving the base index")
     parser.add_argument("--scratch", type=Path)
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "scale.json")
@@ -418,18 +427,22 @@ def main() -> None:
         print("base build:", report["base_build"], flush=True)
     base_version = (base_dir / "current").resolve()
     base_manifest = json.loads((base_version / "manifest.json").read_text())
-    serving = [
-        {
-            "passages": base_manifest["passage_count"],
-            "sentences": base_manifest["sentence_count"],
-            "kind": "real build",
-            "index_bytes": _du(base_version),
-            "model_bytes": _du(base_version / "encoders" / base_manifest["encoders"][0]["id"])
-            - sum(f["bytes"] for k, f in base_manifest["files"].items() if k.endswith((".faiss", ".npy"))),
-            **serve(base_version, args.questions),
-        }
-    ]
-    print("serve:", serving[-1], flush=True)
+    serving = (
+        []
+        if args.no_serve
+        else [
+            {
+                "passages": base_manifest["passage_count"],
+                "sentences": base_manifest["sentence_count"],
+                "kind": "real build",
+                "index_bytes": _du(base_version),
+                "model_bytes": _du(base_version / "encoders" / base_manifest["encoders"][0]["id"])
+                - sum(f["bytes"] for k, f in base_manifest["files"].items() if k.endswith((".faiss", ".npy"))),
+                **serve(base_version, args.questions),
+            }
+        ]
+    )
+    print("serve:", serving[-1:], flush=True)
     report["serving"] = serving
     save()
     for n in [int(s) for s in args.sizes.split(",") if s]:
@@ -460,12 +473,19 @@ def main() -> None:
         base_index = faiss.read_index(
             str(base_version / "encoders" / base_manifest["encoders"][0]["id"] / "vectors.faiss")
         )
-        pool = np.concatenate(
-            [
-                base_index.reconstruct_n(0, base_index.ntotal),
-                np.load(base_version / "encoders" / base_manifest["encoders"][0]["id"] / "sentence_vectors.npy"),
-            ]
-        )
+        if args.pool:
+            dim = base_index.d
+            raw = np.load(args.pool) if args.pool.suffix == ".npy" else np.fromfile(args.pool, dtype=np.float32)
+            pool = np.asarray(raw, dtype=np.float32).reshape(-1, dim)
+            pool = pool[np.linalg.norm(pool, axis=1) > 0.5]
+        else:
+            pool = np.concatenate(
+                [
+                    base_index.reconstruct_n(0, base_index.ntotal),
+                    np.load(base_version / "encoders" / base_manifest["encoders"][0]["id"] / "sentence_vectors.npy"),
+                ]
+            )
+        report["pool_vectors"] = len(pool)
         queries = question_vectors(base_version)
         report["faiss"] = []
         for size in [int(s) for s in args.faiss.split(",") if s]:
