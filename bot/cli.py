@@ -147,6 +147,12 @@ def index_info(
     if as_json:
         typer.echo(json.dumps(manifest, indent=2, ensure_ascii=False))
         return
+    from bot.adapters.console import console_for, index_info_renderable, styled
+
+    console = console_for(sys.stdout)
+    if styled(console):
+        console.print(index_info_renderable(manifest, [p.name for p in list_versions(index_dir)]))
+        return
     typer.echo(f"index version   {manifest['index_version']}")
     typer.echo(f"built at        {manifest['built_at']} in {manifest['build_seconds']} s")
     typer.echo(f"profile         {manifest.get('profile', '?')}")
@@ -248,18 +254,25 @@ def ask(
     ] = None,
 ) -> None:
     """Answer one question (or every line of stdin with "-") by quoting the knowledge."""
+    from bot.adapters.console import answer_footer, answer_renderable, console_for, styled
     from bot.core.render import render_plain
 
     if question != "-" and not question.strip():
         raise _fail('ask needs a question, e.g. qabot ask "What is generative AI?"', EXIT_USAGE)
     holder = _load_engine(_index_dir(index))
     questions = _read_stdin_lines() if question == "-" else [question]
+    console = console_for(sys.stdout)
     for line in questions:
         q, earlier = _question_and_context(line, list(context or []), from_stdin=question == "-")
         answer = holder.answer(q, _turns(holder, earlier))
         if as_json:
             sys.stdout.write(json.dumps(answer.to_dict(), ensure_ascii=False) + "\n")
             sys.stdout.flush()
+        elif styled(console):  # a person at a terminal: laid out and coloured
+            console.print(answer_renderable(answer))
+            console.print(answer_footer(answer))
+            if question == "-":
+                console.print()
         else:
             typer.echo(render_plain(answer))
             typer.echo(f"({answer.took_ms:.1f} ms · index {answer.index_version})")
@@ -363,14 +376,39 @@ def eval_cmd(
 
 
 @feedback_app.command("report")
-def feedback_report() -> None:
-    """The worst-rated answers and the questions the bot abstained on, most frequent first."""
+def feedback_report(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only questions asked since: 7d, 24h, 30m or a date (2026-11-01).")
+    ] = None,
+    index: IndexOpt = None,
+) -> None:
+    """The worst-rated answers and the knowledge gaps: questions not answered or given a 👎, grouped by meaning."""
+    from bot.adapters.console import console_for, feedback_report_renderable, styled
+    from bot.config import ConfigError
     from bot.conversation.feedback import FeedbackDatabaseError
-    from bot.conversation.report import feedback_report_text
+    from bot.conversation.report import feedback_report_data, feedback_report_text, parse_since
+
+    console = console_for(sys.stdout)
+    try:
+        start = parse_since(since) if since else None
+    except ValueError as err:
+        raise _fail(str(err), EXIT_USAGE) from None
+
+    def embed(texts):  # only questions stored without a vector need the encoder (and the index loaded)
+        from bot.core.engine import EngineHolder
+
+        return EngineHolder(_index_dir(index)).embed_questions(texts)
 
     try:
-        typer.echo(feedback_report_text(_settings()))
-    except FeedbackDatabaseError as err:
+        report = None
+        if not as_json and styled(console):
+            report = feedback_report_data(_settings(), since=start, embed=embed)
+        if report is not None:
+            console.print(feedback_report_renderable(report))
+        else:
+            typer.echo(feedback_report_text(_settings(), since=start, as_json=as_json, embed=embed))
+    except (ConfigError, FeedbackDatabaseError) as err:
         raise _fail(str(err), EXIT_USAGE) from None
 
 
@@ -412,7 +450,7 @@ def run(
         raise _fail(str(err), EXIT_USAGE) from None
     except IndexProblem as err:
         raise _fail(str(err), EXIT_INDEX) from None
-    except FeedbackDatabaseError as err:  # a local file, not the network
+    except FeedbackDatabaseError as err:  # the database (a file, or the server of QABOT_DATABASE_URL)
         raise _fail(str(err), EXIT_USAGE) from None
     except (typer.Exit, KeyboardInterrupt):
         raise

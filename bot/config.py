@@ -34,6 +34,11 @@ MIN_SECRET_KEY_LENGTH = 16
 # per paragraph or list item. What is over a limit is skipped and reported; the build goes on.
 DEFAULT_MAX_DOCUMENT_BYTES = 2_000_000
 DEFAULT_MAX_PASSAGE_CHARS = 20_000
+# Repeats: a question close to one answered in the same channel within this many days gets a link to
+# that thread (0: off); how close, as the question encoder's cosine (bot/conversation/similarity.py).
+DEFAULT_REPEAT_DAYS = 14
+DEFAULT_REPEAT_SIMILARITY = 0.85
+DATABASE_URL_SCHEMES = ("sqlite://", "postgresql://", "postgresql+psycopg://", "postgres://")
 
 
 class ConfigError(QabotError):
@@ -63,6 +68,9 @@ class Settings:
     index_dir: Path = _env("QABOT_INDEX_DIR", Path("./index"))
     knowledge_dir: Path = _env("QABOT_KNOWLEDGE_DIR", Path("./knowledge"))
     feedback_db: Path = _env("QABOT_FEEDBACK_DB", Path("./data/qabot.sqlite3"))
+    # answers, votes and threads somewhere else than that SQLite file: postgresql+psycopg://... for several
+    # replicas (docs/storage.md). It may carry a password, so it is shown like a secret (set / unset)
+    database_url: str | None = _secret("QABOT_DATABASE_URL")
 
     dms_enabled: bool = _env("QABOT_DMS_ENABLED", True)
     user_rate_limit: int = _env("QABOT_USER_RATE_LIMIT", DEFAULT_USER_RATE_LIMIT)  # questions per window
@@ -75,6 +83,10 @@ class Settings:
     secret_key: str | None = _secret("QABOT_SECRET_KEY")
     # stored question texts are erased after this many days (counts and votes stay); 0 keeps them
     question_retention_days: int = _env("QABOT_QUESTION_RETENTION_DAYS", DEFAULT_QUESTION_RETENTION_DAYS)
+    # an answer links to the thread of a close question answered in the same channel within this many
+    # days (0: off); "close" is a cosine of the question encoder at or above repeat_similarity
+    repeat_days: int = _env("QABOT_REPEAT_DAYS", DEFAULT_REPEAT_DAYS)
+    repeat_similarity: float = _env("QABOT_REPEAT_SIMILARITY", DEFAULT_REPEAT_SIMILARITY)
     max_document_bytes: int = _env("QABOT_MAX_DOCUMENT_BYTES", DEFAULT_MAX_DOCUMENT_BYTES)
     max_passage_chars: int = _env("QABOT_MAX_PASSAGE_CHARS", DEFAULT_MAX_PASSAGE_CHARS)
 
@@ -136,6 +148,18 @@ class Settings:
         if self.question_retention_days < 0:
             raise ConfigError(
                 f"QABOT_QUESTION_RETENTION_DAYS must be 0 (keep) or more, got {self.question_retention_days}"
+            )
+        if self.repeat_days < 0:
+            raise ConfigError(f"QABOT_REPEAT_DAYS must be 0 (off) or more, got {self.repeat_days}")
+        if not 0.0 < self.repeat_similarity <= 1.0:
+            raise ConfigError(
+                f"QABOT_REPEAT_SIMILARITY must be a cosine above 0 and at most 1, got {self.repeat_similarity}"
+            )
+        if self.database_url is not None and not self.database_url.startswith(DATABASE_URL_SCHEMES):
+            scheme = self.database_url.partition(":")[0][:20] if "://" in self.database_url else "no scheme"
+            raise ConfigError(
+                f"QABOT_DATABASE_URL must start with sqlite:/// or postgresql+psycopg:// (got {scheme}); "
+                "e.g. postgresql+psycopg://qabot:PASSWORD@db:5432/qabot"
             )
         if self.secret_key is not None and len(self.secret_key) < MIN_SECRET_KEY_LENGTH:
             raise ConfigError(

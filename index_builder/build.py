@@ -30,6 +30,7 @@ from index_builder.embedding import embed_for_version
 from index_builder.models import prepare_encoder
 from index_builder.parser import DocumentError, Passage, collect_knowledge
 from index_builder.profiles import Profile, load_profile
+from index_builder.progress import BuildProgress
 from index_builder.sources import SourceLimits
 
 log = logging.getLogger(__name__)
@@ -247,24 +248,26 @@ def build_index(
             stamp = datetime.now(UTC)
             version_id = f"v{stamp:%Y%m%dT%H%M%S%fZ}-{fingerprint[:8]}"
             staging = store.new_staging_dir(index_dir, version_id)
+            steps = [f"encoder {m.id}" for m in profile.models] + ["write", "verify"]
             try:
-                result_dir = _write_version(
-                    staging,
-                    index_dir=index_dir,
-                    version_id=version_id,
-                    built_at=stamp,
-                    documents=documents,
-                    passages=passages,
-                    profile=profile,
-                    encoder_cache=encoder_cache,
-                    embedding_cache=embedding_cache,
-                    fingerprint=fingerprint,
-                    show_progress=show_progress,
-                    exact_max=exact_max,
-                    started=started,
-                    encoder_loader=encoder_loader,
-                    warnings=warnings,
-                )
+                with BuildProgress(steps, enabled=show_progress) as progress:
+                    result_dir = _write_version(
+                        staging,
+                        index_dir=index_dir,
+                        version_id=version_id,
+                        built_at=stamp,
+                        documents=documents,
+                        passages=passages,
+                        profile=profile,
+                        encoder_cache=encoder_cache,
+                        embedding_cache=embedding_cache,
+                        fingerprint=fingerprint,
+                        progress=progress,
+                        exact_max=exact_max,
+                        started=started,
+                        encoder_loader=encoder_loader,
+                        warnings=warnings,
+                    )
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
@@ -326,22 +329,17 @@ def _write_version(
     encoder_cache: Path,
     embedding_cache: Path,
     fingerprint: str,
-    show_progress: bool,
+    progress: BuildProgress,
     exact_max: int,
     started: float,
     encoder_loader: Callable[[EncoderSpec, Path], Encoder],
     warnings: tuple[str, ...] = (),
 ) -> Path:
     import faiss
-    from tqdm import tqdm
 
     from bot.core.probe import load_and_probe
 
-    steps = [f"encoder {m.id}" for m in profile.models] + ["write", "verify"]
-    bar = tqdm(total=len(steps), desc="building index", unit="step", disable=not show_progress)
-
-    def step_done(name: str) -> None:
-        bar.update(1)
+    step_done = progress.done
 
     passage_texts = [embedding_text(p) for p in passages]
     sentence_texts = [p.text[s:e] for p in passages for s, e in p.sentences]
@@ -429,6 +427,7 @@ def _write_version(
                 "title": d.title,
                 "sha256": d.sha256,
                 "source_url": d.source_url,
+                "source_kind": d.source_kind,
                 "passages": per_document.get(d.path, 0),
             }
             for d in documents
@@ -455,6 +454,5 @@ def _write_version(
             f"The new index failed its check before going live: {err.message} The previous index keeps serving."
         ) from err
     step_done("verify")
-    bar.close()
     with _writing(staging):
         return store.publish(index_dir, staging, version_id)

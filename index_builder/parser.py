@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import yaml
 from markdown_it import MarkdownIt
@@ -31,6 +29,8 @@ from markdown_it.token import Token
 from mdit_py_plugins.front_matter import front_matter_plugin
 
 from bot.config import DEFAULT_MAX_PASSAGE_CHARS
+from bot.core.links import SOURCE_KINDS, source_kind
+from bot.core.urls import url_problem
 from index_builder.sources import (
     MAX_FRONT_MATTER_BYTES,
     MAX_FRONT_MATTER_DEPTH,
@@ -160,6 +160,11 @@ class Document:
         url = self.meta.get("source_url")
         return str(url) if url else None
 
+    @property
+    def source_kind(self) -> str | None:
+        """How quotes link to the source: "web" (a text fragment) or "repository" (the heading)."""
+        return source_kind(self.source_url, self.meta.get("source_kind"))
+
 
 # Markdown's inline parser (links, images) is slow on unclosed brackets: a 1 MB line of "![" took
 # 291 s and of "[" 117 s. A block whose Markdown source is longer than RAW_BLOCK_FACTOR times the
@@ -263,23 +268,8 @@ def load_front_matter(content: str, rel_path: str) -> dict[str, Any]:
 
 def source_url_problem(value: Any) -> str | None:
     """Why `value` cannot be a document's link (None when it can): http(s), a host, ≤ 2,048 characters,
-    no spaces or control characters (what Discord and Slack accept in a link)."""
-    if not isinstance(value, str):
-        return f"it is not text but {type(value).__name__}"
-    if len(value) > MAX_SOURCE_URL_CHARS:
-        return f"it is {len(value):,} characters long (at most {MAX_SOURCE_URL_CHARS:,})"
-    if any(ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp") for ch in value):
-        return "it contains spaces or control characters"
-    try:
-        parts = urlsplit(value)
-        _ = parts.port  # a port that is not a number raises here
-    except ValueError as err:
-        return f"it cannot be parsed ({err})"
-    if parts.scheme.lower() not in ("http", "https"):
-        return "only http:// and https:// links are kept"
-    if not parts.hostname:
-        return "it has no host name"
-    return None
+    no spaces, control characters or characters a link may not hold (what Discord and Slack accept)."""
+    return url_problem(value, max_length=MAX_SOURCE_URL_CHARS)
 
 
 def _checked_meta(meta: dict[str, Any], rel_path: str, warnings: list[str]) -> dict[str, Any]:
@@ -293,6 +283,10 @@ def _checked_meta(meta: dict[str, Any], rel_path: str, warnings: list[str]) -> d
             shown = shown if len(shown) <= 80 else shown[:77] + "…"
             warnings.append(f"{rel_path}: source_url dropped ({problem}): {shown}")
             meta.pop("source_url")
+    kind = meta.get("source_kind")
+    if kind is not None and kind not in SOURCE_KINDS:
+        warnings.append(f"{rel_path}: source_kind ignored: {kind!r} is not one of {', '.join(SOURCE_KINDS)}")
+        meta.pop("source_kind")
     title = meta.get("title")
     if title is not None and not isinstance(title, (str, int, float)):
         warnings.append(f"{rel_path}: title ignored: it is not text but {type(title).__name__}")

@@ -60,6 +60,30 @@ def split_ids(value: Any) -> tuple[str, ...]:
 # A comma-separated list of platform ids in the environment (not JSON, which pydantic-settings expects).
 IdList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(split_ids)]
 
+_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+def split_id_map(value: Any) -> dict[str, str]:
+    """ "C1=S1, C2=S2" (an environment variable) or a mapping as {channel id: id}; "*" is every other
+    channel. Ids are letters, digits, '-' and '_' only (they end up inside platform markup)."""
+    if value is None or value == "":
+        return {}
+    pairs = value.items() if isinstance(value, dict) else (p.partition("=")[::2] for p in split_ids(value))
+    out: dict[str, str] = {}
+    for key, target in pairs:
+        key, target = str(key).strip(), str(target).strip()
+        if not key or not target:
+            raise ValueError("each entry must be CHANNEL_ID=ID (or *=ID for every channel)")
+        for part in (key if key != "*" else "x", target):
+            if not set(part) <= _ID_CHARS:
+                raise ValueError(f"{part[:30]!r} is not a platform id (letters, digits, - and _ only)")
+        out[key] = target
+    return out
+
+
+# channel id -> an id (e.g. the people to hand a channel's questions to), "C1=S1,*=S2" in the environment
+IdMap = Annotated[dict[str, str], NoDecode, BeforeValidator(split_id_map)]
+
 
 def secret(how: str, *, prefix: str | None = None, what: str | None = None) -> Any:
     """Field metadata for a secret: where a person gets it, and the prefix its value starts with."""
@@ -142,7 +166,7 @@ class AdapterSettings(BaseSettings):
                 if kind.startswith("int")
                 else "a number"
                 if kind.startswith("float")
-                else problem.get("msg", "valid").lower()
+                else problem.get("msg", "valid").lower().removeprefix("value error, ")
             )
             annotation = str(cls.model_fields[field].annotation) if field in cls.model_fields else ""
             shown = "" if "SecretStr" in annotation else f", got {problem.get('input')!r}"
@@ -157,6 +181,16 @@ class ChatSettings(AdapterSettings):
     admin_user_ids: IdList = ()
     # answer only in these channels; empty: every channel the bot can read
     allowed_channel_ids: IdList = ()
+    # answer questions in these channels without a mention (besides those watched with `/qabot watch`)
+    watched_channel_ids: IdList = ()
+
+    def handoff_for(self, channel_id: str) -> str:
+        """The people (a group or role id) to hand this channel's questions to; '' for nobody (the default)."""
+        return ""
+
+    @staticmethod
+    def _lookup(mapping: dict[str, str], channel_id: str) -> str:
+        return mapping.get(channel_id) or mapping.get("*", "")
 
 
 # ---- the contract -------------------------------------------------------------------------------
@@ -194,8 +228,18 @@ class Adapter(abc.ABC):
     def allows_channel(self, channel_id: str) -> bool:
         return True
 
+    def handoff_for(self, channel_id: str) -> str:
+        """The people to hand this channel's questions to (the adapter's setting); '' for nobody."""
+        return ""
+
+    def watches_channel(self, channel_id: str) -> bool:
+        """This adapter's settings name the channel as watched (questions answered without a mention)."""
+        return False
+
     def incoming(self, text: str, *, user_id: str, channel_id: str, **facts: Any) -> IncomingMessage:
         """An IncomingMessage from this platform: its text cleaned, its platform facts filled in."""
+        facts.setdefault("handoff_to", self.handoff_for(channel_id))
+        facts.setdefault("watched", self.watches_channel(channel_id))
         return IncomingMessage(
             platform=self.name,
             user_id=user_id,
@@ -243,6 +287,12 @@ class ChatAdapter(Adapter):
     def allows_channel(self, channel_id: str) -> bool:
         allowed = self.settings.allowed_channel_ids
         return not allowed or channel_id in allowed
+
+    def handoff_for(self, channel_id: str) -> str:
+        return self.settings.handoff_for(channel_id)
+
+    def watches_channel(self, channel_id: str) -> bool:
+        return channel_id in self.settings.watched_channel_ids
 
     @abc.abstractmethod
     async def serve(self, stop: asyncio.Event) -> None:

@@ -4,6 +4,11 @@ Interactive: a `you> ` prompt with readline editing and history (QABOT_TERMINAL_
 default ~/.qabot_history). Piped: every non-empty line is one question, answered in order; EOF ends.
 The local user is an admin (QABOT_TERMINAL_ADMIN): /status, /reindex, /rollback, /report work here.
 Buttons, which a terminal cannot show, become the /up and /down commands.
+
+`/watch` turns this session into a preview of a watched channel: each line is read as a channel
+message that does not mention the bot (a line starting with `@qabot` does), so it answers only
+questions it answers confidently and says why it stays silent otherwise. It lasts until `/unwatch`
+or the end of the session; a terminal has no channel to store.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import getpass
 import io
 import logging
+import re
 import sys
 import uuid
 from collections.abc import Iterator, Sequence
@@ -19,8 +25,10 @@ from typing import IO, Any
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
+from rich.text import Text
 
 from bot.adapters.base import Adapter, AdapterSettings, ReplyLimits
+from bot.adapters.console import answer_renderable, console_for, feedback_report_renderable, styled
 from bot.conversation.models import ADMIN_COMMANDS, Button, FeedbackVote, IncomingMessage, Reply, ReplyKind
 from bot.conversation.service import ConversationService
 from bot.core.render import PLAIN_QUOTE_LIMIT
@@ -30,11 +38,22 @@ log = logging.getLogger(__name__)
 PROMPT = "you> "
 CHANNEL = "terminal"
 RATE_HINT = "(rate this answer: /up or /down)"
+SILENT = "(qabot stays silent here: {why})"
+WATCH_COMMANDS = {
+    "watch": "read lines as unmentioned messages of a watched channel (a preview)",
+    "unwatch": "answer every line again",
+}
+TEXT_WATCHING = (
+    "Watching: lines are read as channel messages that do not mention me, so I answer only questions I answer "
+    "confidently and otherwise stay silent (start a line with @qabot to ask directly; /unwatch ends it)."
+)
+TEXT_UNWATCHED = "Not watching: I answer every line again."
+_TYPED_MENTION = re.compile(r"^\s*@qabot\b", re.IGNORECASE)
 
 HELP_TEXT = "\n".join(
     [
         "Ask a question about the knowledge, or type:",
-        *(f"  /{name:<10} {what}" for name, what in ADMIN_COMMANDS.items()),
+        *(f"  /{name:<10} {WATCH_COMMANDS.get(name, what)}" for name, what in ADMIN_COMMANDS.items()),
         "  /up, /down  rate the last answer",
         "  help        this text",
         "  quit        leave (Ctrl-D and Ctrl-C work too)",
@@ -89,18 +108,28 @@ class TerminalAdapter(Adapter):
         self.last_answer_id: str | None = None
         # one session is one conversation: the next line is read with the questions before it
         self.session_id = uuid.uuid4().hex
+        # /watch: lines are unmentioned messages of a watched channel (this session only)
+        self.watching = False
+        # answers and reports laid out with rich when stdout is a terminal; plain text through a pipe
+        self.console = console_for(self.stdout)
 
     def _print(self, text: str) -> None:
         self.stdout.write(text.rstrip("\n") + "\n\n")
         self.stdout.flush()
 
     def _message(self, text: str) -> IncomingMessage:
+        addressed = not self.watching or bool(_TYPED_MENTION.match(text))
         return self.incoming(
             text,
             user_id=self.settings.user,
             channel_id=CHANNEL,
             is_admin=self.settings.admin,
             thread_id=self.session_id,
+<<<<<<< HEAD
+=======
+            addressed=addressed,
+            watched=self.watching,
+>>>>>>> main
         )
 
     def handle_line(self, line: str) -> bool:
@@ -117,7 +146,10 @@ class TerminalAdapter(Adapter):
         if text.startswith("/"):
             command, _, arg = text[1:].partition(" ")
             command = command.lower()
-            if command in ADMIN_COMMANDS:
+            if command in WATCH_COMMANDS and self.settings.admin:  # (a non-admin is refused by the service)
+                self.watching = command == "watch"
+                self._print(TEXT_WATCHING if self.watching else TEXT_UNWATCHED)
+            elif command in ADMIN_COMMANDS:
                 self.show(self.service.handle_admin(self._message(text), command))
             elif command in ("up", "down"):
                 self._vote(FeedbackVote.UP if command == "up" else FeedbackVote.DOWN, arg.strip())
@@ -144,8 +176,27 @@ class TerminalAdapter(Adapter):
     def show(self, reply: Reply) -> None:
         if reply.kind is ReplyKind.ANSWER and reply.answer_id:
             self.last_answer_id = reply.answer_id
+        if self.watching and not reply.should_send:
+            self._print(SILENT.format(why=reply.extra.get("why", "nothing to say")))
+            return
+        if reply.should_send and styled(self.console) and (reply.answer is not None or reply.report is not None):
+            self._show_styled(reply)
+            return
         for text in self.render_text(reply, extras=self.interactive):
             self._print(text)
+
+    def _show_styled(self, reply: Reply) -> None:
+        """An answer or a report laid out for a person at a terminal (bot/adapters/console.py)."""
+        if reply.answer is not None:
+            self.console.print(answer_renderable(reply.answer, quote_limit=self.limits.quote_chars))
+        else:
+            self.console.print(feedback_report_renderable(reply.report))
+        if self.interactive:
+            extras = [*reply.hints, self.button_text(reply.buttons) if reply.buttons else ""]
+            for extra in filter(None, extras):
+                self.console.print(Text(extra, style="dim"))
+        self.stdout.write("\n")
+        self.stdout.flush()
 
     def run(self) -> None:
         """Chat until quit, end of input or Ctrl-C."""

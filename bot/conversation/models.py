@@ -39,6 +39,7 @@ class Action(StrEnum):
     FEEDBACK_UP = "qabot_feedback_up"
     FEEDBACK_DOWN = "qabot_feedback_down"
     SHARE = "qabot_share"  # a private answer (Slack's /ask) posted to the channel
+    HANDOFF = "qabot_handoff"  # "Ask a person": tag the channel's configured people in the thread
 
 
 def feedback_vote(action_id: str) -> FeedbackVote | None:
@@ -52,13 +53,15 @@ ADMIN_COMMANDS: dict[str, str] = {
     "status": "Show the index version and health",
     "reindex": "Rebuild the index from the knowledge folder",
     "rollback": "Switch back to the previous index version",
-    "report": "Show feedback and unanswered questions",
+    "report": "Show the worst-rated answers and the knowledge gaps",
+    "watch": "Answer questions in this channel without a mention (only confident answers)",
+    "unwatch": "Stop answering questions in this channel without a mention",
 }
 
 
 @dataclass(frozen=True)
 class IncomingMessage:
-    """One message addressed to the bot (mention, DM, slash command, thread follow-up)."""
+    """One message for the bot: a mention, DM, slash command, thread follow-up, or a message in a watched channel."""
 
     platform: str  # the adapter's name: "terminal", "slack", "discord", ...
     user_id: str
@@ -73,11 +76,70 @@ class IncomingMessage:
     # the platform answers a channel message in a thread (Slack, Discord); follow-ups there need no mention
     supports_threads: bool = False
     is_bot: bool = False  # sent by a bot (the bot itself included): always ignored
-    addressed: bool = True  # mention, DM or slash command; False for a plain thread message
+    addressed: bool = True  # mention, DM or slash command; False for a plain thread or channel message
+    # the adapter's own setting lists this channel as watched (questions answered without a mention;
+    # channels watched with `/qabot watch` are the service's to know)
+    watched: bool = False
+    # the message mentions a person or a group (other than the bot), or replies to someone: it is
+    # addressed to them, not to a bot watching the channel
+    mentions_someone: bool = False
     private: bool = False  # answer only to the asker (ephemeral)
     # an explicit command (/ask): always gets a reply, even from someone already told about a rate limit
     is_command: bool = False
     event_id: str | None = None  # platform event id for de-duplication of retries
+    # the people to hand this channel's questions to (a Slack user group id, a Discord role id), from the
+    # adapter's per-channel setting; '' (the default) switches hand-off off here. Opaque to the core
+    handoff_to: str = ""
+
+
+HANDOFF_REASONS: dict[str, str] = {
+    "abstain": "I couldn't answer this from the knowledge base. Can someone help?",
+    "thumbs_down": "My answer here was marked not helpful. Can someone help?",
+    "asked": "Someone asked for a person here. Can someone help?",
+}
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """Tag people in a thread, once per thread: the adapter renders `to` as its platform's mention of
+    that group or role, then `text` and the question (as a quote, its markup escaped)."""
+
+    to: str  # the adapter's group / role id (IncomingMessage.handoff_to)
+    reason: str  # a key of HANDOFF_REASONS
+    question: str  # '' when the question was erased by the retention setting
+    channel_id: str
+    thread_id: str
+
+    @property
+    def text(self) -> str:
+        return HANDOFF_REASONS.get(self.reason, HANDOFF_REASONS["asked"])
+
+
+@dataclass(frozen=True)
+class EarlierThread:
+    """A question asked (and answered) in the same channel recently that the new one repeats: the adapter
+    links to its thread (Slack permalink, Discord jump URL)."""
+
+    channel_id: str
+    thread_id: str  # the platform's id of the thread (Slack: the asking message's ts)
+    asked_at: float  # unix time
+    similarity: float
+
+    def label(self, now: float) -> str:
+        """ "A similar question was answered here 3 days ago" (the adapter links the thread)."""
+        return f"A similar question was answered here {_ago(now - self.asked_at)}"
+
+
+def _ago(seconds: float) -> str:
+    minutes = max(0, int(seconds // 60))
+    if minutes < 2:
+        return "just now"
+    if minutes < 120:
+        return f"{minutes} minutes ago"
+    hours = minutes // 60
+    if hours < 48:
+        return f"{hours} hours ago"
+    return f"{hours // 24} days ago"
 
 
 @dataclass(frozen=True)
@@ -104,6 +166,10 @@ class Reply:
     # the feedback report behind an admin's `report` (`text` is its plain rendering): a front end
     # renders it in its own markup
     report: FeedbackReport | None = None
+    # people to tag in the thread (posted by the adapter as its own message, after this reply)
+    handoff: Handoff | None = None
+    # the earlier thread this question repeats (the adapter adds a link to it)
+    repeat_of: EarlierThread | None = None
 
     @property
     def should_send(self) -> bool:

@@ -108,6 +108,12 @@ class ConversationLimits:
         self.channels = RateLimiter(channel_limit, window_s, clock=clock)
         self._lock = threading.Lock()
 
+    def allows(self, platform: str, user_id: str, channel_id: str) -> bool:
+        """Whether a question would be allowed now, without counting it (a watched channel's message
+        counts only when the bot answers it)."""
+        with self._lock:
+            return self.users.peek((platform, user_id)) <= 0 and self.channels.peek((platform, channel_id)) <= 0
+
     def check(self, platform: str, user_id: str, channel_id: str) -> RateDecision:
         ukey, ckey = (platform, user_id), (platform, channel_id)
         with self._lock:  # peek + hit must be atomic across both limiters

@@ -8,6 +8,8 @@ All methods are synchronous and thread-safe; async adapters call them via asynci
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import threading
 import time
@@ -18,12 +20,26 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.config import Settings
-from bot.conversation.feedback import FeedbackStore, UnknownAnswerError
-from bot.conversation.models import ADMIN_COMMANDS, Action, Button, FeedbackVote, IncomingMessage, Reply, ReplyKind
+from bot.conversation.channel import Silence, confident, question_for_bot
+from bot.conversation.feedback import FeedbackDatabaseError
+from bot.conversation.models import (
+    ADMIN_COMMANDS,
+    Action,
+    Button,
+    EarlierThread,
+    FeedbackVote,
+    Handoff,
+    IncomingMessage,
+    Reply,
+    ReplyKind,
+)
 from bot.conversation.privacy import Pseudonymizer
 from bot.conversation.ratelimit import ConversationLimits
 from bot.conversation.rebuild import RebuildCoordinator, RebuildOutcome, RebuildStatus
 from bot.conversation.report import FeedbackReport, build_report, format_report
+from bot.conversation.similarity import best_match, engine_embedder, pack_vector
+from bot.conversation.stores import ConversationStore, StoredAnswer, UnknownAnswerError
+from bot.core.answerer import looks_elliptical
 from bot.core.errors import IndexProblem
 from bot.core.render import render_plain
 from bot.core.types import Answer, AnswerKind, Turn
@@ -32,6 +48,9 @@ log = logging.getLogger(__name__)
 
 
 CONTEXT_TURNS = 3  # earlier turns of a thread read as the context of a follow-up
+# how long the list of watched channels is trusted before it is read again (another process, e.g. a
+# second bot of the same platform on the same database, may have changed it)
+WATCHED_CACHE_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -65,9 +84,32 @@ TEXT_RATE_LIMITED_USER = "You're asking faster than I can keep up. Please try ag
 TEXT_RATE_LIMITED_CHANNEL = "This channel is asking faster than I can keep up. Please try again in {seconds}."
 TEXT_FAILED = "Sorry, something went wrong while answering. It has been logged; please try again later."
 TEXT_HINT_FOLLOW_UP = "Reply in this thread to ask a follow-up (no need to mention me)."
+TEXT_WATCH_IN_DM = "Run this in the channel I should watch (not in a direct message)."
+TEXT_WATCH_ON = (
+    "I'm watching this channel now: I'll answer questions here without being mentioned, but only when the "
+    "knowledge answers them confidently; otherwise I stay silent. `/qabot unwatch` stops it."
+)
+TEXT_WATCH_ALREADY = "I'm already watching this channel (questions here are answered without a mention)."
+TEXT_WATCH_NOT_ALLOWED = (
+    "Note: this channel is not on my list of allowed channels, so I won't answer here until an admin adds it."
+)
+TEXT_WATCH_MEMBER = "Make sure I'm a member of this channel, or I won't see its messages."
+TEXT_UNWATCH_OFF = "I've stopped watching this channel: mention me to ask a question here."
+TEXT_UNWATCH_NOT = "I wasn't watching this channel."
+TEXT_WATCH_NOT_SAVED = (
+    "I couldn't save that: the database is busy or unavailable. Nothing changed; try `/qabot {command}` again."
+)
+TEXT_UNWATCH_CONFIGURED = (
+    "This channel is watched because my configuration lists it (the watched channel ids setting of this "
+    "platform): an admin removes it there and restarts me."
+)
 TEXT_FEEDBACK_NEW = "Thanks for the feedback!"
 TEXT_FEEDBACK_UPDATED = "Thanks, I've updated your vote."
 TEXT_FEEDBACK_UNCHANGED = "Thanks, your vote was already recorded."
+TEXT_HANDOFF_LABEL = "🙋 Ask a person"
+TEXT_HANDOFF_ASKED = "I've asked people to help in this thread."
+TEXT_HANDOFF_ALREADY = "People were already asked to help in this thread."
+TEXT_HANDOFF_OFF = "Nobody is set up to take questions from this channel. Ask an admin to set one up."
 TEXT_FEEDBACK_UNKNOWN = (
     "Thanks, but I can't find that answer any more (it may predate a reset). Ask again and vote on the new answer."
 )
@@ -101,10 +143,11 @@ class ConversationService:
         engine: Any,
         *,
         settings: Settings,
-        feedback: FeedbackStore,
+        feedback: ConversationStore,
         rebuilder: RebuildCoordinator | None = None,
         pseudonyms: Pseudonymizer | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ):
         self.engine = engine
         self.settings = settings
@@ -113,7 +156,10 @@ class ConversationService:
         self.pseudonyms = pseudonyms or Pseudonymizer(settings.secret_key)
         self.rebuilder = rebuilder or RebuildCoordinator(engine, settings.knowledge_dir, settings.index_dir)
         self._clock = clock
+        self._wall_clock = wall_clock  # the store's time: when earlier questions were asked
         self._events = RecentEvents(clock=clock)
+        self._watched: dict[str, tuple[float, frozenset[str]]] = {}  # platform -> (read at, channel ids)
+        self._watched_lock = threading.Lock()
         self.limits = ConversationLimits(
             user_limit=settings.user_rate_limit,
             channel_limit=settings.channel_rate_limit,
@@ -139,6 +185,8 @@ class ConversationService:
             log.info("ignoring a retried event on %s", msg.platform)
             return _ignored("duplicate")
         if not msg.addressed and not self._in_bot_thread(msg):
+            if self._in_watched_channel(msg):
+                return self._handle_watched(msg)
             return _ignored("not addressed")
         if msg.is_dm and not self.settings.dms_enabled:
             return Reply(ReplyKind.REFUSED, TEXT_DMS_OFF, private=True)
@@ -174,6 +222,81 @@ class ConversationService:
             return _ignored("thread chatter")
         return self._reply_for(msg, answer, presentation, conversation)
 
+    # ---- watched channels: questions answered without a mention --------------------------------
+
+    def watched_channels(self, platform: str) -> frozenset[str]:
+        """The channels of `platform` watched with `/qabot watch` (read from the store, cached briefly)."""
+        now = self._clock()
+        with self._watched_lock:
+            cached = self._watched.get(platform)
+            if cached is not None and now - cached[0] < WATCHED_CACHE_S:
+                return cached[1]
+        try:
+            channels = self.feedback.watched_channels(platform)
+        except Exception:  # the store is unavailable: keep what was known
+            log.exception("could not read the watched channels")
+            channels = cached[1] if cached is not None else frozenset()
+        with self._watched_lock:
+            self._watched[platform] = (now, channels)
+        return channels
+
+    def _in_watched_channel(self, msg: IncomingMessage) -> bool:
+        """A top-level message in a watched channel (a reply in a thread belongs to its people)."""
+        if msg.is_dm or msg.private:
+            return False
+        if msg.supports_threads and msg.thread_id not in (None, msg.message_id):
+            return False
+        return msg.watched or msg.channel_id in self.watched_channels(msg.platform)
+
+    def _handle_watched(self, msg: IncomingMessage) -> Reply:
+        """Nobody asked the bot: it speaks only to a question it answers confidently, and otherwise
+        stays silent (no abstention, no "mentioned only", no rate-limit notice, no error message)."""
+        if not msg.in_allowed_channel:
+            return _ignored("watched, but not an allowed channel")
+        why = question_for_bot(msg.text, mentions_someone=msg.mentions_someone)
+        if why is not None:
+            return _ignored(why)
+        limited = msg.platform not in self.settings.rate_limit_exempt_platforms
+        if limited and not self.limits.allows(msg.platform, msg.user_id, msg.channel_id):
+            return _ignored("rate limited")
+        try:
+            answer: Answer = self.engine.answer(msg.text, ())
+        except Exception as err:  # IndexProblem included: nobody asked, so nobody is told
+            log.error("could not answer in a watched channel on %s: %s", msg.platform, type(err).__name__)
+            return _ignored("failed")
+        if not confident(answer):
+            return _ignored(Silence.NOT_CONFIDENT)
+        if limited and not self.limits.check(msg.platform, msg.user_id, msg.channel_id).allowed:
+            return _ignored("rate limited")
+        log.info(
+            "answered a question in watched channel %s unasked", self.pseudonyms.channel(msg.platform, msg.channel_id)
+        )
+        reply = self._reply_for(msg, answer, PRESENTATIONS[answer.kind], _conversation(msg))
+        return dataclasses.replace(reply, extra={**reply.extra, "watched": "true"})
+
+    def _watch(self, msg: IncomingMessage, on: bool) -> str:
+        """`/qabot watch` and `/qabot unwatch` in the channel they are run in."""
+        if msg.is_dm:
+            return TEXT_WATCH_IN_DM
+        changed = self.feedback.set_watched(msg.platform, msg.channel_id, on)
+        with self._watched_lock:
+            self._watched.pop(msg.platform, None)
+        where = self.pseudonyms.channel(msg.platform, msg.channel_id)
+        if on:
+            if changed:
+                log.info("now watching channel %s", where)
+            lines = [TEXT_WATCH_ON if changed else TEXT_WATCH_ALREADY]
+            if not msg.in_allowed_channel:
+                lines.append(TEXT_WATCH_NOT_ALLOWED)
+            elif changed:
+                lines.append(TEXT_WATCH_MEMBER)
+            return "\n".join(lines)
+        if changed:
+            log.info("stopped watching channel %s", where)
+        if msg.watched:
+            return (TEXT_UNWATCH_OFF + "\n" if changed else "") + TEXT_UNWATCH_CONFIGURED
+        return TEXT_UNWATCH_OFF if changed else TEXT_UNWATCH_NOT
+
     def _context(self, msg: IncomingMessage, conversation: str | None) -> tuple[Turn, ...]:
         """The earlier turns of this conversation (its thread, or the terminal session), from the store."""
         if not conversation:
@@ -189,6 +312,13 @@ class ConversationService:
     ) -> Reply:
         kind = presentation.reply
         answer_id: str | None = None
+        thread = msg.thread_id or msg.message_id
+        threaded = msg.supports_threads and not msg.is_dm and not msg.private
+        # the normalised question: the one the engine just encoded, so its vector comes without a second encoding
+        vector = self._question_vector(answer.normalized_question or msg.text) if presentation.logged else None
+        repeat_of: EarlierThread | None = None
+        if vector is not None and presentation.rated and threaded and thread and not _follow_up(msg.text, answer):
+            repeat_of = self._earlier_thread(msg, thread, vector)
         if presentation.logged:
             answer_id = uuid.uuid4().hex
             try:
@@ -203,21 +333,24 @@ class ConversationService:
                     channel_id=msg.channel_id,
                     user_id=msg.user_id,
                     thread_id=conversation or "",
+                    answer_json=_answer_json(answer),
+                    question_vector=pack_vector(*vector) if vector is not None else "",
                 )
             except Exception:  # losing a log row must not lose the answer
                 log.exception("could not store answer %s", answer_id)
                 answer_id = None
 
-        buttons: tuple[Button, ...] = ()
-        if presentation.rated and answer_id:
-            buttons = (
-                Button(Action.FEEDBACK_UP, "👍 Helpful", answer_id),
-                Button(Action.FEEDBACK_DOWN, "👎 Not helpful", answer_id),
-            )
+        buttons = _feedback_buttons(answer_id) if presentation.rated and answer_id else ()
+        handoff: Handoff | None = None
+        if threaded and thread and msg.handoff_to:
+            if presentation.rated and answer_id:
+                buttons = (*buttons, Button(Action.HANDOFF, TEXT_HANDOFF_LABEL, answer_id))
+            elif answer.kind is AnswerKind.ABSTAIN:
+                handoff = self._hand_off(
+                    msg.platform, msg.channel_id, thread, msg.handoff_to, msg.text, "abstain", answer_id or ""
+                )
 
         extra: dict[str, str] = {}
-        thread = msg.thread_id or msg.message_id
-        threaded = msg.supports_threads and not msg.is_dm and not msg.private
         if threaded and thread:
             extra["thread_id"] = thread
             try:
@@ -235,6 +368,122 @@ class ConversationService:
             index_version=answer.index_version,
             answer_id=answer_id,
             extra=extra,
+            handoff=handoff,
+            repeat_of=repeat_of,
+        )
+
+    # ---- repeats and hand-offs -------------------------------------------------------------------
+
+    def _question_vector(self, text: str) -> tuple[str, Any] | None:
+        """(encoder id, unit vector) of a question, or None when the engine has no question encoder or it
+        fails (the answer goes out without a repeat link; the report groups such a question by its words)."""
+        embed = engine_embedder(self.engine)
+        if embed is None or not text.strip():
+            return None
+        try:
+            encoder, vectors = embed([text])
+            return encoder, vectors[0]
+        except Exception:
+            log.exception("could not embed the question")
+            return None
+
+    def _earlier_thread(self, msg: IncomingMessage, thread: str, vector: tuple[str, Any]) -> EarlierThread | None:
+        """The thread of the closest question answered in this channel within QABOT_REPEAT_DAYS, if it is
+        at least QABOT_REPEAT_SIMILARITY close; never this thread."""
+        days = self.settings.repeat_days
+        if days <= 0:
+            return None
+        try:
+            recent = self.feedback.recent_answers(
+                msg.platform,
+                msg.channel_id,
+                since=self._wall_clock() - days * 86400.0,
+                kinds=(AnswerKind.ANSWER.value, AnswerKind.MENTIONED.value),
+            )
+        except Exception:
+            log.exception("could not read the channel's recent answers")
+            return None
+        candidates = [
+            (r.question_vector, r)
+            for r in recent
+            if r.thread_id and r.thread_id != thread and not looks_elliptical(r.question)
+        ]
+        best = best_match(vector[1], vector[0], candidates)
+        if best is None or best[1] < self.settings.repeat_similarity:
+            return None
+        earlier: StoredAnswer = candidates[best[0]][1]  # type: ignore[assignment]
+        return EarlierThread(earlier.channel_id, earlier.thread_id, earlier.created_at, round(best[1], 4))
+
+    def _hand_off(
+        self, platform: str, channel_id: str, thread_id: str, to: str, question: str, reason: str, answer_id: str
+    ) -> Handoff | None:
+        """A Handoff when this thread has none yet (the store remembers it across restarts and replicas);
+        None when people were already tagged there. When the store cannot be written the people are tagged
+        anyway: a person asked twice is better than a question nobody sees."""
+        try:
+            first = self.feedback.claim_handoff(platform, channel_id, thread_id, reason=reason, answer_id=answer_id)
+        except Exception:
+            log.exception("could not record the hand-off; tagging the people anyway")
+            first = True
+        if not first:
+            return None
+        log.info("handing a question off to people in channel %s", self.pseudonyms.channel(platform, channel_id))
+        return Handoff(to=to, reason=reason, question=question, channel_id=channel_id, thread_id=thread_id)
+
+    def _handoff_for_answer(
+        self, answer_id: str, platform: str, handoff_for: Callable[[str], str] | None, reason: str
+    ) -> tuple[bool, Handoff | None]:
+        """(configured, Handoff or None) for a hand-off asked about a stored answer (👎, "Ask a person")."""
+        if handoff_for is None:
+            return False, None
+        stored = self.feedback.get_answer(answer_id)
+        if stored is None or stored.platform != platform or not stored.thread_id:
+            return False, None
+        to = handoff_for(stored.channel_id)
+        if not to:
+            return False, None
+        question = stored.question
+        return True, self._hand_off(platform, stored.channel_id, stored.thread_id, to, question, reason, answer_id)
+
+    def request_handoff(
+        self, answer_id: str, *, platform: str, user_id: str, channel_id: str, handoff_for: Callable[[str], str]
+    ) -> Reply:
+        """The "Ask a person" button: tag the channel's people in the answer's thread, once per thread. A
+        private acknowledgement; its `handoff` (when set) is for the adapter to post in the thread."""
+        try:
+            configured, handoff = self._handoff_for_answer(answer_id, platform, handoff_for, "asked")
+        except Exception:
+            log.exception("could not hand off")
+            return Reply(ReplyKind.ERROR, TEXT_FAILED, private=True, extra={"handoff": "failed"})
+        if not configured:
+            return Reply(ReplyKind.HELP, TEXT_HANDOFF_OFF, private=True, extra={"handoff": "off"})
+        text = TEXT_HANDOFF_ASKED if handoff is not None else TEXT_HANDOFF_ALREADY
+        state = "asked" if handoff is not None else "already"
+        return Reply(ReplyKind.HELP, text, private=True, answer_id=answer_id, handoff=handoff, extra={"handoff": state})
+
+    def stored_reply(self, answer_id: str) -> Reply | None:
+        """The answer recorded as `answer_id`, as it was first shown (its feedback buttons, no hints), read
+        back from the store: any replica, or the same one after a restart, can show it again (Slack's "Share
+        in channel"). None when there is no such answer or it was stored without its text (older rows)."""
+        try:
+            stored = self.feedback.get_answer(answer_id)
+            if stored is None or not stored.answer_json:
+                return None
+            answer = Answer.from_dict(json.loads(stored.answer_json))
+            answer = dataclasses.replace(
+                answer, question=stored.question, normalized_question=stored.normalized_question
+            )
+        except Exception:
+            log.exception("could not read stored answer %s", answer_id)
+            return None
+        presentation = PRESENTATIONS.get(answer.kind, _UNLISTED)
+        return Reply(
+            presentation.reply,
+            render_plain(answer),
+            answer=answer,
+            buttons=_feedback_buttons(answer_id) if presentation.rated else (),
+            index_version=answer.index_version,
+            answer_id=answer_id,
         )
 
     def remember_thread(self, platform: str, channel_id: str, thread_id: str) -> None:
@@ -274,8 +523,14 @@ class ConversationService:
             if command == "status":
                 return self._admin_reply(msg, self.status_text())
             if command == "report":
-                report = build_report(self.feedback)
+                report = build_report(self.feedback, embed=engine_embedder(self.engine))
                 return self._admin_reply(msg, format_report(report), report=report)
+            if command in ("watch", "unwatch"):
+                try:
+                    return self._admin_reply(msg, self._watch(msg, command == "watch"))
+                except FeedbackDatabaseError as err:  # e.g. another process holds the write lock
+                    log.error("could not %s a channel: %s", command, err)
+                    return Reply(ReplyKind.ERROR, TEXT_WATCH_NOT_SAVED.format(command=command), private=msg.private)
             outcome = self.rebuilder.rebuild() if command == "reindex" else self.rebuilder.rollback()
         except IndexProblem as err:
             return Reply(ReplyKind.ERROR, _index_problem_text(err), private=msg.private)
@@ -330,8 +585,18 @@ class ConversationService:
     # ---- feedback ------------------------------------------------------------------------------
 
     def record_feedback(
-        self, answer_id: str, vote: FeedbackVote | int, *, platform: str, user_id: str, channel_id: str
+        self,
+        answer_id: str,
+        vote: FeedbackVote | int,
+        *,
+        platform: str,
+        user_id: str,
+        channel_id: str,
+        handoff_for: Callable[[str], str] | None = None,
     ) -> Reply:
+        """Store a vote. A 👎 on an answer in a thread of a channel with people to hand off to
+        (`handoff_for(channel_id)`, the adapter's setting) tags them there, once per thread: the
+        acknowledgement's `handoff` is for the adapter to post."""
         try:
             result = self.feedback.record_vote(
                 answer_id, int(FeedbackVote(vote)), platform=platform, user_id=user_id, channel_id=channel_id
@@ -345,8 +610,16 @@ class ConversationService:
         text = {"new": TEXT_FEEDBACK_NEW, "queued": TEXT_FEEDBACK_NEW, "updated": TEXT_FEEDBACK_UPDATED}.get(
             result, TEXT_FEEDBACK_UNCHANGED
         )
+        handoff: Handoff | None = None
+        if int(vote) == int(FeedbackVote.DOWN) and handoff_for is not None:
+            try:
+                handoff = self._handoff_for_answer(answer_id, platform, handoff_for, "thumbs_down")[1]
+            except Exception:  # the vote is stored; a hand-off that failed is logged
+                log.exception("could not hand off after a 👎")
         # ReplyKind has no dedicated "ack" member; HELP is the closest neutral one (extra says what it is)
-        return Reply(ReplyKind.HELP, text, private=True, answer_id=answer_id, extra={"feedback": result})
+        return Reply(
+            ReplyKind.HELP, text, private=True, answer_id=answer_id, extra={"feedback": result}, handoff=handoff
+        )
 
 
 MAX_WARNINGS_SHOWN = 5
@@ -391,6 +664,28 @@ def _rebuild_text(command: str, outcome: RebuildOutcome) -> str:
         f"{outcome.documents} document(s).\nIndex version: {outcome.version} is serving now"
         + (f" (was {outcome.previous_version})." if outcome.previous_version else ".")
     )
+
+
+def _feedback_buttons(answer_id: str) -> tuple[Button, ...]:
+    return (
+        Button(Action.FEEDBACK_UP, "👍 Helpful", answer_id),
+        Button(Action.FEEDBACK_DOWN, "👎 Not helpful", answer_id),
+    )
+
+
+def _answer_json(answer: Answer) -> str:
+    """What the store keeps to show an answer again: the Answer without the question (the answer log keeps
+    that, and erases it after the retention period) and without the engine's debug extras."""
+    data = answer.to_dict()
+    for key in ("question", "normalized_question", "context_used", "abstained"):
+        data.pop(key, None)
+    return json.dumps(data, ensure_ascii=False)
+
+
+def _follow_up(text: str, answer: Answer) -> bool:
+    """A question read with its thread's earlier turns, or one that only makes sense with them ("and ML
+    models?"): the same words elsewhere mean something else, so it is never linked as a repeat."""
+    return bool(answer.extra.get("context_used")) or looks_elliptical(text)
 
 
 def _conversation(msg: IncomingMessage) -> str | None:

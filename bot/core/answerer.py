@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bot.core.links import fragment_target, passage_link, section_anchors, source_kind
 from bot.core.normalize import SmallTalk, about_question, has_words, normalize_question, small_talk
 from bot.core.retriever import Candidate, HybridRetriever, Retrieval, settings_from
 from bot.core.types import Answer, AnswerKind, Confidence, Quote, Turn
@@ -121,14 +122,34 @@ def looks_elliptical(question: str) -> bool:
     return bool(_ELLIPTICAL_START.match(question.strip()) or _REFERRING.search(question))
 
 
+def _section_anchors(passages: Sequence[dict]) -> dict[tuple[str, tuple[str, ...]], str]:
+    """(document, section path) -> the heading's anchor in that document (repository links)."""
+    by_doc: dict[str, list[dict]] = {}
+    for p in passages:
+        by_doc.setdefault(p["doc_path"], []).append(p)
+    anchors: dict[tuple[str, tuple[str, ...]], str] = {}
+    for doc, ps in by_doc.items():
+        ordered = sorted(ps, key=lambda p: p["position"])
+        for path, anchor in section_anchors(tuple(p["section_path"]) for p in ordered).items():
+            anchors[(doc, path)] = anchor
+    return anchors
+
+
 class Answerer:
     def __init__(self, retriever: HybridRetriever, *, index_version: str):
         self.retriever = retriever
         self.index_version = index_version
         self.settings = DecisionSettings.from_manifest(retriever.index.retrieval)
         self.passages = retriever.index.passages
+<<<<<<< HEAD
         self.doc_urls = {d["path"]: d.get("source_url") for d in retriever.index.manifest.get("documents", [])}
         self._sections: list[str] | None = None
+=======
+        documents = retriever.index.manifest.get("documents", [])
+        self.doc_urls = {d["path"]: d.get("source_url") for d in documents}
+        self.doc_link_kinds = {d["path"]: source_kind(d.get("source_url"), d.get("source_kind")) for d in documents}
+        self.section_anchors = _section_anchors(self.passages)
+>>>>>>> main
 
     def answer(self, question: str, *, context: Sequence[Turn] = ()) -> Answer:
         started = time.perf_counter()
@@ -257,6 +278,12 @@ class Answerer:
             passage_id=p["id"],
             source_url=self.doc_urls.get(p["doc_path"]),
             highlight=highlight,  # type: ignore[arg-type]
+            link=passage_link(
+                self.doc_urls.get(p["doc_path"]),
+                self.doc_link_kinds.get(p["doc_path"]),
+                text=fragment_target(p["text"], highlight),  # type: ignore[arg-type]
+                anchor=self.section_anchors.get((p["doc_path"], section_path), ""),
+            ),
         )
 
     def _closest_sections(self, found: Retrieval) -> tuple[str, ...]:

@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from bot.core.answerer import Answerer
 from bot.core.encoder import load_encoder
 from bot.core.errors import IndexCorruptError, IndexProblem, describe_error
@@ -68,6 +70,32 @@ class QAEngine:
 
     def answer(self, question: str, context: Sequence[Turn] = ()) -> Answer:
         return self.answerer.answer(question, context=context)
+
+    @property
+    def question_encoder(self) -> str:
+        """Which encoder `embed_questions` uses: its id and weights, so vectors of another model never compare."""
+        spec = self.index.encoders[0].spec
+        return f"{spec.id}@{spec.weights_sha256[:12]}"
+
+    def embed_questions(self, texts: Sequence[str]) -> tuple[str, np.ndarray]:
+        """Unit vectors of questions by the index's first encoder (cosine = dot product), with its name:
+        what repeats and the knowledge-gap report compare questions by. A (normalised) question the
+        retriever encoded lately is not encoded again."""
+        texts = list(texts)
+        vectors = np.zeros((len(texts), self.encoders[0].dim), dtype=np.float32)
+        missing = []
+        for i, text in enumerate(texts):  # a question just answered: the retriever's vector, no second encoding
+            known = self.retriever.recent_vector(text)
+            if known is not None and known.shape == vectors[i].shape:
+                vectors[i] = known
+            else:
+                missing.append(i)
+        if missing:
+            vectors[missing] = np.asarray(
+                self.encoders[0].encode_queries([texts[i] for i in missing]), dtype=np.float32
+            )
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return self.question_encoder, vectors / np.maximum(norms, 1e-12)
 
 
 class EngineHolder:
@@ -170,6 +198,9 @@ class EngineHolder:
 
     def answer(self, question: str, context: Sequence[Turn] = ()) -> Answer:
         return self.get().answer(question, context)
+
+    def embed_questions(self, texts: Sequence[str]) -> tuple[str, np.ndarray]:
+        return self.get().embed_questions(texts)
 
     @property
     def manifest(self) -> dict[str, Any]:

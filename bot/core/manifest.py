@@ -54,6 +54,8 @@ class DocumentEntry(_Strict):
     sha256: Sha256
     source_url: str | None
     passages: NonNegativeInt
+    # how quotes link to the source (bot/core/links.py); absent in indexes built before it existed
+    source_kind: Literal["web", "repository"] | None = None
 
 
 def _relative_file_name(name: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.core.links import quote_link
 from bot.core.trim import trim_quote
 from bot.core.types import Answer, AnswerKind
 
@@ -37,7 +38,8 @@ def render_plain(answer: Answer, *, mark: tuple[str, str] = ("**", "**"), quote_
         lines.append("")
         lines.extend(quote_lines(quote.text, quote.highlight, mark=mark))
         where = quote.document if quote.section == quote.document else f"{quote.document} › {quote.section}"
-        lines.append(f"— {where}" + (f" · {quote.source_url}" if quote.source_url else ""))
+        link = quote_link(quote)
+        lines.append(f"— {where}" + (f" · {link}" if link else ""))
         if trimmed.pointer:
             lines.append(f"  ({trimmed.pointer})")
     return "\n".join(lines)

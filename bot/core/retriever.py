@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -26,6 +28,21 @@ from bot.core.errors import IndexMismatchError
 from bot.core.index_store import BUILD_FIX, LoadedEncoderData, LoadedIndex
 from bot.core.lexical import LexicalIndex, tokenize
 from bot.core.query import QueryRewriter
+
+# The encoders read at most this much of a question (cut at a word boundary); the lexical side reads all
+# of it (up to normalize.MAX_QUESTION_CHARS). Questions people ask are far shorter (the longest in the
+# evaluation sets is 179 characters); a pasted wall of text would otherwise cost each encoder a full
+# 384-512-token pass (seconds on two cores) for no better match.
+QUERY_ENCODER_CHARS = 600
+
+
+def encoder_text(question: str) -> str:
+    """The part of `question` the encoders read."""
+    if len(question) <= QUERY_ENCODER_CHARS:
+        return question
+    head = question[:QUERY_ENCODER_CHARS]
+    cut = head.rfind(" ")
+    return head[:cut] if cut > QUERY_ENCODER_CHARS // 2 else head
 
 
 @dataclass(frozen=True)
@@ -100,6 +117,8 @@ class HybridRetriever:
         faiss.omp_set_num_threads(FAISS_SEARCH_THREADS)  # process-wide; a build sets its own (build.py)
         self.index = index
         self.encoders = list(encoders)
+        self._recent: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._recent_lock = threading.Lock()
         self.settings = RetrievalSettings.from_manifest(index.retrieval)
         self.lexical = LexicalIndex(index.lexical_tokens)
         self.rewriter = QueryRewriter.from_texts(p["text"] + " " + " ".join(p["section_path"]) for p in index.passages)
@@ -115,14 +134,34 @@ class HybridRetriever:
             None,
         )
 
+    # the first encoder's vectors of the last questions encoded, so the conversation layer's question
+    # vector (repeats, the knowledge-gap report) costs no second encoding
+    RECENT_VECTORS = 256
+
+    def recent_vector(self, text: str) -> np.ndarray | None:
+        """The first encoder's vector of `text` if it was encoded lately (as a question, alone), else None."""
+        with self._recent_lock:
+            vector = self._recent.get(text)
+        return None if vector is None else vector.copy()
+
+    def _remember(self, text: str, vector: np.ndarray) -> None:
+        with self._recent_lock:
+            self._recent[text] = np.array(vector, dtype=np.float32)
+            self._recent.move_to_end(text)
+            while len(self._recent) > self.RECENT_VECTORS:
+                self._recent.popitem(last=False)
+
     def _encode(self, text: str) -> list[_Query]:
         queries = []
+        key, text = text, encoder_text(text)
         for i, (enc, data) in enumerate(zip(self.encoders, self.index.encoders, strict=True)):
             if i == self._li:
                 vector, tokens = enc.encode_query_with_tokens(text)  # type: ignore[attr-defined]
                 queries.append(_Query(enc, data, vector, tokens))
             else:
                 queries.append(_Query(enc, data, enc.encode_queries([text])[0]))
+        if queries:
+            self._remember(key, queries[0].vector)
         return queries
 
     def retrieve(self, question: str, *, context: Sequence[str] = (), context_weight: float = 0.0) -> Retrieval:

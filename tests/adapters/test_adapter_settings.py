@@ -33,6 +33,8 @@ def test_the_variables_in_env_example_keep_their_meaning(monkeypatch):
         "SLACK_ADMIN_USER_IDS": "UADMIN",
         "SLACK_WORKSPACE_ADMINS_ARE_ADMINS": "no",
         "SLACK_ALLOWED_CHANNEL_IDS": "C1,C2",
+        "SLACK_WATCHED_CHANNEL_IDS": "C2, C3",
+        "DISCORD_WATCHED_CHANNEL_IDS": "12",
     }
     for var, value in env.items():
         monkeypatch.setenv(var, value)
@@ -45,6 +47,7 @@ def test_the_variables_in_env_example_keep_their_meaning(monkeypatch):
     assert slack.signing_secret.get_secret_value() == "SECRETSIGN"
     assert slack.admin_user_ids == ("UADMIN",) and not slack.workspace_admins_are_admins
     assert slack.allowed_channel_ids == ("C1", "C2")
+    assert slack.watched_channel_ids == ("C2", "C3") and discord.watched_channel_ids == ("12",)
     slack.check()
     discord.check()
 

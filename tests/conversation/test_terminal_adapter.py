@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import threading
 
 import pytest
@@ -107,3 +108,120 @@ def test_the_session_is_who_the_settings_say(make_service, store, terminal, monk
     adapter.handle_line("what is machine learning?")
     (stored,) = store.answers()
     assert stored.platform == "terminal" and stored.user_hash == store.hash_user("terminal", "ada")
+
+
+def test_watch_previews_a_watched_channel_in_this_session(make_service, fake_engine, terminal, store):
+    stdin = io.StringIO(
+        "/watch\n"
+        "machine learning is neat\n"  # chatter
+        "what is quantum generative AI?\n"  # only "mentioned only": silent
+        "what is machine learning?\n"  # confident: answered
+        "@qabot what is quantum generative AI?\n"  # typed at the bot: answered as always
+        "/unwatch\n"
+        "best pizza in Naples?\n"
+    )
+    out = run_chat(make_service(), terminal, stdin)
+    assert "(qabot stays silent here: not a question)" in out
+    assert "(qabot stays silent here: no confident answer)" in out
+    assert "algorithms that enable computers" in out
+    assert "only touches on this" in out  # the mention
+    assert out.split("every line again.")[1].strip().startswith("The knowledge doesn't cover that.")  # answered
+    # the preview lasts for this session only: nothing is stored
+    assert store.watched_channels("terminal") == frozenset()
+    fresh = run_chat(make_service(), terminal, io.StringIO("machine learning is neat\n"))
+    assert "stays silent" not in fresh
+
+
+def test_watch_in_the_terminal_is_for_admins(make_service, terminal):
+    out = run_chat(make_service(), terminal, io.StringIO("/watch\nmachine learning is neat\n"), admin=False)
+    assert "only admins" in out and "stays silent" not in out
+
+
+# ---- issue 9 item 7: rich on a terminal, plain through a pipe ------------------------------------
+
+
+class _TerminalStream(io.StringIO):
+    """stdout as a terminal: rich decides by isatty(), as it does on a real one."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+TWO_SENTENCES = "Machine learning learns from data. Generative AI creates new content from it."
+PAGE = "https://example.com/ml"
+
+
+def _answer_with_a_best_sentence(question, context=()):
+    from bot.core.types import Answer, AnswerKind, Confidence, Quote
+
+    start = TWO_SENTENCES.index("Generative")
+    quote = Quote(
+        TWO_SENTENCES,
+        "ML vs GenAI",
+        "ml.md",
+        "What is GenAI?",
+        ("What is GenAI?",),
+        3.0,
+        "p1",
+        source_url=PAGE,
+        highlight=(start, len(TWO_SENTENCES)),
+        link=PAGE + "#:~:text=Generative%20AI%20creates%20new%20content%20from%20it.",
+    )
+    return Answer(question, question, AnswerKind.ANSWER, Confidence.HIGH, (quote,), message="Here it is:")
+
+
+@pytest.fixture
+def color_terminal(monkeypatch):
+    for name in ("NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.setenv("COLUMNS", "100")
+
+
+def test_on_a_terminal_the_best_sentence_is_bold_and_the_quote_links_to_its_passage(
+    make_service, fake_engine, tmp_path, monkeypatch, color_terminal
+):
+    monkeypatch.setattr(fake_engine, "answer", _answer_with_a_best_sentence)
+    stdout = _TerminalStream()
+    adapter = TerminalAdapter(
+        make_service(),
+        TerminalSettings(_env_file=None, history_file=tmp_path / "h"),
+        stdin=io.StringIO("what does generative ai do?\n"),
+        stdout=stdout,
+        interactive=True,
+    )
+    adapter.run()
+    out = stdout.getvalue()
+    assert "**" not in out
+    assert "\x1b[1mGenerative AI creates new content from it.\x1b[0m" in out
+    assert "\x1b[1;32m(confidence: high)\x1b[0m" in out  # high is green
+    assert "\x1b]8;id=" in out and PAGE + "#:~:text=Generative" in out  # a terminal hyperlink (OSC 8)
+    assert RATE_HINT in out
+
+
+def test_through_a_pipe_the_same_answer_is_the_plain_text(make_service, fake_engine, terminal, monkeypatch):
+    from bot.core.render import render_plain
+
+    monkeypatch.setattr(fake_engine, "answer", _answer_with_a_best_sentence)
+    out = run_chat(make_service(), terminal, io.StringIO("what does generative ai do?\n"))
+    assert "\x1b" not in out
+    assert out == render_plain(_answer_with_a_best_sentence("what does generative ai do?")) + "\n\n"
+    assert "**Generative AI creates new content from it.**" in out
+    assert "— ML vs GenAI › What is GenAI? · " + PAGE + "#:~:text=Generative" in out
+
+
+def test_on_a_terminal_the_report_is_a_table(make_service, fake_engine, tmp_path, color_terminal):
+    stdout = _TerminalStream()
+    adapter = TerminalAdapter(
+        make_service(),
+        TerminalSettings(_env_file=None, history_file=tmp_path / "h"),
+        stdin=io.StringIO("best pizza in Naples?\nbest pizza in naples\n/report\n"),
+        stdout=stdout,
+        interactive=False,
+    )
+    adapter.run()
+    out = stdout.getvalue()
+    assert "\x1b[" in out
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", out)
+    assert re.search(r"#\s+question\s+asked\s+also asked as", plain)
+    assert re.search(r"1\s+best pizza in Naples\?\s+2×", plain)

@@ -277,6 +277,10 @@ def test_a_title_that_is_not_text_is_ignored_with_a_warning(tmp_path):
         ("http://[::1/broken", "parsed"),
         ("https://example.com:99999/", "parsed"),
         (12345, "not text"),
+        # Slack's <url|text> link syntax breaks on these, Discord's URL check refuses them (issue 9 item 6)
+        ("https://example.com/a|b", "'|' (%7C)"),
+        ("https://example.com/<b>", "'<' (%3C)"),
+        ("https://example.com/50%off", "%25"),
     ],
 )
 def test_a_bad_source_url_is_dropped_with_a_warning_and_the_document_kept(tmp_path, url, reason):
@@ -302,6 +306,20 @@ def test_a_good_source_url_is_kept(tmp_path, url):
     got = collect_knowledge(tmp_path)
     assert got.documents[0].source_url == url
     assert got.warnings == []
+
+
+def test_source_kind_is_web_or_repository_and_anything_else_is_reported(tmp_path):
+    body = "\n\n# H\n\nThe office opens at nine.\n"
+    (tmp_path / "page.md").write_text("---\nsource_url: https://example.com/faq\n---" + body, "utf-8")
+    (tmp_path / "repo.md").write_text("---\nsource_url: https://github.com/a/b/blob/main/faq.md\n---" + body, "utf-8")
+    (tmp_path / "said.md").write_text(
+        "---\nsource_url: https://example.com/faq\nsource_kind: repository\n---" + body, "utf-8"
+    )
+    (tmp_path / "odd.md").write_text("---\nsource_url: https://example.com/x\nsource_kind: wiki\n---" + body, "utf-8")
+    got = collect_knowledge(tmp_path)
+    kinds = {d.path: d.source_kind for d in got.documents}
+    assert kinds == {"odd.md": "web", "page.md": "web", "repo.md": "repository", "said.md": "repository"}
+    assert got.warnings == ["odd.md: source_kind ignored: 'wiki' is not one of web, repository"]
 
 
 # ---------------------------------------------------------------- issue 11 item 2: deep nesting loses nothing

@@ -23,7 +23,9 @@ It says no the way Discord does (always on, so every test checks what the bot se
 - rate limits, when asked: `ratelimit_next = n` answers the next n message posts with 429 and a
   `retry_after`, which discord.py waits out and retries;
 - `refuse_embeds = True` refuses every message that has embeds (50035), for refusals a renderer
-  cannot foresee.
+  cannot foresee;
+- allowed_mentions naming roles (or users) that its `parse` also lists, more than 100 of them, or ids
+  that are not snowflakes: 50035.
 """
 
 from __future__ import annotations
@@ -415,14 +417,24 @@ class FakeDiscord:
         channel_id: str | None = None,
         mention_bot: bool = True,
         dm: bool = False,
+        mention_users: tuple[FakeUser, ...] = (),
+        reply_to: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Dispatch MESSAGE_CREATE from `author`; a mention puts <@bot> in front like the Discord client does."""
+        """Dispatch MESSAGE_CREATE from `author`; a mention puts <@bot> in front like the Discord client does.
+        `mention_users` are mentioned after it (<@id>); `reply_to` (a message payload) makes it a reply
+        to that message (type 19), which also mentions its author, as the client does by default."""
         mentions = []
         if mention_bot and not dm:
             content = f"<@{self.bot_user.id}> {content}"
             mentions.append(self.bot_user.payload())
-        if not dm and not mentions and not self.client_has_message_content:
-            content = ""  # Discord: no Message Content intent, no text of others' messages
+        for other in mention_users:
+            content = f"<@{other.id}> {content}"
+            mentions.append(other.payload())
+        if reply_to is not None:
+            mentions.append(reply_to["author"])
+        bot_mentioned = any(m["id"] == self.bot_user.id for m in mentions)
+        if not dm and not bot_mentioned and not self.client_has_message_content:
+            content = ""  # Discord: no Message Content intent, no text of messages that do not mention the bot
         message: dict[str, Any] = {
             "id": self.snowflake(),
             "channel_id": self.dm_channel(author) if dm else (channel_id or self.general),
@@ -440,6 +452,15 @@ class FakeDiscord:
             "type": 0,
             "flags": 0,
         }
+        if reply_to is not None:
+            message["type"] = 19
+            message["message_reference"] = {
+                "type": 0,
+                "message_id": reply_to["id"],
+                "channel_id": reply_to["channel_id"],
+                "guild_id": self.guild_id,
+            }
+            message["referenced_message"] = reply_to
         if not dm:
             message["guild_id"] = self.guild_id
             member = self.member_payload(author)
@@ -822,4 +843,15 @@ def check_message(body: dict[str, Any]) -> dict[str, Any]:
         errors.setdefault("embeds", {})["_errors"] = [
             {"code": "BASE_TYPE_MAX_LENGTH", "message": "Embed size exceeds maximum size of 6000"}
         ]
+    mentions = body.get("allowed_mentions")
+    if isinstance(mentions, dict):
+        parse = mentions.get("parse") or []
+        for kind in ("roles", "users"):
+            ids = mentions.get(kind)
+            if ids and kind in parse:  # Discord: parse:["roles"] and roles:[...] are mutually exclusive
+                errors.setdefault("allowed_mentions", {})["_errors"] = [
+                    {"code": "MESSAGE_ALLOWED_MENTIONS_PARSE_EXCLUSIVE"}
+                ]
+            if ids and (len(ids) > 100 or not all(str(i).isdigit() for i in ids)):
+                errors.setdefault("allowed_mentions", {})[kind] = {"_errors": [{"code": "BASE_TYPE_BAD_LENGTH"}]}
     return errors

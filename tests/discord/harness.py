@@ -59,6 +59,9 @@ class ObservedBot(QabotDiscordBot):
     async def on_feedback(self, interaction: discord.Interaction, answer_id: str, vote: FeedbackVote) -> None:
         await self._observe(interaction.id, super().on_feedback(interaction, answer_id, vote))
 
+    async def on_handoff(self, interaction: discord.Interaction, answer_id: str) -> None:
+        await self._observe(interaction.id, super().on_handoff(interaction, answer_id))
+
 
 @contextlib.asynccontextmanager
 async def running_bot(

@@ -7,6 +7,7 @@ Spec names ("U1", "C1") map to Discord snowflakes created on first use.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from bot.conversation.models import Action
@@ -22,19 +23,42 @@ def _action_id(custom_id: str) -> str:
         return Action.FEEDBACK_UP
     if custom_id.startswith("qabot:fb:down:"):
         return Action.FEEDBACK_DOWN
+    if custom_id.startswith("qabot:ask:"):
+        return Action.HANDOFF
     return custom_id
+
+
+_ROLE_MENTION = re.compile(r"<@&(\d+)>")
+_MD_LINK = re.compile(r"\]\((https?://[^)\s]+)\)")
+
+
+def pings(body: dict[str, Any]) -> tuple[str, ...]:
+    """The roles this message notifies: mentioned in its content and allowed by its allowed_mentions."""
+    allowed = body.get("allowed_mentions") or {}
+    roles = {str(r) for r in allowed.get("roles") or ()}
+    everyone = "roles" in (allowed.get("parse") or ())
+    return tuple(dict.fromkeys(m for m in _ROLE_MENTION.findall(body.get("content") or "") if everyone or m in roles))
 
 
 class DiscordDriver:
     platform = "discord"
     supports_threads = True
 
-    def __init__(self, fake: FakeDiscord, bot: ObservedBot, service: ConversationService) -> None:
+    def __init__(
+        self,
+        fake: FakeDiscord,
+        bot: ObservedBot,
+        service: ConversationService,
+        *,
+        channels: dict[str, str] | None = None,
+        handoff_group: str = "",
+    ) -> None:
         self.fake = fake
         self.bot = bot
         self.service = service
         self._users: dict[str, FakeUser] = {}
-        self._channels: dict[str, str] = {}
+        self._channels: dict[str, str] = dict(channels or {})  # spec names created before the bot started
+        self.handoff_group = handoff_group  # the role DISCORD_HANDOFF_ROLES names for the hand-off channel
 
     def user(self, name: str) -> FakeUser:
         if name not in self._users:
@@ -58,6 +82,8 @@ class DiscordDriver:
             within_limits=within_limits(body),
             buttons=[_action_id(c) for c in ids],
             raw={"call": call, "message": call.response, "custom_ids": ids},
+            pings=pings(body),
+            links=_MD_LINK.findall(body.get("content") or ""),
         )
 
     async def _sent_after(self, mark: int, key: str) -> list[Outbound]:
@@ -79,18 +105,24 @@ class DiscordDriver:
         message = await self.fake.user_message(self.user(user), text, channel_id=channel_id, mention_bot=mention, dm=dm)
         return await self._sent_after(mark, message["id"])
 
-    async def admin(self, command: str, *, user: str = "U1", admin: bool) -> list[Outbound]:
+    async def admin(self, command: str, *, user: str = "U1", admin: bool, channel: str = "C1") -> list[Outbound]:
         mark = self.fake.mark()
         permissions = MEMBER_PERMISSIONS | MANAGE_GUILD if admin else MEMBER_PERMISSIONS
         interaction = await self.fake.slash_command(
-            self.user(user), "qabot", [{"name": command, "type": 1, "options": []}], permissions=permissions
+            self.user(user),
+            "qabot",
+            [{"name": command, "type": 1, "options": []}],
+            channel_id=self.channel(channel),
+            permissions=permissions,
         )
         return await self._sent_after(mark, interaction["id"])
 
     async def click_feedback(self, outbound: Outbound, *, up: bool, user: str = "U1") -> list[Outbound]:
+        return await self.click(outbound, Action.FEEDBACK_UP if up else Action.FEEDBACK_DOWN, user=user)
+
+    async def click(self, outbound: Outbound, action_id: str, *, user: str = "U1") -> list[Outbound]:
         raw: dict[str, Any] = outbound.raw  # type: ignore[assignment]
-        prefix = "qabot:fb:up:" if up else "qabot:fb:down:"
-        custom_id = next(c for c in raw["custom_ids"] if c.startswith(prefix))
+        custom_id = next(c for c in raw["custom_ids"] if _action_id(c) == action_id)
         mark = self.fake.mark()
         interaction = await self.fake.click_button(self.user(user), raw["message"], custom_id)
         return await self._sent_after(mark, interaction["id"])

@@ -66,7 +66,7 @@ async def test_login_identify_ready_and_command_sync(fake_discord: FakeDiscord, 
         assert ask_options["question"]["required"] is True and ask_options["private"].get("required") is False
         admin = commands["qabot"]
         assert int(admin["default_member_permissions"]) == MANAGE_GUILD
-        assert {o["name"] for o in admin["options"]} == {"reindex", "status", "rollback", "report"}
+        assert {o["name"] for o in admin["options"]} == {"reindex", "status", "rollback", "report", "watch", "unwatch"}
         assert not [c for c in fake_discord.calls if c.status == 404], "the bot called an endpoint the fake lacks"
 
 

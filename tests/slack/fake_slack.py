@@ -14,6 +14,9 @@ It says no the way Slack does (always on, so every test checks what it sends):
   `Retry-After` header in whole seconds; `ratelimit_next[method] = n` refuses the next n calls.
 - connection failures: `drop_next[method] = n` closes the connection without an answer n times.
 - `refuse_blocks = "msg_blocks_too_long"` (any code) refuses every message that carries blocks.
+- chat.getPermalink knows the messages it posted and those a test announced (`remember_message`, e.g.
+  a person's question): any other ts is `message_not_found`, a call without channel or message_ts is
+  `invalid_arguments`; `fail["chat.getPermalink"] = "channel_not_found"` refuses them all.
 Refused calls are recorded too (`Call.error`); `posts` lists only the delivered messages.
 """
 
@@ -122,6 +125,7 @@ class FakeSlack:
         self.envelope_acks: list[dict[str, Any]] = []
         self.ws_clients: list[web.WebSocketResponse] = []
         self._ts = itertools.count(1)
+        self.messages: set[tuple[str, str]] = set()  # (channel, ts) of messages chat.getPermalink knows
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -224,12 +228,24 @@ class FakeSlack:
             call.error = "not_authed"
         elif method in _POSTING:
             call.error = self._check_message(args)
+        elif method == "chat.getPermalink":
+            call.error = self._check_permalink(args)
         await self._record(call)
         if call.error is not None:
             return web.json_response({"ok": False, "error": call.error})
         if method in _POSTING:
             self._last_post[str(args.get("channel"))] = time.monotonic()
         return web.json_response(self._answer(method, args))
+
+    def remember_message(self, channel: str, ts: str) -> None:
+        """A message that exists in `channel` (a person's question): chat.getPermalink finds it."""
+        self.messages.add((channel, ts))
+
+    def _check_permalink(self, args: dict[str, Any]) -> str | None:
+        channel, ts = args.get("channel"), args.get("message_ts")
+        if not channel or not ts:
+            return "invalid_arguments"
+        return None if (str(channel), str(ts)) in self.messages else "message_not_found"
 
     def _check_message(self, args: dict[str, Any]) -> str | None:
         if self.refuse_blocks and args.get("blocks"):
@@ -263,6 +279,7 @@ class FakeSlack:
             }
         if method == "chat.postMessage":
             ts = f"1700000000.{next(self._ts):06d}"
+            self.messages.add((str(args.get("channel")), ts))
             return {
                 "ok": True,
                 "channel": args.get("channel"),
@@ -275,6 +292,13 @@ class FakeSlack:
             user_id = args.get("user", "")
             user = {"id": user_id, "is_admin": False, "is_owner": False, **self.users.get(user_id, {})}
             return {"ok": True, "user": user}
+        if method == "chat.getPermalink":
+            channel, ts = str(args["channel"]), str(args["message_ts"])
+            return {
+                "ok": True,
+                "channel": channel,
+                "permalink": f"https://fake.slack.test/archives/{channel}/p{ts.replace('.', '')}",
+            }
         if method == "apps.connections.open":
             return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/link"}
         return {"ok": True}

@@ -77,6 +77,8 @@ class SlackHttpHarness:
     ) -> Sent:
         """Send an Events API request; by default wait until the app's listener has finished with it."""
         body = json.dumps(event_callback(event, event_id=event_id))
+        if event.get("channel") and event.get("ts"):  # the person's message now exists on Slack
+            self.fake.remember_message(event["channel"], event["ts"])
         headers = kw.pop("headers", {}) or {}
         if retry_num is not None:
             headers.update({"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"})

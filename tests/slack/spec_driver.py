@@ -16,9 +16,11 @@ from bot.adapters.slack.render import BUTTON_LABEL_LIMIT, BUTTON_VALUE_LIMIT, MA
 from bot.conversation.models import Action
 from tests.slack.fake_slack import Call, app_mention, message
 from tests.slack.harness import SlackHttpHarness, block_texts, buttons_of
-from tests.spec.scenarios import Outbound
+from tests.spec.scenarios import SPEC_HANDOFF_GROUP, Outbound
 
 _SAFE_ANGLE = re.compile(r"<(?:https?://|mailto:)")
+_SUBTEAM = re.compile(r"<!subteam\^([A-Za-z0-9_-]+)(?:\|[^>]*)?>")
+_LINK = re.compile(r"<(https?://[^|>]+)(?:\|[^>]*)?>")
 MESSAGE_TEXT_LIMIT = 40_000
 
 
@@ -31,6 +33,17 @@ def pings_nobody(payload: dict[str, Any]) -> bool:
             if not _SAFE_ANGLE.match(text, m.start()):
                 return False
     return True
+
+
+def pings(payload: dict[str, Any]) -> tuple[str, ...]:
+    """The user groups the message notifies: <!subteam^ID> in its text or blocks."""
+    texts = [payload.get("text") or "", *block_texts(payload)]
+    return tuple(dict.fromkeys(m.group(1) for t in texts for m in _SUBTEAM.finditer(t)))
+
+
+def links(payload: dict[str, Any]) -> list[str]:
+    texts = [payload.get("text") or "", *block_texts(payload)]
+    return list(dict.fromkeys(m.group(1) for t in texts for m in _LINK.finditer(t)))
 
 
 def within_limits(payload: dict[str, Any]) -> bool:
@@ -81,12 +94,15 @@ def decode(call: Call) -> Outbound:
         within_limits=within_limits(args),
         buttons=list(buttons),
         raw={"method": call.method, "channel": args.get("channel"), "args": args},
+        pings=pings(args),
+        links=links(args),
     )
 
 
 class SlackSpecDriver:
     platform = "slack"
     supports_threads = True
+    handoff_group = SPEC_HANDOFF_GROUP
 
     def __init__(self, harness: SlackHttpHarness):
         self.harness = harness
@@ -119,18 +135,20 @@ class SlackSpecDriver:
             await self.harness.event(message(text, user=user, channel=channel, thread_ts=thread))
         return await self._collect(start)
 
-    async def admin(self, command: str, *, user: str = "U1", admin: bool) -> list[Outbound]:
+    async def admin(self, command: str, *, user: str = "U1", admin: bool, channel: str = "C1") -> list[Outbound]:
         settings = self.harness.settings
         assert (user in settings.admin_user_ids) == admin or settings.workspace_admins_are_admins
         if admin and user not in settings.admin_user_ids:
             self.fake.users[user] = {"is_admin": True}
         start = len(self.fake.posts)
-        await self.harness.command("/qabot", command, user=user)
+        await self.harness.command("/qabot", command, user=user, channel=channel)
         return await self._collect(start)
 
     async def click_feedback(self, outbound: Outbound, *, up: bool, user: str = "U1") -> list[Outbound]:
+        return await self.click(outbound, Action.FEEDBACK_UP if up else Action.FEEDBACK_DOWN, user=user)
+
+    async def click(self, outbound: Outbound, action_id: str, *, user: str = "U1") -> list[Outbound]:
         raw: dict[str, Any] = outbound.raw  # type: ignore[assignment]
-        action_id = Action.FEEDBACK_UP if up else Action.FEEDBACK_DOWN
         value = buttons_of(raw["args"])[action_id]
         channel = raw.get("channel") or "C1"
         start = len(self.fake.posts)

@@ -33,3 +33,14 @@ def test_manifest_matches_the_app():
     assert m["settings"]["interactivity"]["is_enabled"] is True
     assert m["settings"]["socket_mode_enabled"] is True
     assert m["features"]["app_home"]["messages_tab_enabled"] is True  # DMs need the Messages tab
+
+
+def test_the_qabot_command_lists_every_admin_command():
+    from bot.conversation.models import ADMIN_COMMANDS
+
+    m = yaml.safe_load(MANIFEST.read_text(encoding="utf-8"))
+    qabot = next(c for c in m["features"]["slash_commands"] if c["command"] == "/qabot")
+    hinted = {part.strip() for part in qabot["usage_hint"].split("|")}
+    assert hinted == set(ADMIN_COMMANDS)
+    assert all(name in qabot["description"] for name in ADMIN_COMMANDS)
+    assert len(qabot["description"]) <= 2000 and len(qabot["usage_hint"]) <= 1000  # the manifest schema's limits

@@ -29,7 +29,7 @@ from bot.conversation.models import Action
 from bot.conversation.rebuild import RebuildCoordinator
 from bot.conversation.service import ConversationService
 
-FEEDBACK_UP, FEEDBACK_DOWN = Action.FEEDBACK_UP, Action.FEEDBACK_DOWN
+FEEDBACK_UP, FEEDBACK_DOWN, HANDOFF = Action.FEEDBACK_UP, Action.FEEDBACK_DOWN, Action.HANDOFF
 
 REPO = Path(__file__).resolve().parents[2]
 KNOWLEDGE_DIR = REPO / "knowledge"
@@ -41,6 +41,9 @@ ML_QUESTION = "what is machine learning?"
 ML_PHRASE = "algorithms that enable computers to learn from data"
 OFF_TOPIC_QUESTION = "what's the best pizza topping in Naples?"
 LONG_QUESTION = "what are the benefits and limitations of generative AI and machine learning?"
+# the one channel where people take over (SLACK_HANDOFF_GROUPS / DISCORD_HANDOFF_ROLES name it)
+SPEC_HANDOFF_CHANNEL = "C12"
+SPEC_HANDOFF_GROUP = "S0SPECHELP"  # Slack's user group; Discord's driver names its role (a snowflake)
 
 
 @dataclass
@@ -54,6 +57,9 @@ class Outbound:
     within_limits: bool  # the payload respects the platform's size limits (terminal: always True)
     buttons: list[str] = field(default_factory=list)  # action ids / custom ids of buttons
     raw: object = None  # platform payload, for debugging
+    # the groups / roles this message pings (mentioned in its text and allowed to notify)
+    pings: tuple[str, ...] = ()
+    links: list[str] = field(default_factory=list)  # the URLs it links to
 
 
 class Driver(Protocol):
@@ -70,9 +76,13 @@ class Driver(Protocol):
         dm: bool = False,
     ) -> list[Outbound]: ...
 
-    async def admin(self, command: str, *, user: str = "U1", admin: bool) -> list[Outbound]: ...
+    async def admin(self, command: str, *, user: str = "U1", admin: bool, channel: str = "C1") -> list[Outbound]: ...
 
     async def click_feedback(self, outbound: Outbound, *, up: bool, user: str = "U1") -> list[Outbound]: ...
+
+    async def click(self, outbound: Outbound, action_id: str, *, user: str = "U1") -> list[Outbound]:
+        """Click another button of `outbound` (e.g. "Ask a person")."""
+        ...
 
     def feedback_count(self) -> int: ...
 
@@ -127,6 +137,7 @@ def spec_slack_settings(api_url: str) -> SlackSettings:
         admin_user_ids=(SPEC_ADMIN_USER,),
         workspace_admins_are_admins=False,
         api_url=api_url,
+        handoff_groups={SPEC_HANDOFF_CHANNEL: SPEC_HANDOFF_GROUP},
     )
 
 
@@ -160,7 +171,10 @@ def _all_text(outs: list[Outbound]) -> str:
 
 
 def _show(outs: list[Outbound]) -> str:
-    return "\n---\n".join(f"[private={o.private} thread={o.thread_id} buttons={o.buttons}]\n{o.text}" for o in outs)
+    return "\n---\n".join(
+        f"[private={o.private} thread={o.thread_id} buttons={o.buttons} pings={o.pings} links={o.links}]\n{o.text}"
+        for o in outs
+    )
 
 
 def _threads(driver: Driver) -> bool:
@@ -305,6 +319,125 @@ async def rate_limit_told_once(driver: Driver) -> None:
     assert other, "another user in the same channel is not limited"
 
 
+def _tags(outs: list[Outbound]) -> list[Outbound]:
+    return [o for o in outs if o.pings]
+
+
+async def handoff_on_abstain_once_per_thread(driver: Driver) -> None:
+    question = "how do I get a refund for my conference ticket?"
+    outs = await driver.ask(question, user="U12", channel=SPEC_HANDOFF_CHANNEL)
+    assert outs, "no reply to an off-topic question"
+    if not _threads(driver):  # the terminal has nobody to hand off to
+        assert not _tags(outs), _show(outs)
+        return
+    tags = _tags(outs)
+    assert len(tags) == 1, "an abstention in a hand-off channel should tag the people once:\n" + _show(outs)
+    tag, thread = tags[0], outs[0].thread_id
+    assert tag.pings == (driver.handoff_group,), "only the configured group may be pinged:\n" + _show(tags)
+    assert not tag.private and thread and tag.thread_id == thread, "the tag belongs in the thread:\n" + _show(outs)
+    assert "conference ticket" in plain(tag.text), "the tag should carry the question:\n" + _show(tags)
+    again = await driver.ask(
+        "what about a refund for the workshop?", user="U12", channel=SPEC_HANDOFF_CHANNEL, thread=thread, mention=False
+    )
+    assert again, "a follow-up in the bot's thread got no reply"
+    assert not _tags(again), "a thread is handed off once:\n" + _show(again)
+    elsewhere = await driver.ask(question, user="U12", channel="C12x")
+    assert elsewhere and not _tags(elsewhere), "a channel without people configured tags nobody:\n" + _show(elsewhere)
+
+
+async def handoff_on_thumbs_down_and_ask_a_person(driver: Driver) -> None:
+    outs = await driver.ask(ML_QUESTION, user="U14", channel=SPEC_HANDOFF_CHANNEL)
+    if not _threads(driver):
+        assert not any(HANDOFF in o.buttons for o in outs), "the terminal has nobody to ask:\n" + _show(outs)
+        return
+    rated = next((o for o in outs if HANDOFF in o.buttons), None)
+    assert rated is not None, "an answer in a hand-off channel offers 'Ask a person':\n" + _show(outs)
+    assert not _tags(outs), "an answer tags nobody by itself:\n" + _show(outs)
+    down = await driver.click_feedback(rated, up=False, user="U14")
+    tags = _tags(down)
+    assert len(tags) == 1 and tags[0].pings == (driver.handoff_group,), "a 👎 tags the people once:\n" + _show(down)
+    assert tags[0].thread_id == rated.thread_id and not tags[0].private, _show(down)
+    assert all(o.private for o in down if not o.pings), "the vote's acknowledgement stays private:\n" + _show(down)
+    asked = await driver.click(rated, HANDOFF, user="U15")
+    assert asked and not _tags(asked), "the people were already tagged in this thread:\n" + _show(asked)
+    assert "already" in _all_text(asked) and all(o.private for o in asked), _show(asked)
+    fresh = await driver.ask(LONG_QUESTION, user="U15", channel=SPEC_HANDOFF_CHANNEL)
+    button = next((o for o in fresh if HANDOFF in o.buttons), None)
+    assert button is not None, _show(fresh)
+    clicked = await driver.click(button, HANDOFF, user="U15")
+    tags = _tags(clicked)
+    assert len(tags) == 1 and tags[0].thread_id == button.thread_id, "'Ask a person' tags the people:\n" + _show(
+        clicked
+    )
+    assert "asked for a person" in plain(tags[0].text), _show(tags)
+    no_button = await driver.ask(ML_QUESTION, user="U15", channel="C14x")
+    assert not any(HANDOFF in o.buttons for o in no_button), "hand-off is off unless configured:\n" + _show(no_button)
+
+
+async def repeat_links_the_earlier_thread(driver: Driver) -> None:
+    first = await driver.ask(ML_QUESTION, user="U16", channel="C13")
+    assert first, "no reply"
+    if not _threads(driver):  # no channels, no threads to link
+        return
+    thread = first[0].thread_id
+    assert thread and not any(o.links for o in first if "see that thread" in plain(o.text)), _show(first)
+    again = await driver.ask("What is Machine Learning", user="U17", channel="C13")
+    linked = [url for o in again for url in o.links if thread.replace(".", "") in url.replace(".", "")]
+    assert linked, f"a repeat should link the earlier thread {thread}:\n" + _show(again)
+    assert "see that thread" in _all_text(again), _show(again)
+    assert ML_PHRASE in _all_text(again), "the repeat is still answered:\n" + _show(again)
+    other = await driver.ask(LONG_QUESTION, user="U17", channel="C13")
+    assert "see that thread" not in _all_text(other), "another question links nothing:\n" + _show(other)
+    elsewhere = await driver.ask(ML_QUESTION, user="U17", channel="C13x")
+    assert "see that thread" not in _all_text(elsewhere), "repeats are per channel:\n" + _show(elsewhere)
+    _assert_safe(again)
+
+
+async def watched_channel_answers_questions_only(driver: Driver) -> None:
+    """An admin watches a channel: its questions are answered without a mention, only when the
+    answer is confident; chatter, questions to people and unanswerable questions get silence."""
+    user, channel = SPEC_ADMIN_USER, "C10"  # the terminal's /watch lasts for the admin's own session
+    if _threads(driver):
+        before = await driver.ask(ML_QUESTION, user=user, channel=channel, mention=False)
+        assert before == [], "an unwatched channel answered a message without a mention:\n" + _show(before)
+    watching = await driver.admin("watch", user=SPEC_ADMIN_USER, admin=True, channel=channel)
+    assert watching and "watching" in _all_text(watching), "watch was not confirmed:\n" + _show(watching)
+    assert all(o.private for o in watching), "the confirmation is for the admin:\n" + _show(watching)
+    for text in (
+        "good morning everyone, happy friday!",
+        "machine learning is just statistics with better marketing",
+        "@sam can you explain machine learning to me?",
+        OFF_TOPIC_QUESTION,
+    ):
+        outs = await driver.ask(text, user=user, channel=channel, mention=False)
+        said = [o for o in outs if not _silence_note(o)]
+        assert said == [], f"it spoke unasked on {text!r}:\n" + _show(outs)
+    outs = await driver.ask(ML_QUESTION, user=user, channel=channel, mention=False)
+    assert ML_PHRASE in _all_text(outs), "a watched channel's question was not answered:\n" + _show(outs)
+    assert {FEEDBACK_UP, FEEDBACK_DOWN} <= {b for o in outs for b in o.buttons}, _show(outs)
+    if _threads(driver):
+        assert all(o.thread_id and not o.private for o in outs), "answer publicly, in a thread:\n" + _show(outs)
+    _assert_safe(outs)
+    stopped = await driver.admin("unwatch", user=SPEC_ADMIN_USER, admin=True, channel=channel)
+    assert stopped and "watching" in _all_text(stopped), _show(stopped)
+    if _threads(driver):
+        after = await driver.ask(ML_QUESTION, user=user, channel=channel, mention=False)
+        assert after == [], "still answering after unwatch:\n" + _show(after)
+
+
+async def watch_refused_to_non_admins(driver: Driver) -> None:
+    outs = await driver.admin("watch", user="U11", admin=False, channel="C11")
+    assert outs and "only admins" in _all_text(outs), "not a refusal:\n" + _show(outs)
+    if _threads(driver):
+        silent = await driver.ask(ML_QUESTION, user="U11", channel="C11", mention=False)
+        assert silent == [], "a refused watch still watches:\n" + _show(silent)
+
+
+def _silence_note(outbound: Outbound) -> bool:
+    """The terminal's preview says why it stays silent; a chat platform says nothing."""
+    return outbound.text.startswith("(qabot stays silent")
+
+
 SCENARIOS: list[Scenario] = [
     Scenario("answer_with_quotes", "an answerable question is answered with a verbatim quote", answer_with_quotes),
     Scenario("off_topic_abstains", "an off-topic question gets a reply without quotes", off_topic_abstains),
@@ -317,4 +450,25 @@ SCENARIOS: list[Scenario] = [
     Scenario("follow_up_in_thread", "a follow-up in the bot's thread needs no mention", follow_up_in_thread),
     Scenario("feedback_click_stored", "a feedback click is stored once per user", feedback_click_stored),
     Scenario("rate_limit_told_once", "over the limit: told once, then silence", rate_limit_told_once),
+    Scenario(
+        "handoff_on_abstain_once_per_thread",
+        "an abstention in a hand-off channel tags its people in the thread, once per thread",
+        handoff_on_abstain_once_per_thread,
+    ),
+    Scenario(
+        "handoff_on_thumbs_down_and_ask_a_person",
+        "a 👎 or 'Ask a person' tags the channel's people once per thread",
+        handoff_on_thumbs_down_and_ask_a_person,
+    ),
+    Scenario(
+        "repeat_links_the_earlier_thread",
+        "a question answered in the same channel recently links that thread",
+        repeat_links_the_earlier_thread,
+    ),
+    Scenario(
+        "watched_channel_answers_questions_only",
+        "a watched channel's questions are answered without a mention, only confidently; chatter gets silence",
+        watched_channel_answers_questions_only,
+    ),
+    Scenario("watch_refused_to_non_admins", "only admins watch a channel", watch_refused_to_non_admins),
 ]

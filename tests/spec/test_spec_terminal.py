@@ -56,9 +56,12 @@ class TerminalDriver:
         ]
 
     async def ask(self, text, *, user="U1", channel="C1", thread=None, mention=True, dm=False):
-        return self._type(self._chat(user), text)
+        chat = self._chat(user)
+        if mention and chat.watching:  # a watched session reads a line as unmentioned unless typed at the bot
+            text = "@qabot " + text
+        return self._type(chat, text)
 
-    async def admin(self, command, *, user="U1", admin):
+    async def admin(self, command, *, user="U1", admin, channel="C1"):
         return self._type(self._chat(user, admin=admin), "/" + command)
 
     async def click_feedback(self, outbound, *, up, user="U1"):

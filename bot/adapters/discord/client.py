@@ -16,7 +16,8 @@ What this module owns, and nothing more:
 
 Intents: the privileged Message Content intent is off unless DISCORD_MESSAGE_CONTENT_INTENT=true.
 Discord delivers the text of messages that mention the bot and of DMs without it; it is needed
-only for follow-ups in the bot's threads that do not mention it.
+for follow-ups in the bot's threads that do not mention it, and for watched channels (questions
+answered without a mention: `/qabot watch`, DISCORD_WATCHED_CHANNEL_IDS).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import asyncio
 import dataclasses
 import logging
 import re
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -37,9 +39,12 @@ from bot.adapters.base import ChatAdapter, ReplyLimits
 from bot.adapters.discord.render import (
     CONTENT_LIMIT,
     FEEDBACK_CUSTOM_ID_TEMPLATE,
+    HANDOFF_CUSTOM_ID_TEMPLATE,
     QUOTE_LIMIT,
     MessagePayload,
+    button_custom_id,
     feedback_custom_id,
+    handoff_content,
     plain_payloads,
     render_discord,
 )
@@ -50,6 +55,7 @@ from bot.conversation.models import (
     Action,
     Button,
     FeedbackVote,
+    Handoff,
     IncomingMessage,
     Reply,
     ReplyKind,
@@ -68,6 +74,10 @@ _OWN_THREADS_KEPT = 10_000
 
 
 TEXT_HINT_MENTION_FOLLOW_UP = "Mention me in this thread to ask a follow-up."
+TEXT_WATCH_NEEDS_INTENT = (
+    "I can't read messages that don't mention me yet: switch on the Message Content intent in the Developer "
+    "Portal (Bot > Privileged Gateway Intents) and set DISCORD_MESSAGE_CONTENT_INTENT=true, then restart me."
+)
 # what can fail on the way to Discord besides an HTTP error answer
 _SEND_ERRORS = (discord.HTTPException, aiohttp.ClientError, asyncio.TimeoutError)
 
@@ -77,8 +87,8 @@ def default_intents(*, message_content: bool = False) -> discord.Intents:
 
     Discord includes the text of messages that mention the bot, and of DMs, without the privileged
     Message Content intent; `message_content=True` (which must also be switched on in the Developer
-    Portal, docs/discord.md) adds the text of follow-ups in the bot's threads that do not mention it.
-    Slash commands and buttons never need it.
+    Portal, docs/discord.md) adds the text of follow-ups in the bot's threads that do not mention it,
+    and of the messages in watched channels. Slash commands and buttons never need it.
     """
     intents = discord.Intents.none()
     intents.guilds = True
@@ -119,13 +129,42 @@ class FeedbackButton(discord.ui.DynamicItem[discord.ui.Button], template=FEEDBAC
             await client.on_feedback(interaction, self.answer_id, self.vote)
 
 
+class HandoffButton(discord.ui.DynamicItem[discord.ui.Button], template=HANDOFF_CUSTOM_ID_TEMPLATE):
+    """ "Ask a person": its custom_id carries the answer id, so clicks work after a restart."""
+
+    def __init__(self, answer_id: str, *, label: str | None = None) -> None:
+        custom_id = button_custom_id(Action.HANDOFF, answer_id)
+        if custom_id is None:
+            raise ValueError(f"answer id {answer_id!r} cannot be carried in a custom_id")
+        emoji = "🙋"
+        label = (label or "").removeprefix(emoji).strip() or "Ask a person"
+        super().__init__(
+            discord.ui.Button(style=discord.ButtonStyle.secondary, emoji=emoji, label=label, custom_id=custom_id)
+        )
+        self.answer_id = answer_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
+    ) -> HandoffButton:
+        return cls(match["answer_id"], label=item.label)
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        client = interaction.client
+        if isinstance(client, QabotDiscordBot):
+            await client.on_handoff(interaction, self.answer_id)
+
+
 def feedback_view(buttons: tuple[Button, ...]) -> discord.ui.View | None:
-    """A view of FeedbackButtons. Fully dynamic, so discord.py does not keep it in memory per message."""
+    """A view of the answer's buttons (feedback, "Ask a person"). Fully dynamic, so discord.py does not
+    keep it in memory per message."""
     view = discord.ui.View(timeout=None)
     for b in buttons:
         vote = feedback_vote(b.action_id)
         if vote is not None:
             view.add_item(FeedbackButton(vote, b.value, label=b.label or None))
+        elif b.action_id == Action.HANDOFF and button_custom_id(b.action_id, b.value) is not None:
+            view.add_item(HandoffButton(b.value, label=b.label or None))
     return view if view.children else None
 
 
@@ -210,10 +249,15 @@ class QabotDiscordBot(discord.Client):
         if not self.intents.message_content:
             log.info(
                 "Message Content intent is off: mentions, DMs and /ask are answered; follow-ups in my threads "
-                "need a mention. To answer them without one, enable the intent in the Developer Portal and "
-                "set DISCORD_MESSAGE_CONTENT_INTENT=true."
+                "need a mention, and watched channels (/qabot watch) get no answers. To answer without a "
+                "mention, enable the intent in the Developer Portal and set DISCORD_MESSAGE_CONTENT_INTENT=true."
             )
-        self.add_dynamic_items(FeedbackButton)
+            if self.settings.watched_channel_ids:
+                log.warning(
+                    "DISCORD_WATCHED_CHANNEL_IDS is set but the Message Content intent is off: Discord does not "
+                    "send me the text of messages that do not mention me, so those channels get no answers."
+                )
+        self.add_dynamic_items(FeedbackButton, HandoffButton)
         self._register_commands()
         # one bulk overwrite per start: commands appear/update without a separate deploy step
         try:
@@ -278,6 +322,20 @@ class QabotDiscordBot(discord.Client):
         own_role = message.guild.self_role if message.guild else None
         return own_role is not None and own_role in message.role_mentions
 
+    def _mentions_someone(self, message: discord.Message) -> bool:
+        """The message mentions a person or a role other than the bot, or replies to someone else's
+        message: it is addressed to them (@everyone and @here address everyone, the bot included)."""
+        me = self.user
+        if any(me is None or u.id != me.id for u in message.mentions):
+            return True
+        own_role = message.guild.self_role if message.guild else None
+        if any(role != own_role for role in message.role_mentions):
+            return True
+        if message.reference is not None and message.type is discord.MessageType.reply:
+            replied = message.reference.resolved
+            return not (isinstance(replied, discord.Message) and me is not None and replied.author.id == me.id)
+        return False
+
     def _is_own_thread(self, channel: Any) -> bool:
         if channel.id in self._own_threads:
             return True
@@ -313,7 +371,16 @@ class QabotDiscordBot(discord.Client):
                 return None  # Discord sent it without its text: nothing to answer
             return incoming(text, channel_id=str(parent_id), thread_id=str(channel.id), addressed=mentioned, **common)
         if not mentioned:
-            return None
+            if not self.intents.message_content:
+                return None  # Discord sent it without its text
+            # answered only in a watched channel, only a question, only confidently (the service decides)
+            return incoming(
+                text,
+                channel_id=str(channel.id),
+                addressed=False,
+                mentions_someone=self._mentions_someone(message),
+                **common,
+            )
         return incoming(text, channel_id=str(channel.id), addressed=True, **common)
 
     async def on_message(self, message: discord.Message) -> None:
@@ -321,6 +388,7 @@ class QabotDiscordBot(discord.Client):
         if incoming is None:
             return
         reply = await asyncio.to_thread(self.service.handle, incoming)
+        reply = with_repeat_link(reply, message.guild.id if message.guild else None)
         if not self.intents.message_content and TEXT_HINT_FOLLOW_UP in reply.hints:
             # without the intent a follow-up without a mention arrives empty: say to mention
             hints = tuple(TEXT_HINT_MENTION_FOLLOW_UP if h == TEXT_HINT_FOLLOW_UP else h for h in reply.hints)
@@ -329,16 +397,20 @@ class QabotDiscordBot(discord.Client):
             return
         send = self.adapter.send
         in_place = DiscordTarget(message.channel, reference=message)
+        where: Any = message.channel  # where the answer went: the hand-off goes there too
         if incoming.is_dm:
             delivered = await send(DiscordTarget(message.channel), reply)
         elif incoming.thread_id is None and reply.kind in _THREAD_KINDS and not reply.private:
             thread = await self._open_thread(message, incoming.text)
             delivered = thread is not None and await send(DiscordTarget(thread), reply)
+            where = thread if delivered else message.channel
             if not delivered:
                 # no thread, or nothing could be posted in it: answer in place
                 delivered = await send(in_place, reply)
         else:
             delivered = await send(in_place, reply)
+        if reply.handoff is not None:
+            await self.hand_off(reply.handoff, where)
         if not delivered:
             self.undelivered += 1
             where = self.service.pseudonyms.channel(self.adapter.name, str(message.channel.id))
@@ -398,6 +470,8 @@ class QabotDiscordBot(discord.Client):
         await interaction.response.defer(thinking=True, ephemeral=True)
         incoming = self._interaction_message(interaction, f"/qabot {command}", private=True)
         reply = await asyncio.to_thread(self.service.handle_admin, incoming, command)
+        if command == "watch" and reply.kind is ReplyKind.ADMIN and not self.intents.message_content:
+            reply = dataclasses.replace(reply, hints=(*reply.hints, TEXT_WATCH_NEEDS_INTENT))
         await self._send_followups(interaction, reply, deferred_ephemeral=True)
 
     async def on_feedback(self, interaction: discord.Interaction, answer_id: str, vote: FeedbackVote) -> None:
@@ -409,8 +483,42 @@ class QabotDiscordBot(discord.Client):
             platform=self.adapter.name,
             user_id=str(interaction.user.id),
             channel_id=str(interaction.channel_id),
+            handoff_for=self.adapter.handoff_for,
         )
         await self._send_followups(interaction, reply, deferred_ephemeral=True)
+
+    async def on_handoff(self, interaction: discord.Interaction, answer_id: str) -> None:
+        """The "Ask a person" button: the service tags the channel's role in the thread, once per thread."""
+        await interaction.response.defer(thinking=True, ephemeral=True)
+        reply = await asyncio.to_thread(
+            self.service.request_handoff,
+            answer_id,
+            platform=self.adapter.name,
+            user_id=str(interaction.user.id),
+            channel_id=str(interaction.channel_id),
+            handoff_for=self.adapter.handoff_for,
+        )
+        await self._send_followups(interaction, reply, deferred_ephemeral=True)
+
+    async def hand_off(self, handoff: Handoff, fallback: Any = None) -> bool:
+        """Tag the channel's role in the thread: the only mention qabot ever lets ping, that role alone."""
+        try:
+            role = int(handoff.to)
+            target = self.get_channel(int(handoff.thread_id)) or fallback
+            if target is None:
+                target = await self.fetch_channel(int(handoff.thread_id))
+            await target.send(
+                content=handoff_content(handoff),
+                allowed_mentions=discord.AllowedMentions(
+                    everyone=False, users=False, roles=[discord.Object(id=role)], replied_user=False
+                ),
+            )
+            return True
+        except (ValueError, *_SEND_ERRORS) as exc:
+            self.undelivered += 1
+            where = self.service.pseudonyms.channel(self.adapter.name, handoff.channel_id)
+            log.error("a hand-off in channel %s was NOT delivered: %s", where, _describe(exc))
+            return False
 
     async def _send_followups(
         self, interaction: discord.Interaction, reply: Reply, *, deferred_ephemeral: bool
@@ -437,7 +545,26 @@ class QabotDiscordBot(discord.Client):
             if not await deliver_payload(payload, send):
                 self.undelivered += 1
                 log.error("a reply to /%s was NOT delivered", getattr(interaction.command, "qualified_name", "?"))
-                return
+                break
+        if reply.handoff is not None:
+            await self.hand_off(reply.handoff, interaction.channel)
+
+
+def jump_url(guild_id: int, channel_id: str, message_id: str) -> str:
+    """Discord's link to a message (the first message of the earlier thread)."""
+    return f"https://discord.com/channels/{guild_id}/{channel_id}/{message_id}"
+
+
+def with_repeat_link(reply: Reply, guild_id: int | None) -> Reply:
+    """The reply with a line linking the earlier thread it repeats (in the same guild), if any."""
+    earlier = reply.repeat_of
+    if earlier is None or guild_id is None:
+        return reply
+    if not (earlier.channel_id.isdigit() and earlier.thread_id.isdigit()):
+        return reply
+    url = jump_url(guild_id, earlier.channel_id, earlier.thread_id)
+    line = f"{earlier.label(time.time())}: [see that thread]({url})"
+    return dataclasses.replace(reply, hints=(*reply.hints, line))
 
 
 async def send_payloads(

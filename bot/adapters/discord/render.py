@@ -7,7 +7,8 @@ a non-http(s) scheme or more than 2048 characters (error 50035). This module own
 a passage longer than QUOTE_LIMIT is trimmed around its best sentence (bot.core.trim, with a pointer
 to its section in the footer), each embed's description is sized so that the embed stays within
 6000 characters with its title, section and footer, embeds are packed into messages, and only
-URLs that pass bot.core.urls.safe_web_url become links. `plain_payloads` turns a message into
+Quote links (bot.core.links.quote_link: a deep link, else the source_url) that are valid URLs within
+Discord's 2,048 characters become links. `plain_payloads` turns a message into
 plain text for when Discord refuses an embed anyway. Feedback buttons ride on the last message.
 """
 
@@ -18,12 +19,12 @@ from dataclasses import dataclass
 
 import discord
 
-from bot.conversation.models import Action, Button, Reply, ReplyKind
+from bot.conversation.models import Action, Button, Handoff, Reply, ReplyKind
 from bot.conversation.report import format_report
+from bot.core.links import quote_link
 from bot.core.split import clip, split_text
 from bot.core.trim import trim_quote
 from bot.core.types import Answer, Confidence, Quote
-from bot.core.urls import safe_web_url
 
 # Discord's documented limits (https://discord.com/developers/docs/resources/message#embed-object-embed-limits)
 CONTENT_LIMIT = 2000
@@ -33,6 +34,7 @@ EMBED_FIELD_NAME_LIMIT = 256
 EMBED_FIELD_VALUE_LIMIT = 1024
 EMBED_FOOTER_LIMIT = 2048
 EMBED_TOTAL_LIMIT = 6000
+EMBED_URL_LIMIT = 2048  # an embed URL over this (or with a space) fails the whole message: 50035
 EMBEDS_PER_MESSAGE = 10
 # One passage is at most this long before it is trimmed (bot.core.trim): three such quotes, escaped,
 # with their titles and footers still fit one message's 6000 characters of embeds.
@@ -65,6 +67,26 @@ def feedback_custom_id(action_id: str, answer_id: str) -> str | None:
     if vote is None or not _ANSWER_ID_RE.fullmatch(answer_id):
         return None
     return f"qabot:fb:{vote}:{answer_id}"
+
+
+# custom_id of the "Ask a person" button; parsed back by HandoffButton in client.py after any restart
+HANDOFF_CUSTOM_ID_TEMPLATE = r"qabot:ask:(?P<answer_id>[A-Za-z0-9_-]+)"
+
+
+def button_custom_id(action_id: str, value: str) -> str | None:
+    """The persistent custom_id of a button Discord can show (feedback, "Ask a person"); None for others."""
+    if action_id == Action.HANDOFF:
+        return f"qabot:ask:{value}" if _ANSWER_ID_RE.fullmatch(value) else None
+    return feedback_custom_id(action_id, value)
+
+
+def handoff_content(handoff: Handoff) -> str:
+    """The hand-off message: the role's mention, what happened, and the question (Markdown escaped)."""
+    lines = [f"<@&{handoff.to}> {handoff.text}"]
+    question = " ".join(handoff.question.split())
+    if question:
+        lines.append("> " + discord.utils.escape_mentions(discord.utils.escape_markdown(clip(question, 500))))
+    return "\n".join(lines)
 
 
 def escape_quote_text(text: str) -> str:
@@ -109,7 +131,7 @@ def _quote_embeds(quote: Quote, colour: discord.Colour | None, footer: str) -> l
     # what the rest of each embed takes from Discord's 6000-character total
     meta = len(longest_title) + len(footer_text) + (len("Section") + len(section) if section else 0)
     pieces = _quoted_chunks(quote.text, min(EMBED_DESCRIPTION_LIMIT, EMBED_TOTAL_LIMIT - meta))
-    url = safe_web_url(quote.source_url)
+    url = quote_link(quote, max_length=EMBED_URL_LIMIT)
     embeds = []
     for n, piece in enumerate(pieces, start=1):
         title = base_title
@@ -183,7 +205,7 @@ def render_discord(reply: Reply) -> list[MessagePayload]:
     else:
         payloads = _render_text(reply)
     buttons = tuple(
-        b for b in reply.buttons if feedback_custom_id(b.action_id, b.value) is not None
+        b for b in reply.buttons if button_custom_id(b.action_id, b.value) is not None
     )  # other buttons (e.g. share) have no Discord rendering yet
     if not payloads:
         if not buttons:

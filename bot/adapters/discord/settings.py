@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from bot.adapters.base import ChatSettings, IdList, secret
+from bot.adapters.base import ChatSettings, IdList, IdMap, secret
 
 
 class DiscordSettings(ChatSettings):
@@ -22,6 +22,13 @@ class DiscordSettings(ChatSettings):
     message_content_intent: bool = False
     # role ids whose members may run admin commands, besides members with Manage Server
     admin_role_ids: IdList = ()
+    # hand-off to people: channel id -> role id, "123=456,*=789"; the role is tagged (<@&ID>, and only
+    # that role may be pinged) in a thread when the bot abstains or an answer gets a 👎, once per thread,
+    # and every answer there gets an "Ask a person" button. Empty: off
+    handoff_roles: IdMap = Field(default_factory=dict)
+
+    def handoff_for(self, channel_id: str) -> str:
+        return self._lookup(self.handoff_roles, channel_id)
 
     def required(self) -> tuple[str, ...]:
         return ("token",)

@@ -7,6 +7,9 @@ The conversation layer (ConversationService) decides what to say; this module on
 - `message` in a thread          -> follow-up with addressed=False (the service answers it only in
                                     threads it has answered); a message that mentions the bot is left
                                     to its `app_mention` twin, because Slack sends both
+- `message` at a channel's top level, without a mention -> addressed=False: the service answers it
+                                    only in a watched channel (`/qabot watch`, SLACK_WATCHED_CHANNEL_IDS),
+                                    only a question, only confidently, in the message's thread
 - `/ask <text>`                  -> ack at once, then a private (ephemeral) answer with a
                                     "Share in channel" button
 - `/qabot reindex|status|rollback|report` -> ack at once, admin check, private result
@@ -40,7 +43,6 @@ import functools
 import logging
 import os
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -69,13 +71,25 @@ from bot.adapters.slack.render import (
     QUOTE_LIMIT,
     SECTION_TEXT_LIMIT,
     escape_mrkdwn,
+    handoff_text,
     render_slack_blocks,
+    with_link,
     without_actions,
 )
 from bot.adapters.slack.settings import DEFAULT_HTTP_HOST, SlackSettings
-from bot.adapters.slack.text import clean_slack_text
+from bot.adapters.slack.text import clean_slack_text, mentions_someone
 from bot.config import ConfigError
-from bot.conversation.models import ADMIN_COMMANDS, Action, Button, IncomingMessage, Reply, ReplyKind, feedback_vote
+from bot.conversation.models import (
+    ADMIN_COMMANDS,
+    Action,
+    Button,
+    EarlierThread,
+    Handoff,
+    IncomingMessage,
+    Reply,
+    ReplyKind,
+    feedback_vote,
+)
 
 if TYPE_CHECKING:
     from bot.conversation.service import ConversationService
@@ -84,11 +98,11 @@ log = logging.getLogger("qabot.slack")
 
 EVENTS_PATH = "/slack/events"
 SHARE_LABEL = "Share in channel"
+TEXT_SHARE_GONE = "That answer is no longer available to share. Ask again with /ask."
 # message subtypes that still carry a person's question; every other subtype (edits, deletions,
 # joins, bot_message, ...) is not a question
 _QUESTION_SUBTYPES = {None, "thread_broadcast", "file_share"}
 _ADMIN_CACHE_S = 300.0
-_SHARE_CACHE_SIZE = 1000
 HEADER_TIMEOUT_S = 10.0  # a connection must deliver a request's headers within this (slowloris)
 BODY_TIMEOUT_S = 10.0  # ... and then its body within this
 MAX_BODY_BYTES = 1 << 20  # Slack's payloads are a few KB
@@ -140,12 +154,6 @@ class ChannelQueue:
 
     def __len__(self) -> int:
         return len(self._locks)
-
-
-@dataclass(frozen=True)
-class _Shareable:
-    blocks: list[dict[str, Any]]
-    text: str
 
 
 class Listeners:
@@ -219,7 +227,6 @@ class SlackAdapter(ChatAdapter):
         )
         self.auth = SingleFlightAuth(self.client)
         self._admin_cache: dict[str, tuple[float, bool]] = {}
-        self._shares: OrderedDict[str, _Shareable] = OrderedDict()
         self._answer_slots = asyncio.Semaphore(_default_answer_threads())
         self.queue = ChannelQueue()
         self.listeners = Listeners()
@@ -332,13 +339,40 @@ class SlackAdapter(ChatAdapter):
         if not reply.should_send:
             return True
         blocks, text = render_slack_blocks(reply)
-        return await self.post(
+        if reply.repeat_of is not None:
+            url = await self.permalink(to.client, reply.repeat_of)
+            if url:
+                blocks = with_link(blocks, reply.repeat_of.label(time.time()), url, "see that thread")
+        delivered = await self.post(
             to.client,
             channel=to.channel,
             blocks=blocks,
             text=text,
             thread_ts=to.thread_ts,
             ephemeral_user=to.ephemeral_user,
+        )
+        if reply.handoff is not None:
+            await self.hand_off(to.client, reply.handoff)
+        return delivered
+
+    async def permalink(self, client: AsyncWebClient, earlier: EarlierThread) -> str | None:
+        """chat.getPermalink of the earlier thread's first message; None when Slack cannot give it (the
+        message was deleted, the bot left the channel, ...): the answer then goes out without the link."""
+        try:
+            resp = await client.chat_getPermalink(channel=earlier.channel_id, message_ts=earlier.thread_id)
+        except SlackApiError as err:
+            log.info("no permalink for an earlier thread (%s); answering without the link", err.response.get("error"))
+            return None
+        except (TimeoutError, aiohttp.ClientError) as err:
+            log.info("no permalink for an earlier thread (%s); answering without the link", type(err).__name__)
+            return None
+        url = resp.get("permalink")
+        return url if isinstance(url, str) else None
+
+    async def hand_off(self, client: AsyncWebClient, handoff: Handoff) -> bool:
+        """Tag the channel's user group in the thread (a public message, the group's mention notifies it)."""
+        return await self.post(
+            client, channel=handoff.channel_id, blocks=[], text=handoff_text(handoff), thread_ts=handoff.thread_id
         )
 
     async def send_text(self, to: SlackTarget, text: str) -> None:
@@ -373,13 +407,22 @@ class SlackAdapter(ChatAdapter):
         if event.get("channel_type") == "im":
             await self._answer_event(event, body, client, thread_ts=event.get("thread_ts"), addressed=True, is_dm=True)
             return
-        thread_ts = event.get("thread_ts")
-        if not thread_ts:
-            return  # a top-level channel message without a mention is not for the bot
         bot_user_id = context.get("bot_user_id")
-        if bot_user_id and f"<@{bot_user_id}>" in (event.get("text") or ""):
+        text = event.get("text") or ""
+        if bot_user_id and f"<@{bot_user_id}>" in text:
             return  # its app_mention twin answers it
-        await self._answer_event(event, body, client, thread_ts=thread_ts, addressed=False, is_dm=False)
+        # in a thread: a follow-up if the thread is the bot's; at the top level: answered only in a
+        # watched channel, in the message's own thread (the service decides both)
+        thread_ts = event.get("thread_ts") or event.get("ts")
+        await self._answer_event(
+            event,
+            body,
+            client,
+            thread_ts=thread_ts,
+            addressed=False,
+            is_dm=False,
+            mentions_someone=mentions_someone(text, bot_user_id),
+        )
 
     async def _answer_event(
         self,
@@ -390,6 +433,7 @@ class SlackAdapter(ChatAdapter):
         thread_ts: str | None,
         addressed: bool,
         is_dm: bool,
+        mentions_someone: bool = False,
     ) -> None:
         user = event.get("user", "")
         channel = event.get("channel", "")
@@ -402,6 +446,7 @@ class SlackAdapter(ChatAdapter):
             is_dm=is_dm,
             is_admin=user in self.settings.admin_user_ids,
             addressed=addressed,
+            mentions_someone=mentions_someone,
             event_id=body.get("event_id"),
         )
         reply = await self._handle(msg)
@@ -432,48 +477,43 @@ class SlackAdapter(ChatAdapter):
         await self.reply(respond, blocks=blocks, text=text, response_type="ephemeral", replace_original=False)
 
     def _with_share_button(self, reply: Reply) -> Reply:
-        key = reply.answer_id or uuid.uuid4().hex
+        """The button carries the answer's id; sharing reads the answer back from the store, so any
+        replica can share it, also after a restart. An answer the store did not take has no id: no button."""
+        if not reply.answer_id:
+            return reply
         buttons = [b for b in reply.buttons if b.action_id != Action.SHARE]
-        buttons.insert(0, Button(action_id=Action.SHARE, label=SHARE_LABEL, value=key))
-        shared = dataclasses.replace(reply, buttons=tuple(buttons))
-        blocks, text = render_slack_blocks(shared)
-        self._shares[key] = _Shareable(blocks=without_actions(blocks, [Action.SHARE]), text=text)
-        self._shares.move_to_end(key)
-        while len(self._shares) > _SHARE_CACHE_SIZE:
-            self._shares.popitem(last=False)
-        return shared
+        buttons.insert(0, Button(action_id=Action.SHARE, label=SHARE_LABEL, value=reply.answer_id))
+        return dataclasses.replace(reply, buttons=tuple(buttons))
 
     async def on_share(self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any, client: Any) -> None:
         await ack()
-        shareable = self._shares.get(action.get("value", ""))
-        if shareable is None:
+        stored = await asyncio.to_thread(self.service.stored_reply, action.get("value", ""))
+        if stored is None:
             await self.reply(
                 respond,
-                text="That answer is no longer available to share (the bot restarted). Ask again with /ask.",
+                text=TEXT_SHARE_GONE,
                 blocks=[],
                 response_type="ephemeral",
                 replace_original=False,
             )
             return
+        blocks, text = render_slack_blocks(stored)
+        blocks = without_actions(blocks, [Action.SHARE])  # a stored answer has none; one share per answer
         channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", "")
         try:
-            await self._post_once(
-                client, channel=channel, ephemeral_user=None, blocks=shareable.blocks, text=shareable.text
-            )
+            await self._post_once(client, channel=channel, ephemeral_user=None, blocks=blocks, text=text)
         except SlackApiError as err:
             # not a member of the channel: the slash command's response_url can still post visibly
             log.info("chat.postMessage for share failed (%s); using response_url", err.response.get("error"))
             await self.reply(
                 respond,
-                blocks=shareable.blocks,
-                text=shareable.text,
+                blocks=blocks,
+                text=text,
                 response_type="in_channel",
                 replace_original=False,
             )
         # the private copy loses its share button, so one answer is shared once
-        await self.reply(
-            respond, blocks=shareable.blocks, text=shareable.text, response_type="ephemeral", replace_original=True
-        )
+        await self.reply(respond, blocks=blocks, text=text, response_type="ephemeral", replace_original=True)
 
     # ---- feedback ----------------------------------------------------------------------------
 
@@ -494,9 +534,58 @@ class SlackAdapter(ChatAdapter):
             platform=self.name,
             user_id=user,
             channel_id=channel,
+            handoff_for=self.handoff_for,
         )
-        if not reply.should_send:
-            return
+        await self._acknowledge(body, respond, client, reply, user=user, channel=channel, container=container)
+
+    async def on_handoff(
+        self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any, client: Any
+    ) -> None:
+        """The "Ask a person" button: the service tags the channel's group in the thread, once per thread."""
+        await ack()
+        user = (body.get("user") or {}).get("id", "")
+        container = body.get("container") or {}
+        channel = (body.get("channel") or {}).get("id") or container.get("channel_id", "")
+        reply = await asyncio.to_thread(
+            self.service.request_handoff,
+            action.get("value", ""),
+            platform=self.name,
+            user_id=user,
+            channel_id=channel,
+            handoff_for=self.handoff_for,
+        )
+        await self._acknowledge(body, respond, client, reply, user=user, channel=channel, container=container)
+
+    async def _acknowledge(
+        self,
+        body: dict[str, Any],
+        respond: Any,
+        client: Any,
+        reply: Reply,
+        *,
+        user: str,
+        channel: str,
+        container: dict[str, Any],
+    ) -> None:
+        """A button's private acknowledgement, then the hand-off it started, if any (public, in the thread)."""
+        if reply.should_send:
+            await self._acknowledge_privately(
+                body, respond, client, reply, user=user, channel=channel, container=container
+            )
+        if reply.handoff is not None:
+            await self.hand_off(client, reply.handoff)
+
+    async def _acknowledge_privately(
+        self,
+        body: dict[str, Any],
+        respond: Any,
+        client: Any,
+        reply: Reply,
+        *,
+        user: str,
+        channel: str,
+        container: dict[str, Any],
+    ) -> None:
         blocks, text = render_slack_blocks(reply)
         if container.get("is_ephemeral") and body.get("response_url"):
             await self.reply(respond, blocks=blocks, text=text, response_type="ephemeral", replace_original=False)
@@ -592,6 +681,7 @@ class SlackAdapter(ChatAdapter):
         app.action(Action.SHARE.value)(track(self.on_share))
         for action in (Action.FEEDBACK_UP, Action.FEEDBACK_DOWN):
             app.action(action.value)(track(self.on_feedback))
+        app.action(Action.HANDOFF.value)(track(self.on_handoff))
         return app
 
     async def serve(self, stop: asyncio.Event) -> None:

@@ -27,11 +27,11 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from bot.conversation.models import Button, Reply, ReplyKind
+from bot.conversation.models import Button, Handoff, Reply, ReplyKind
+from bot.core.links import quote_link
 from bot.core.split import clip, line_spans, pack_lines, split_text
 from bot.core.trim import trim_quote
 from bot.core.types import Answer, Quote
-from bot.core.urls import safe_web_url
 
 SECTION_TEXT_LIMIT = 3000
 MAX_BLOCKS = 50
@@ -186,7 +186,7 @@ def _source_context(quote: Quote, pointer: str | None = None) -> Block:
     parts = [where]
     if pointer:
         parts.append(f"_{escape_mrkdwn(clip(pointer, 1500))}_")
-    url = safe_web_url(quote.source_url)
+    url = quote_link(quote)
     if url and "|" not in url:
         parts.append(f"<{escape_mrkdwn(url)}|Source>")
     elif quote.doc_path:
@@ -361,3 +361,21 @@ def without_actions(blocks: list[Block], action_ids: Iterable[str]) -> list[Bloc
             block = {**block, "elements": elements}
         out.append(block)
     return out
+
+
+def handoff_text(handoff: Handoff) -> str:
+    """The hand-off message: the user group's mention (it notifies the group), what happened, the question."""
+    lines = [f"<!subteam^{handoff.to}> {escape_mrkdwn(handoff.text)}"]
+    question = " ".join(handoff.question.split())
+    if question:
+        lines.append("> " + escape_mrkdwn(clip(question, 500)))
+    return "\n".join(lines)
+
+
+def with_link(blocks: list[Block], text: str, url: str, label: str) -> list[Block]:
+    """`blocks` with a context line "text: <url|label>" before the buttons (a URL Slack would misread is left out)."""
+    if not url.startswith("https://") or any(c in url for c in "<>| \n") or len(blocks) >= MAX_BLOCKS:
+        return blocks
+    line = _context(f"{escape_mrkdwn(text)}: <{url}|{escape_mrkdwn(label)}>")
+    at = next((i for i, b in enumerate(blocks) if b.get("type") == "actions"), len(blocks))
+    return [*blocks[:at], line, *blocks[at:]]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from bot.adapters.base import ChatSettings, secret
+from bot.adapters.base import ChatSettings, IdMap, secret
 
 DEFAULT_API_URL = "https://slack.com/api/"
 # HTTP mode binds the loopback interface unless told otherwise: the plain-HTTP port is meant to sit
@@ -44,6 +44,13 @@ class SlackSettings(ChatSettings):
     http_host: str = DEFAULT_HTTP_HOST
     # the Web API's base URL (tests point it at a fake on 127.0.0.1)
     api_url: str = DEFAULT_API_URL
+    # hand-off to people: channel id -> user group id (S...), "C0123=S0456,*=S0789"; the group is tagged
+    # (<!subteam^ID>) in a thread when the bot abstains or an answer gets a 👎, once per thread, and every
+    # answer there gets an "Ask a person" button. Empty: off
+    handoff_groups: IdMap = Field(default_factory=dict)
+
+    def handoff_for(self, channel_id: str) -> str:
+        return self._lookup(self.handoff_groups, channel_id)
 
     def required(self) -> tuple[str, ...]:
         if self.http_port is not None:

@@ -21,3 +21,12 @@ def clean_slack_text(text: str) -> str:
     text = _MENTION.sub(" ", text)
     text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
     return " ".join(text.split())
+
+
+_PERSON_OR_GROUP = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>|<!subteam\^[^>]*>")
+
+
+def mentions_someone(text: str, bot_user_id: str | None) -> bool:
+    """The raw message mentions a person or a user group other than the bot (<@U1>, <!subteam^S1>);
+    @here, @channel and @everyone address everyone, the bot included."""
+    return any(m.group(1) != bot_user_id for m in _PERSON_OR_GROUP.finditer(text))
