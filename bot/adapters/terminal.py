@@ -125,11 +125,8 @@ class TerminalAdapter(Adapter):
             channel_id=CHANNEL,
             is_admin=self.settings.admin,
             thread_id=self.session_id,
-<<<<<<< HEAD
-=======
             addressed=addressed,
             watched=self.watching,
->>>>>>> main
         )
 
     def handle_line(self, line: str) -> bool:

@@ -141,15 +141,11 @@ class Answerer:
         self.index_version = index_version
         self.settings = DecisionSettings.from_manifest(retriever.index.retrieval)
         self.passages = retriever.index.passages
-<<<<<<< HEAD
-        self.doc_urls = {d["path"]: d.get("source_url") for d in retriever.index.manifest.get("documents", [])}
-        self._sections: list[str] | None = None
-=======
         documents = retriever.index.manifest.get("documents", [])
         self.doc_urls = {d["path"]: d.get("source_url") for d in documents}
         self.doc_link_kinds = {d["path"]: source_kind(d.get("source_url"), d.get("source_kind")) for d in documents}
         self.section_anchors = _section_anchors(self.passages)
->>>>>>> main
+        self._sections: list[str] | None = None
 
     def answer(self, question: str, *, context: Sequence[Turn] = ()) -> Answer:
         started = time.perf_counter()
