@@ -10,6 +10,7 @@ import logging
 import os
 import shutil
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,7 +25,8 @@ from bot.core.encoder import Background, Encoder, EncoderSpec, load_encoder
 from bot.core.errors import BuildError, BuildInProgressError, IndexProblem
 from bot.core.lexical import tokenize
 from bot.core.manifest import SchemaError
-from index_builder import store
+from index_builder import embed_cache, store
+from index_builder.embedding import embed_for_version
 from index_builder.models import prepare_encoder
 from index_builder.parser import DocumentError, Passage, collect_knowledge
 from index_builder.profiles import Profile, load_profile
@@ -34,7 +36,7 @@ from index_builder.sources import SourceLimits
 log = logging.getLogger(__name__)
 
 PARSER_VERSION = 4  # bump when passage boundaries change, so an unchanged folder still rebuilds
-CACHE_DIR = ".cache"  # inside the index folder: ONNX exports, kept between builds
+CACHE_DIR = ".cache"  # inside the index folder: ONNX exports and the embedding cache, kept between builds
 BACKGROUND_FILE = Path(__file__).resolve().parent / "data" / "background_questions.txt"
 BACKGROUND_SAMPLE = 5000  # passages (and sentences) the background is measured on
 MIN_BACKGROUND_STD = 0.01
@@ -64,7 +66,13 @@ def make_vector_index(vectors: np.ndarray, *, exact_max: int = EXACT_SEARCH_MAX_
     hnsw = faiss.IndexHNSWFlat(dim, HNSW_NEIGHBOURS, faiss.METRIC_INNER_PRODUCT)
     hnsw.hnsw.efConstruction = 2 * HNSW_EF_SEARCH
     hnsw.hnsw.efSearch = HNSW_EF_SEARCH
-    hnsw.add(vectors)
+    # the graph is built on every core, even in a process whose engine searches with one thread
+    serving_threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(os.cpu_count() or 1)
+    try:
+        hnsw.add(vectors)
+    finally:
+        faiss.omp_set_num_threads(serving_threads)
     # recall@10 on a sample of the passages used as queries
     rng = np.random.default_rng(0)
     sample = vectors[rng.choice(n, size=min(n, 500), replace=False)]
@@ -170,6 +178,7 @@ def build_index(
     show_progress: bool = False,
     profile: Profile | str | None = None,
     encoder_cache: Path | None = None,
+    embedding_cache: Path | None = None,
     exact_max: int = EXACT_SEARCH_MAX_PASSAGES,
     encoder_loader: Callable[[EncoderSpec, Path], Encoder] = load_encoder,
     limits: SourceLimits | None = None,  # None: QABOT_MAX_DOCUMENT_BYTES / QABOT_MAX_PASSAGE_CHARS or defaults
@@ -179,7 +188,9 @@ def build_index(
 
     `profile` (a name or a loaded Profile; default QABOT_PROFILE or "default") says which encoders
     the index carries and the retrieval settings recorded with it. `encoder_cache` is where ONNX
-    exports are kept between builds (default INDEX_DIR/.cache/encoders). `encoder_loader` opens an
+    exports are kept between builds (default INDEX_DIR/.cache/encoders). `embedding_cache` is where the
+    vectors of texts already embedded are kept for the next build (default INDEX_DIR/.cache/embeddings;
+    cleaned against this index's versions, so give each index its own). `encoder_loader` opens an
     encoder from its files (the query side's runtime, by default).
 
     Raises BuildError (or BuildInProgressError) with a message fit for a user; whatever was serving
@@ -191,6 +202,7 @@ def build_index(
     if not isinstance(profile, Profile):
         profile = load_profile(profile or os.environ.get("QABOT_PROFILE") or None)
     encoder_cache = Path(encoder_cache) if encoder_cache else index_dir / CACHE_DIR / "encoders"
+    embedding_cache = Path(embedding_cache) if embedding_cache else index_dir / CACHE_DIR / "embeddings"
     if not knowledge_dir.is_dir():
         raise BuildError(f"The knowledge folder {knowledge_dir} does not exist.")
     try:
@@ -248,6 +260,7 @@ def build_index(
                         passages=passages,
                         profile=profile,
                         encoder_cache=encoder_cache,
+                        embedding_cache=embedding_cache,
                         fingerprint=fingerprint,
                         progress=progress,
                         exact_max=exact_max,
@@ -258,6 +271,13 @@ def build_index(
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
+            # the cache keeps what the kept versions were built from (and what this one embedded)
+            try:
+                freed = embed_cache.clean(embedding_cache, [p.name for p in store.list_versions(index_dir)])
+                if freed:
+                    log.info("embedding cache: %.1f MB of entries no kept version uses were removed", freed / 1e6)
+            except OSError as err:  # the new version is live; the next build cleans up
+                log.warning("embedding cache: could not clean %s (%s)", embedding_cache, err)
     except (BuildError, BuildInProgressError):
         raise
     except Exception as err:
@@ -307,6 +327,7 @@ def _write_version(
     passages: list[Passage],
     profile: Profile,
     encoder_cache: Path,
+    embedding_cache: Path,
     fingerprint: str,
     progress: BuildProgress,
     exact_max: int,
@@ -331,23 +352,45 @@ def _write_version(
         with _writing(folder):
             spec = prepare_encoder(model, encoder_cache, folder)
         encoder = encoder_loader(spec, folder)
-        vectors = encoder.encode_passages(passage_texts)
-        sentence_vectors = (
-            encoder.encode_passages(sentence_texts) if sentence_texts else np.zeros((0, spec.dim), np.float32)
+        token_vectors = (
+            spec.token_vectors
+            and len(passages) <= LATE_INTERACTION_MAX_PASSAGES
+            and hasattr(encoder, "passage_token_vectors")
         )
+        with _writing(folder):
+            out = embed_for_version(
+                encoder,
+                passage_texts=passage_texts,
+                sentence_texts=sentence_texts,
+                token_texts=[p.text for p in passages] if token_vectors else None,
+                sentence_path=folder / fmt.SENTENCE_VECTORS,
+                token_path=folder / fmt.TOKEN_VECTORS if token_vectors else None,
+                cache_root=embedding_cache,
+                build_id=version_id,
+            )
+        for kind, st in out.stats.items():
+            log.info(
+                "%s %s vectors: %d reused from the cache, %d embedded, %d damaged entries re-embedded",
+                model.id,
+                kind,
+                st.reused,
+                st.embedded,
+                st.damaged,
+            )
+        vectors = out.passage_vectors
+        sentence_vectors = np.load(folder / fmt.SENTENCE_VECTORS, mmap_mode="r")
         background = _background(encoder, vectors, sentence_vectors)
+        del sentence_vectors
         index, index_kind, recall = make_vector_index(vectors, exact_max=exact_max)
+        del vectors, out.passage_vectors
         # each data file is serialised in memory and written once; its checksum comes from the same bytes
         prefix = f"{fmt.ENCODERS_DIR}/{model.id}/"
         files[prefix + fmt.VECTORS] = write_file(folder / fmt.VECTORS, faiss.serialize_index(index).tobytes())
-        files[prefix + fmt.SENTENCE_VECTORS] = write_file(folder / fmt.SENTENCE_VECTORS, _npy_bytes(sentence_vectors))
-        token_vectors = spec.token_vectors and len(passages) <= LATE_INTERACTION_MAX_PASSAGES
-        if token_vectors:
-            tokens = encoder.passage_token_vectors([p.text for p in passages])  # type: ignore[attr-defined]
-            offsets = np.cumsum([0] + [len(t) for t in tokens]).astype(np.int64)
-            packed = np.concatenate(tokens).astype(np.float16)
-            files[prefix + fmt.TOKEN_VECTORS] = write_file(folder / fmt.TOKEN_VECTORS, _npy_bytes(packed))
-            files[prefix + fmt.TOKEN_OFFSETS] = write_file(folder / fmt.TOKEN_OFFSETS, _npy_bytes(offsets))
+        del index
+        files[prefix + fmt.SENTENCE_VECTORS] = out.sentence_file
+        if out.token_files is not None:
+            files[prefix + fmt.TOKEN_VECTORS] = out.token_files[0]
+            files[prefix + fmt.TOKEN_OFFSETS] = write_file(folder / fmt.TOKEN_OFFSETS, _npy_bytes(out.token_files[1]))
         spec_json = spec.to_json() | {"background": background.__dict__, "token_vectors": bool(token_vectors)}
         encoders.append(spec_json)
         search_kinds[model.id] = {"faiss_index": index_kind, "faiss_recall_at_10": recall}
@@ -367,6 +410,7 @@ def _write_version(
         if path.is_file() and name not in files:
             files[name] = {"sha256": fmt.sha256_file(path), "bytes": path.stat().st_size}
     step_done("write")
+    per_document = Counter(p.doc_path for p in passages)
     manifest = {
         "schema_version": fmt.SCHEMA_VERSION,
         "index_version": version_id,
@@ -384,7 +428,7 @@ def _write_version(
                 "sha256": d.sha256,
                 "source_url": d.source_url,
                 "source_kind": d.source_kind,
-                "passages": sum(1 for p in passages if p.doc_path == d.path),
+                "passages": per_document.get(d.path, 0),
             }
             for d in documents
         ],

