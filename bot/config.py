@@ -77,6 +77,11 @@ class Settings:
     question_retention_days: int = _env("QABOT_QUESTION_RETENTION_DAYS", DEFAULT_QUESTION_RETENTION_DAYS)
     max_document_bytes: int = _env("QABOT_MAX_DOCUMENT_BYTES", DEFAULT_MAX_DOCUMENT_BYTES)
     max_passage_chars: int = _env("QABOT_MAX_PASSAGE_CHARS", DEFAULT_MAX_PASSAGE_CHARS)
+    # replicas (docs/scaling.md): shared short-lived state in Redis; unset, everything stays in this process
+    redis_url: str | None = _secret("QABOT_REDIS_URL")  # secret: the URL may carry a password
+    # /metrics, /healthz and /readyz on a port of their own (None: not served; 0: any free port)
+    metrics_port: int | None = _env("QABOT_METRICS_PORT", None)
+    metrics_host: str = _env("QABOT_METRICS_HOST", "127.0.0.1")
 
     # ---- loading -------------------------------------------------------------------------------
 
@@ -137,6 +142,17 @@ class Settings:
             raise ConfigError(
                 f"QABOT_QUESTION_RETENTION_DAYS must be 0 (keep) or more, got {self.question_retention_days}"
             )
+        if self.redis_url is not None and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError(
+                "QABOT_REDIS_URL must start with redis://, rediss:// or unix:// (e.g. redis://redis:6379/0)"
+            )
+        if self.redis_url is not None and self.secret_key is None:
+            raise ConfigError(
+                "QABOT_REDIS_URL needs QABOT_SECRET_KEY: the replicas must share it (rate limits and vote hashes "
+                'are keyed by it). Make one with python -c "import secrets; print(secrets.token_hex(32))"'
+            )
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise ConfigError(f"QABOT_METRICS_PORT must be a port number (0-65535), got {self.metrics_port}")
         if self.secret_key is not None and len(self.secret_key) < MIN_SECRET_KEY_LENGTH:
             raise ConfigError(
                 f"QABOT_SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters: "
@@ -191,12 +207,14 @@ def _convert(var: str, type_name: Any, raw: str, default: Any) -> Any:
             if low in _FALSE:
                 return False
             raise ValueError(raw)
-        if type_name == "int":
+        if type_name in ("int", "int | None"):
             return int(raw)
         if type_name == "float":
             return float(raw)
     except ValueError:
-        kind = {"bool": "true or false", "int": "a whole number", "float": "a number"}[type_name]
+        kind = {"bool": "true or false", "int": "a whole number", "int | None": "a whole number", "float": "a number"}[
+            type_name
+        ]
         raise ConfigError(f"{var} must be {kind}, got {raw!r}") from None
     if type_name == "Path":
         return Path(raw).expanduser()

@@ -171,7 +171,9 @@ def _cached_export(folder: Path, model: ModelConfig) -> EncoderSpec | None:
         if not path.is_file() or path.stat().st_size != record["sizes"][name] or sha256_file(path) != digest:
             return None
     if spec.query_prefix != model.query_prefix or spec.passage_prefix != model.passage_prefix:
-        spec = EncoderSpec.from_json({**spec.to_json(), "query_prefix": model.query_prefix, "passage_prefix": model.passage_prefix})
+        spec = EncoderSpec.from_json(
+            {**spec.to_json(), "query_prefix": model.query_prefix, "passage_prefix": model.passage_prefix}
+        )
     return EncoderSpec.from_json({**spec.to_json(), "token_vectors": model.token_vectors})
 
 
@@ -266,7 +268,9 @@ def _export(model: ModelConfig, folder: Path) -> EncoderSpec:
     worst = float(np.min(np.sum(onnx_vectors * reference, axis=1)))
     if worst < PARITY_MIN_COSINE:
         shutil.rmtree(staging, ignore_errors=True)
-        raise BuildError(f"The ONNX export of {model.model_name} disagrees with sentence-transformers (cosine {worst:.6f}).")
+        raise BuildError(
+            f"The ONNX export of {model.model_name} disagrees with sentence-transformers (cosine {worst:.6f})."
+        )
     files = {name: sha256_file(staging / name) for name in (ONNX_FILE, TOKENIZER_FILE)}
     record = {
         "spec": spec.to_json(),

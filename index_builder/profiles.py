@@ -55,7 +55,9 @@ def load_profile(name: str | None = None) -> Profile:
         for item in data["encoders"]:
             model_id = item["id"] if isinstance(item, dict) else item
             options = item if isinstance(item, dict) else {}
-            models.append(ModelConfig(id=model_id, **catalogue[model_id], token_vectors=bool(options.get("token_vectors"))))
+            models.append(
+                ModelConfig(id=model_id, **catalogue[model_id], token_vectors=bool(options.get("token_vectors")))
+            )
         return Profile(name, str(data.get("description", "")), tuple(models), dict(data.get("retrieval", {})))
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise BuildError(f"The profile {name!r} ({path}) is malformed: {err}.") from err

@@ -114,7 +114,9 @@ def main() -> None:
     best = None
     grid = itertools.product((0.3, 0.5, 0.7), (0.0, 0.25, 0.5, 1.0), (0.0, 1.0, 2.0, 4.0), (True, False))
     if args.keep_fusion:
-        grid = [(base["sentence_weight"], base["lexical_weight"], base["late_interaction_weight"], base["rewrite_queries"])]
+        grid = [
+            (base["sentence_weight"], base["lexical_weight"], base["late_interaction_weight"], base["rewrite_queries"])
+        ]
     for sentence_w, lexical_w, li_w, rewrite in grid:
         settings = base | {
             "sentence_weight": sentence_w,
@@ -128,7 +130,10 @@ def main() -> None:
         if best is None or hits > best[0] + 1e-9:
             best = (hits, settings)
     hit1, settings = best
-    print(f"fusion: hit@1 {hit1:.3f} (ranking only) with", {k: settings[k] for k in ("sentence_weight", "lexical_weight", "late_interaction_weight", "rewrite_queries")})
+    print(
+        f"fusion: hit@1 {hit1:.3f} (ranking only) with",
+        {k: settings[k] for k in ("sentence_weight", "lexical_weight", "late_interaction_weight", "rewrite_queries")},
+    )
     retriever = retriever_with(engine, encoders, settings)
 
     # 2.-3. decision features of every self-contained line
@@ -225,7 +230,9 @@ def main() -> None:
         answerer = Answerer(retriever_with(engine, encoders, s), index_version=engine.version)
         r = report(run(followups, lambda q, ctx, a=answerer: a.answer(q, context=ctx)))
         score = (r.followup_hit_at_1 or 0) + r.by_style.get("followup_switch", {}).get("hit_at_1", 0)
-        print(f"follow-up weight {weight}: follow-up hit@1 {r.followup_hit_at_1:.3f}, switch {r.by_style.get('followup_switch', {}).get('hit_at_1', 0):.3f}")
+        print(
+            f"follow-up weight {weight}: follow-up hit@1 {r.followup_hit_at_1:.3f}, switch {r.by_style.get('followup_switch', {}).get('hit_at_1', 0):.3f}"
+        )
         if best_fu is None or score > best_fu[0] + 1e-9:
             best_fu = (score, weight)
     settings = settings | {"followup_weight": best_fu[1]}

@@ -96,7 +96,11 @@ class TerminalAdapter(Adapter):
 
     def _message(self, text: str) -> IncomingMessage:
         return self.incoming(
-            text, user_id=self.settings.user, channel_id=CHANNEL, is_admin=self.settings.admin, thread_id=self.session_id
+            text,
+            user_id=self.settings.user,
+            channel_id=CHANNEL,
+            is_admin=self.settings.admin,
+            thread_id=self.session_id,
         )
 
     def handle_line(self, line: str) -> bool:

@@ -9,11 +9,9 @@ All methods are synchronous and thread-safe; async adapters call them via asynci
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
-from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,12 +19,13 @@ from bot.config import Settings
 from bot.conversation.feedback import FeedbackStore, UnknownAnswerError
 from bot.conversation.models import ADMIN_COMMANDS, Action, Button, FeedbackVote, IncomingMessage, Reply, ReplyKind
 from bot.conversation.privacy import Pseudonymizer
-from bot.conversation.ratelimit import ConversationLimits
 from bot.conversation.rebuild import RebuildCoordinator, RebuildOutcome, RebuildStatus
 from bot.conversation.report import FeedbackReport, build_report, format_report
 from bot.core.errors import IndexProblem
 from bot.core.render import render_plain
 from bot.core.types import Answer, AnswerKind, Turn
+from bot.ops.metrics import Metrics
+from bot.state.shared import SharedState
 
 log = logging.getLogger(__name__)
 
@@ -73,28 +72,6 @@ TEXT_FEEDBACK_UNKNOWN = (
 )
 
 
-class RecentEvents:
-    """Bounded TTL set of event ids: Slack retries an event it thinks was lost, with the same id."""
-
-    def __init__(self, *, ttl_s: float = 600.0, max_size: int = 10_000, clock: Callable[[], float]):
-        self._ttl = ttl_s
-        self._max = max_size
-        self._clock = clock
-        self._seen: OrderedDict[Hashable, float] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def seen_before(self, key: Hashable) -> bool:
-        """Record `key`; True when it was already recorded within the TTL."""
-        with self._lock:
-            now = self._clock()
-            while self._seen and (len(self._seen) > self._max or next(iter(self._seen.values())) <= now - self._ttl):
-                self._seen.popitem(last=False)
-            if key in self._seen:
-                return True
-            self._seen[key] = now
-            return False
-
-
 class ConversationService:
     def __init__(
         self,
@@ -105,6 +82,8 @@ class ConversationService:
         rebuilder: RebuildCoordinator | None = None,
         pseudonyms: Pseudonymizer | None = None,
         clock: Callable[[], float] = time.monotonic,
+        shared: SharedState | None = None,
+        metrics: Metrics | None = None,
     ):
         self.engine = engine
         self.settings = settings
@@ -113,13 +92,11 @@ class ConversationService:
         self.pseudonyms = pseudonyms or Pseudonymizer(settings.secret_key)
         self.rebuilder = rebuilder or RebuildCoordinator(engine, settings.knowledge_dir, settings.index_dir)
         self._clock = clock
-        self._events = RecentEvents(clock=clock)
-        self.limits = ConversationLimits(
-            user_limit=settings.user_rate_limit,
-            channel_limit=settings.channel_rate_limit,
-            window_s=settings.rate_window_s,
-            clock=clock,
-        )
+        # retries and rate limits: in this process, or in Redis for several replicas (bot/state)
+        self.shared = shared or SharedState.local(settings, clock=clock)
+        self.events = self.shared.events
+        self.limits = self.shared.limits
+        self.metrics = metrics or Metrics()
 
     # ---- start-up ------------------------------------------------------------------------------
 
@@ -133,9 +110,15 @@ class ConversationService:
     # ---- questions -----------------------------------------------------------------------------
 
     def handle(self, msg: IncomingMessage) -> Reply:
+        started = time.perf_counter()
+        reply = self._handle(msg)
+        self.metrics.observe(msg, reply, time.perf_counter() - started)
+        return reply
+
+    def _handle(self, msg: IncomingMessage) -> Reply:
         if msg.is_bot:
             return _ignored("bot")
-        if msg.event_id and self._events.seen_before((msg.platform, msg.event_id)):
+        if msg.event_id and self.events.seen_before(f"{msg.platform}:{msg.event_id}"):
             log.info("ignoring a retried event on %s", msg.platform)
             return _ignored("duplicate")
         if not msg.addressed and not self._in_bot_thread(msg):

@@ -165,7 +165,9 @@ class Answerer:
         quotes = tuple(self._quote(c) for c in self._choose(found))
         if p < self.settings.medium_probability:
             # the knowledge touches on the topic, but nothing says it answers this question
-            return done(AnswerKind.MENTIONED, confidence=Confidence.LOW, quotes=quotes, message=MENTIONED_TEXT, extra=debug)
+            return done(
+                AnswerKind.MENTIONED, confidence=Confidence.LOW, quotes=quotes, message=MENTIONED_TEXT, extra=debug
+            )
         return done(
             AnswerKind.ANSWER,
             confidence=Confidence.HIGH if p >= self.settings.high_probability else Confidence.MEDIUM,

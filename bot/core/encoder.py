@@ -99,7 +99,9 @@ class OnnxEncoder:
     """A transformer exported to ONNX. Loads once; a short question then takes a few milliseconds
     (MiniLM) to a few tens (mpnet)."""
 
-    def __init__(self, spec: EncoderSpec, folder: Path, *, threads: int | None = None, model_bytes: bytes | None = None):
+    def __init__(
+        self, spec: EncoderSpec, folder: Path, *, threads: int | None = None, model_bytes: bytes | None = None
+    ):
         import onnxruntime as ort
         from tokenizers import Tokenizer
 

@@ -35,7 +35,9 @@ class QAEngine:
             self.encoders = [load_encoder(data.spec, data.folder) for data in self.index.encoders]
             for enc, data in zip(self.encoders, self.index.encoders, strict=True):
                 if enc.dim != data.faiss_index.d:
-                    raise ValueError(f"{data.spec.id} makes {enc.dim}-dim vectors, the index holds {data.faiss_index.d}")
+                    raise ValueError(
+                        f"{data.spec.id} makes {enc.dim}-dim vectors, the index holds {data.faiss_index.d}"
+                    )
         except MemoryError:
             raise
         except Exception as err:  # tokenizer or ONNX model that does not parse, engine missing, wrong config
@@ -160,6 +162,16 @@ class EngineHolder:
             )
         finally:
             self._lock.release()
+
+    def follow_current(self) -> bool:
+        """Reload now if `current` points at another version than the loaded one (a new version was
+        announced, or a background check); True when the engine changed. Does nothing before the first load."""
+        engine = self._engine
+        if engine is None:
+            return False
+        self._next_check = 0.0
+        self._follow_current()
+        return self._engine is not engine
 
     def reload(self) -> str:
         with self._lock:

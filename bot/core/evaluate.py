@@ -132,7 +132,12 @@ def load_eval_file(path: Path) -> list[EvalItem]:
             if not isinstance(context, list):
                 raise TypeError("context must be a list of earlier questions")
             items.append(
-                EvalItem(str(obj["q"]), [str(g) for g in obj.get("gold", [])], str(obj.get("style", "")), [str(c) for c in context])
+                EvalItem(
+                    str(obj["q"]),
+                    [str(g) for g in obj.get("gold", [])],
+                    str(obj.get("style", "")),
+                    [str(c) for c in context],
+                )
             )
         except (ValueError, KeyError, TypeError, AttributeError) as err:
             raise EvalFileError(f'{path}:{n}: expected {{"q": ..., "gold": [...]}} ({err})') from err
@@ -202,10 +207,18 @@ def report(outcomes: list[Outcome]) -> EvalReport:
     for o in outcomes:
         if o.item.answerable and o.rank != 1:
             why = "abstained" if o.kind in abstained else (f"gold at rank {o.rank}" if o.rank else "gold not quoted")
-            misses.append({"q": o.item.q, "style": o.item.style, "why": why, "kind": o.kind, "first": o.first_quote[:120]})
+            misses.append(
+                {"q": o.item.q, "style": o.item.style, "why": why, "kind": o.kind, "first": o.first_quote[:120]}
+            )
         elif not o.item.answerable and o.kind not in abstained:
             misses.append(
-                {"q": o.item.q, "style": o.item.style, "why": f"quoted ({o.kind}, {o.confidence})", "kind": o.kind, "first": o.first_quote[:120]}
+                {
+                    "q": o.item.q,
+                    "style": o.item.style,
+                    "why": f"quoted ({o.kind}, {o.confidence})",
+                    "kind": o.kind,
+                    "first": o.first_quote[:120],
+                }
             )
     firsts = [len(o.first_quote) for o in outcomes if o.first_quote]
     return EvalReport(

@@ -117,7 +117,9 @@ class Retrieval(_Strict):
     late_interaction_top: NonNegativeInt
     abstain_min_z: Number
     abstain_min_maxsim: Number
-    confidence_features: Annotated[list[Literal["z", "score", "maxsim", "maxsim_low", "margin", "lexical", "known_fraction"]], Field(min_length=1)]
+    confidence_features: Annotated[
+        list[Literal["z", "score", "maxsim", "maxsim_low", "margin", "lexical", "known_fraction"]], Field(min_length=1)
+    ]
     confidence_coef: list[Number]
     confidence_intercept: Number
     high_probability: Annotated[float, Field(ge=0, le=1)]

@@ -41,7 +41,9 @@ def probe(engine) -> str | None:
     for question in questions:
         answer = engine.answer(question)
         owners = {p["id"] for p in passages if question in p["text"]}
-        if answer.kind in (AnswerKind.ANSWER, AnswerKind.MENTIONED) and any(q.passage_id in owners for q in answer.quotes):
+        if answer.kind in (AnswerKind.ANSWER, AnswerKind.MENTIONED) and any(
+            q.passage_id in owners for q in answer.quotes
+        ):
             return None
         first_problem = first_problem or (
             f"asked {_clip(question)!r}, it answered {answer.kind.value}"

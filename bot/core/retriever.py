@@ -182,7 +182,14 @@ class HybridRetriever:
                 mean, low = maxsim(q.tokens, q.data.passage_tokens(c.row))  # type: ignore[arg-type]
                 rescored.append(
                     Candidate(
-                        c.row, c.z + s.late_interaction_weight * mean, c.z, c.dense_z, c.lexical, mean, low, c.best_sentence
+                        c.row,
+                        c.z + s.late_interaction_weight * mean,
+                        c.z,
+                        c.dense_z,
+                        c.lexical,
+                        mean,
+                        low,
+                        c.best_sentence,
                     )
                 )
             rescored.sort(key=lambda c: c.score, reverse=True)
