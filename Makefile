@@ -23,8 +23,11 @@ lint: $(STAMP)
 
 eval: $(STAMP)
 	$(VENV)/bin/qabot index build -q
-	$(VENV)/bin/qabot eval tests/eval/questions.jsonl
-	$(VENV)/bin/qabot eval tests/eval/holdout.jsonl
+	cat tests/eval/questions.jsonl tests/eval/holdout.jsonl tests/eval/dev_extra.jsonl > .eval-dev.jsonl
+	@echo "== dev split (tuned on)"
+	$(VENV)/bin/qabot eval .eval-dev.jsonl
+	@echo "== test split (never tuned on)"
+	$(VENV)/bin/qabot eval tests/eval/test.jsonl
 
 bench: $(STAMP)
 	$(VENV)/bin/python -m benchmarks.bench_core

@@ -79,7 +79,7 @@ async def test_an_answer_that_cannot_be_delivered_is_logged_not_silent(slack_htt
 # ---- blocks Slack refuses ------------------------------------------------------------------------
 
 
-def _long_answer(question: str) -> Answer:
+def _long_answer(question: str, context=()) -> Answer:
     quotes = []
     for n in range(3):
         text = " ".join(f"Paragraph {n} sentence {i} talks about the {GOLD} market & more." for i in range(400))

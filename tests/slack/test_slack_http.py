@@ -319,7 +319,7 @@ async def test_mass_mentions_in_a_question_ping_nobody(slack_http, fake_slack):
 async def test_service_error_reply_reaches_the_user(slack_http, fake_slack, monkeypatch):
     from bot.core.errors import IndexMissingError
 
-    def broken(question):
+    def broken(question, context=()):
         raise IndexMissingError("No index found.")
 
     monkeypatch.setattr(slack_http.service.engine, "answer", broken)
