@@ -77,7 +77,6 @@ async def phase(
         workdir=Path(work.name),
         QABOT_USER_RATE_LIMIT="1000000",
         QABOT_CHANNEL_RATE_LIMIT="1000000",
-        QABOT_LOG_LEVEL="WARNING",
     )
     try:
         t0 = time.perf_counter()

@@ -37,6 +37,7 @@ APP_TOKEN = "xapp-replica-token"
 ADMIN = "UADMIN"
 START_TIMEOUT_S = 180.0
 _LISTENING = re.compile(r"Slack HTTP mode listening on [\d.]+:(\d+)")
+_OPS = re.compile(r"metrics, /healthz and /readyz on http://[\d.]+:(\d+)")
 
 
 @dataclass
@@ -59,6 +60,7 @@ class Replica:
     workdir: Path
     proc: subprocess.Popen[bytes] | None = None
     port: int | None = None
+    ops_port: int | None = None  # QABOT_METRICS_PORT (0: the port the OS picked, read from the log)
     lines: list[str] = field(default_factory=list)
     _reader: threading.Thread | None = None
     _session: aiohttp.ClientSession | None = None
@@ -96,6 +98,9 @@ class Replica:
                 match = _LISTENING.search(line)
                 if match:
                     self.port = int(match.group(1))
+                ops = _OPS.search(line)
+                if ops:
+                    self.ops_port = int(ops.group(1))
 
     async def wait_started(self, *, http: bool = True, timeout: float = START_TIMEOUT_S) -> None:
         deadline = time.monotonic() + timeout
@@ -151,9 +156,10 @@ class Replica:
     async def command(self, body: str) -> Delivery:
         return await self.post(body, "application/x-www-form-urlencoded")
 
-    async def get(self, path: str) -> tuple[int, str]:
+    async def get(self, path: str, *, port: int | None = None) -> tuple[int, str]:
+        """GET on the HTTP mode's port, or on `port` (e.g. ops_port)."""
         assert self._session is not None
-        async with self._session.get(f"{self.url}{path}") as resp:
+        async with self._session.get(f"http://127.0.0.1:{port or self.port}{path}") as resp:
             return resp.status, await resp.text()
 
     async def ready(self) -> tuple[int, dict[str, Any]]:

@@ -210,7 +210,8 @@ async def _ready(replica) -> bool:
 
 async def test_socket_mode_with_several_connections_answers_each_event_once(fake_slack, make_replicas, redis_url):
     replicas = make_replicas(redis_url)
-    await replicas.start(2, http=False)
+    # no HTTP server of their own in Socket Mode: the probes and metrics on QABOT_METRICS_PORT
+    a, b = await replicas.start(2, http=False, QABOT_METRICS_PORT="0")
     await wait_until(lambda: len(fake_slack.ws_clients) >= 2, 60, "two Socket Mode connections")
     rng = random.Random(8)
     events = [app_mention(QUESTION, user=f"US{n}", channel="C2") for n in range(5)]
@@ -229,4 +230,11 @@ async def test_socket_mode_with_several_connections_answers_each_event_once(fake
     await wait_until(lambda: all(answers_to(fake_slack, e["ts"]) for e in events), 60, "every event answered")
     await asyncio.sleep(2.0)
     assert [len(answers_to(fake_slack, e["ts"])) for e in events] == [1] * 5
-    assert len({a["envelope_id"] for a in fake_slack.envelope_acks}) == 15
+    assert len({ack["envelope_id"] for ack in fake_slack.envelope_acks}) == 15
+    assert a.ops_port and b.ops_port
+    for replica in (a, b):
+        status, body = await replica.get("/readyz", port=replica.ops_port)
+        assert status == 200 and json.loads(body)["checks"]["redis"] == "ok", body
+    scraped = [await replica.get("/metrics", port=replica.ops_port) for replica in (a, b)]
+    assert sum(_metric(m, 'qabot_questions_total{outcome="answer",platform="slack"}') for m in scraped) == 5
+    assert sum(_metric(m, "qabot_retries_deduplicated_total") for m in scraped) == 10  # 15 deliveries, 5 answers
