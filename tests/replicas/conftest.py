@@ -51,13 +51,14 @@ async def fake_slack():
 
 @pytest_asyncio.fixture
 async def make_replicas(fake_slack, replica_database, replica_index, replica_knowledge, tmp_path):
-    """make_replicas(redis_url, **env) -> a ReplicaSet (stopped at the end of the test)."""
+    """make_replicas(redis_url, database=None, **env) -> a ReplicaSet (stopped at the end of the test); the
+    replicas share `replica_database` unless `database` (a file or a URL) is given."""
     made: list[ReplicaSet] = []
 
-    def make(redis_url: str | None, **env: str) -> ReplicaSet:
+    def make(redis_url: str | None, *, database: str | None = None, **env: str) -> ReplicaSet:
         replicas = ReplicaSet(
             fake_slack,
-            database=replica_database,
+            database=database or replica_database,
             redis_url=redis_url,
             index_dir=replica_index,
             knowledge_dir=replica_knowledge,

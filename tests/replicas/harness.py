@@ -27,7 +27,7 @@ from typing import Any
 
 import aiohttp
 
-from tests.slack.fake_slack import FakeSlack, event_callback, sign, slash_command
+from tests.slack.fake_slack import FakeSlack, block_action, event_callback, sign, slash_command
 
 ROOT = Path(__file__).resolve().parents[2]
 SIGNING_SECRET = "replica-signing-secret"
@@ -155,6 +155,12 @@ class Replica:
 
     async def command(self, body: str) -> Delivery:
         return await self.post(body, "application/x-www-form-urlencoded")
+
+    async def click(self, fake: FakeSlack, action_id: str, value: str, **where: Any) -> tuple[Delivery, str]:
+        """A button click (block_actions), as Slack posts it; returns the delivery and its response_url."""
+        response_url = fake.response_url()
+        body = block_action(action_id, value, response_url=response_url, **where)
+        return await self.post(body, "application/x-www-form-urlencoded"), response_url
 
     async def get(self, path: str, *, port: int | None = None) -> tuple[int, str]:
         """GET on the HTTP mode's port, or on `port` (e.g. ops_port)."""
