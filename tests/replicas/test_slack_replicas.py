@@ -169,7 +169,8 @@ async def test_killing_a_replica_mid_load_loses_no_accepted_question(fake_slack,
     # answered again by a (never one that b had recorded, never one answered long before the kill)
     twice = [posted for posted in answers.values() if len(posted) == 2]
     assert all(first.at <= killed_at[0] < second.at for first, second in twice), "answered twice outside the kill"
-    assert len(twice) <= 2, f"{len(twice)} questions answered twice"
+    # at most one post in flight per channel (Slack's per-channel queue; 5 channels) in that instant
+    assert len(twice) <= 5, f"{len(twice)} questions answered twice"
     # b died with work in hand, acknowledged to Slack (which does not retry those): a answered it
     assert at_kill, "b had finished everything before it was killed: nothing was tested"
     assert "accepted event(s) are answered here" in a.log
