@@ -387,12 +387,13 @@ def eval_cmd(
 @feedback_app.command("report")
 def feedback_report() -> None:
     """The worst-rated answers and the questions the bot abstained on, most frequent first."""
+    from bot.config import ConfigError
     from bot.conversation.feedback import FeedbackDatabaseError
     from bot.conversation.report import feedback_report_text
 
     try:
         typer.echo(feedback_report_text(_settings()))
-    except FeedbackDatabaseError as err:
+    except (ConfigError, FeedbackDatabaseError) as err:
         raise _fail(str(err), EXIT_USAGE) from None
 
 
@@ -434,7 +435,7 @@ def run(
         raise _fail(str(err), EXIT_USAGE) from None
     except IndexProblem as err:
         raise _fail(str(err), EXIT_INDEX) from None
-    except FeedbackDatabaseError as err:  # a local file, not the network
+    except FeedbackDatabaseError as err:  # the database (a file, or the server of QABOT_DATABASE_URL)
         raise _fail(str(err), EXIT_USAGE) from None
     except (typer.Exit, KeyboardInterrupt):
         raise

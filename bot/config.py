@@ -34,6 +34,7 @@ MIN_SECRET_KEY_LENGTH = 16
 # per paragraph or list item. What is over a limit is skipped and reported; the build goes on.
 DEFAULT_MAX_DOCUMENT_BYTES = 2_000_000
 DEFAULT_MAX_PASSAGE_CHARS = 20_000
+DATABASE_URL_SCHEMES = ("sqlite://", "postgresql://", "postgresql+psycopg://", "postgres://")
 
 
 class ConfigError(QabotError):
@@ -63,6 +64,9 @@ class Settings:
     index_dir: Path = _env("QABOT_INDEX_DIR", Path("./index"))
     knowledge_dir: Path = _env("QABOT_KNOWLEDGE_DIR", Path("./knowledge"))
     feedback_db: Path = _env("QABOT_FEEDBACK_DB", Path("./data/qabot.sqlite3"))
+    # answers, votes and threads somewhere else than that SQLite file: postgresql+psycopg://... for several
+    # replicas (docs/storage.md). It may carry a password, so it is shown like a secret (set / unset)
+    database_url: str | None = _secret("QABOT_DATABASE_URL")
 
     dms_enabled: bool = _env("QABOT_DMS_ENABLED", True)
     user_rate_limit: int = _env("QABOT_USER_RATE_LIMIT", DEFAULT_USER_RATE_LIMIT)  # questions per window
@@ -153,6 +157,12 @@ class Settings:
             )
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
             raise ConfigError(f"QABOT_METRICS_PORT must be a port number (0-65535), got {self.metrics_port}")
+        if self.database_url is not None and not self.database_url.startswith(DATABASE_URL_SCHEMES):
+            scheme = self.database_url.partition(":")[0][:20] if "://" in self.database_url else "no scheme"
+            raise ConfigError(
+                f"QABOT_DATABASE_URL must start with sqlite:/// or postgresql+psycopg:// (got {scheme}); "
+                "e.g. postgresql+psycopg://qabot:PASSWORD@db:5432/qabot"
+            )
         if self.secret_key is not None and len(self.secret_key) < MIN_SECRET_KEY_LENGTH:
             raise ConfigError(
                 f"QABOT_SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters: "

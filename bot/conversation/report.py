@@ -11,9 +11,10 @@ import unicodedata
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.conversation.feedback import FeedbackStore
+from bot.conversation.stores import FeedbackSource
 from bot.core.split import clip
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ def normalize_question(text: str) -> str:
     return " ".join("".join(kept).split())
 
 
-def build_report(store: FeedbackStore, limit: int = 10) -> FeedbackReport:
+def build_report(store: FeedbackSource, limit: int = 10) -> FeedbackReport:
     totals = store.vote_totals()
     worst = sorted(
         (t for t in totals if t.down > 0),
@@ -128,13 +129,17 @@ def format_report(report: FeedbackReport, *, escape: Callable[[str], str] = str)
 
 def feedback_report_text(settings: Settings, limit: int = 10) -> str:
     """The text of `qabot feedback report`."""
-    path = settings.feedback_db
-    if not path.exists():
-        return f"No feedback recorded yet: {path} does not exist (the bot creates it on its first answer)."
-    from bot.conversation.factory import open_feedback_store
+    from bot.conversation.factory import database_of, open_feedback_store
 
-    with open_feedback_store(settings) as store:
+    where = database_of(settings)
+    if isinstance(where, Path) and not where.exists():
+        return f"No feedback recorded yet: {where} does not exist (the bot creates it on its first answer)."
+
+    store = open_feedback_store(settings)
+    try:
         return format_report(build_report(store, limit=limit))
+    finally:
+        store.close()
 
 
 def _clip(text: str, limit: int = 120) -> str:

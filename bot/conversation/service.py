@@ -8,6 +8,8 @@ All methods are synchronous and thread-safe; async adapters call them via asynci
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import time
 import uuid
@@ -16,11 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.config import Settings
-from bot.conversation.feedback import FeedbackStore, UnknownAnswerError
 from bot.conversation.models import ADMIN_COMMANDS, Action, Button, FeedbackVote, IncomingMessage, Reply, ReplyKind
 from bot.conversation.privacy import Pseudonymizer
 from bot.conversation.rebuild import RebuildCoordinator, RebuildOutcome, RebuildStatus
 from bot.conversation.report import FeedbackReport, build_report, format_report
+from bot.conversation.stores import ConversationStore, UnknownAnswerError
 from bot.core.errors import IndexProblem
 from bot.core.render import render_plain
 from bot.core.types import Answer, AnswerKind, Turn
@@ -78,7 +80,7 @@ class ConversationService:
         engine: Any,
         *,
         settings: Settings,
-        feedback: FeedbackStore,
+        feedback: ConversationStore,
         rebuilder: RebuildCoordinator | None = None,
         pseudonyms: Pseudonymizer | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -186,17 +188,13 @@ class ConversationService:
                     channel_id=msg.channel_id,
                     user_id=msg.user_id,
                     thread_id=conversation or "",
+                    answer_json=_answer_json(answer),
                 )
             except Exception:  # losing a log row must not lose the answer
                 log.exception("could not store answer %s", answer_id)
                 answer_id = None
 
-        buttons: tuple[Button, ...] = ()
-        if presentation.rated and answer_id:
-            buttons = (
-                Button(Action.FEEDBACK_UP, "👍 Helpful", answer_id),
-                Button(Action.FEEDBACK_DOWN, "👎 Not helpful", answer_id),
-            )
+        buttons = _feedback_buttons(answer_id) if presentation.rated and answer_id else ()
 
         extra: dict[str, str] = {}
         thread = msg.thread_id or msg.message_id
@@ -218,6 +216,31 @@ class ConversationService:
             index_version=answer.index_version,
             answer_id=answer_id,
             extra=extra,
+        )
+
+    def stored_reply(self, answer_id: str) -> Reply | None:
+        """The answer recorded as `answer_id`, as it was first shown (its feedback buttons, no hints), read
+        back from the store: any replica, or the same one after a restart, can show it again (Slack's "Share
+        in channel"). None when there is no such answer or it was stored without its text (older rows)."""
+        try:
+            stored = self.feedback.get_answer(answer_id)
+            if stored is None or not stored.answer_json:
+                return None
+            answer = Answer.from_dict(json.loads(stored.answer_json))
+            answer = dataclasses.replace(
+                answer, question=stored.question, normalized_question=stored.normalized_question
+            )
+        except Exception:
+            log.exception("could not read stored answer %s", answer_id)
+            return None
+        presentation = PRESENTATIONS.get(answer.kind, _UNLISTED)
+        return Reply(
+            presentation.reply,
+            render_plain(answer),
+            answer=answer,
+            buttons=_feedback_buttons(answer_id) if presentation.rated else (),
+            index_version=answer.index_version,
+            answer_id=answer_id,
         )
 
     def remember_thread(self, platform: str, channel_id: str, thread_id: str) -> None:
@@ -374,6 +397,22 @@ def _rebuild_text(command: str, outcome: RebuildOutcome) -> str:
         f"{outcome.documents} document(s).\nIndex version: {outcome.version} is serving now"
         + (f" (was {outcome.previous_version})." if outcome.previous_version else ".")
     )
+
+
+def _feedback_buttons(answer_id: str) -> tuple[Button, ...]:
+    return (
+        Button(Action.FEEDBACK_UP, "👍 Helpful", answer_id),
+        Button(Action.FEEDBACK_DOWN, "👎 Not helpful", answer_id),
+    )
+
+
+def _answer_json(answer: Answer) -> str:
+    """What the store keeps to show an answer again: the Answer without the question (the answer log keeps
+    that, and erases it after the retention period) and without the engine's debug extras."""
+    data = answer.to_dict()
+    for key in ("question", "normalized_question", "context_used", "abstained"):
+        data.pop(key, None)
+    return json.dumps(data, ensure_ascii=False)
 
 
 def _conversation(msg: IncomingMessage) -> str | None:

@@ -49,6 +49,22 @@ class Quote:
         d["best_sentence"] = self.best_sentence
         return d
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Quote:
+        """The inverse of to_dict (derived keys such as best_sentence are ignored)."""
+        highlight = data.get("highlight")
+        return cls(
+            text=str(data["text"]),
+            document=str(data["document"]),
+            doc_path=str(data["doc_path"]),
+            section=str(data["section"]),
+            section_path=tuple(str(s) for s in data.get("section_path") or ()),
+            score=float(data["score"]),
+            passage_id=str(data["passage_id"]),
+            source_url=data.get("source_url"),
+            highlight=(int(highlight[0]), int(highlight[1])) if highlight else None,
+        )
+
 
 @dataclass(frozen=True)
 class Answer:
@@ -89,6 +105,23 @@ class Answer:
             "took_ms": round(self.took_ms, 3),
             **({"context_used": self.extra["context_used"]} if "context_used" in self.extra else {}),
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Answer:
+        """The inverse of to_dict, for an answer shown again (derived keys such as abstained are ignored);
+        a missing question is ''."""
+        confidence = data.get("confidence")
+        return cls(
+            question=str(data.get("question") or ""),
+            normalized_question=str(data.get("normalized_question") or ""),
+            kind=AnswerKind(data["kind"]),
+            confidence=Confidence(confidence) if confidence else None,
+            quotes=tuple(Quote.from_dict(q) for q in data.get("quotes") or ()),
+            closest_sections=tuple(str(s) for s in data.get("closest_sections") or ()),
+            message=str(data.get("message") or ""),
+            index_version=str(data.get("index_version") or ""),
+            took_ms=float(data.get("took_ms") or 0.0),
+        )
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 from bot.config import Settings
-from bot.conversation.feedback import FeedbackStore
 from bot.conversation.models import IncomingMessage
 from bot.conversation.rebuild import RebuildCoordinator
 from bot.conversation.service import ConversationService
@@ -151,14 +150,15 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def store(settings: Settings):
-    s = FeedbackStore(settings.feedback_db)
+def store(database):
+    """The service's store, on an SQLite file and on PostgreSQL (tests/databases.py)."""
+    s = database.open()
     yield s
     s.close()
 
 
 @pytest.fixture
-def make_service(fake_engine: FakeEngine, store: FeedbackStore, settings: Settings, clock: ManualClock):
+def make_service(fake_engine: FakeEngine, store, settings: Settings, clock: ManualClock):
     def make(*, engine: Any = None, builder=None, rollback=None, **changes: Any) -> ConversationService:
         eng = engine if engine is not None else fake_engine
         st = settings.replace(**changes) if changes else settings

@@ -6,7 +6,6 @@ import logging
 
 import pytest
 
-from bot.conversation.feedback import FeedbackStore
 from bot.conversation.models import Action, FeedbackVote, ReplyKind
 from bot.core.errors import IndexMissingError
 
@@ -112,11 +111,11 @@ def test_thread_chatter_is_not_answered(make_service, message):
     assert service.handle(message("thanks", thread_id="100.1")).kind is ReplyKind.HELP
 
 
-def test_bot_threads_survive_a_restart(make_service, message, settings, fake_engine, clock):
+def test_bot_threads_survive_a_restart(make_service, message, settings, fake_engine, clock, database):
     from bot.conversation.service import ConversationService
 
     make_service().handle(message(message_id="100.1"))
-    with FeedbackStore(settings.feedback_db) as reopened:
+    with database.open() as reopened:
         fresh = ConversationService(fake_engine, settings=settings, feedback=reopened, clock=clock)
         reply = fresh.handle(message("machine learning?", thread_id="100.1", addressed=False))
         assert reply.kind is ReplyKind.ANSWER

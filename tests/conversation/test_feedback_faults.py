@@ -1,5 +1,5 @@
-"""The feedback database under faults: another process holding the write lock, lone surrogates, old salts,
-retention, and file permissions."""
+"""The feedback database under faults: another process holding the write lock (SQLite and PostgreSQL), lone
+surrogates, old salts, retention, and file permissions (SQLite)."""
 
 from __future__ import annotations
 
@@ -17,23 +17,11 @@ from bot.conversation.feedback import DEFAULT_BUSY_TIMEOUT_S, SCHEMA_VERSION, Fe
 from bot.conversation.models import FeedbackVote, ReplyKind
 from bot.conversation.privacy import Pseudonymizer
 from bot.conversation.report import ERASED, build_report, format_report
+from tests.databases import WriteLock
 
 from .conftest import ManualClock, msg
 
 KEY = Pseudonymizer("test-secret-0123456789").db_key
-
-
-class WriteLock:
-    """A second, real SQLite connection that holds the write lock until released."""
-
-    def __init__(self, path: Path):
-        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.conn.execute("BEGIN IMMEDIATE")
-        self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('lock-holder', 'another process')")
-
-    def release(self) -> None:
-        self.conn.execute("COMMIT")
-        self.conn.close()
 
 
 def _wait_until(predicate, timeout: float = 10.0) -> bool:
@@ -48,9 +36,9 @@ def _wait_until(predicate, timeout: float = 10.0) -> bool:
 # ---- item 16: a database locked for longer than a few seconds ----------------------------------------
 
 
-def test_answer_keeps_its_buttons_while_another_connection_holds_the_write_lock(make_service, store, settings):
+def test_answer_keeps_its_buttons_while_another_connection_holds_the_write_lock(make_service, store, database):
     service = make_service()
-    lock = WriteLock(settings.feedback_db)
+    lock = WriteLock(database)
     try:
         started = time.monotonic()
         reply = service.handle(msg("what is machine learning?"))
@@ -75,9 +63,9 @@ def test_answer_keeps_its_buttons_while_another_connection_holds_the_write_lock(
     assert vote["answer_id"] == reply.answer_id and vote["vote"] == 1
 
 
-def test_a_vote_right_after_the_lock_is_released_finds_the_delayed_answer(make_service, store, settings):
+def test_a_vote_right_after_the_lock_is_released_finds_the_delayed_answer(make_service, store, database):
     service = make_service()
-    lock = WriteLock(settings.feedback_db)
+    lock = WriteLock(database)
     reply = service.handle(msg("what is machine learning?"))
     assert reply.buttons and store.pending_count == 1
     lock.release()
@@ -87,9 +75,9 @@ def test_a_vote_right_after_the_lock_is_released_finds_the_delayed_answer(make_s
     assert store.pending_count == 0 and store.feedback_count() == 1
 
 
-def test_thread_follow_ups_work_while_the_thread_row_is_queued(make_service, store, settings):
+def test_thread_follow_ups_work_while_the_thread_row_is_queued(make_service, store, database):
     service = make_service()
-    lock = WriteLock(settings.feedback_db)
+    lock = WriteLock(database)
     try:
         first = service.handle(msg("what is machine learning?", message_id="111.1"))
         assert first.extra["thread_id"] == "111.1"
@@ -101,10 +89,9 @@ def test_thread_follow_ups_work_while_the_thread_row_is_queued(make_service, sto
     assert store.is_bot_thread("slack", "C1", "111.1")
 
 
-def test_rows_queued_at_close_are_written_when_the_lock_is_gone(tmp_path):
-    path = tmp_path / "db.sqlite3"
-    store = FeedbackStore(path, user_key=KEY)
-    lock = WriteLock(path)
+def test_rows_queued_at_close_are_written_when_the_lock_is_gone(database):
+    store = database.open(user_key=KEY)
+    lock = WriteLock(database)
     store.record_answer(
         answer_id="a1", question="q", passage_ids=[], index_version="v1", kind="abstain",
         platform="slack", channel_id="C1", user_id="U1",
@@ -112,7 +99,7 @@ def test_rows_queued_at_close_are_written_when_the_lock_is_gone(tmp_path):
     assert store.pending_count == 1
     threading.Timer(0.5, lock.release).start()
     store.close()  # waits for the writer / one last try with the busy timeout
-    with FeedbackStore(path, user_key=KEY) as again:
+    with database.open(user_key=KEY) as again:
         assert again.get_answer("a1") is not None
 
 
@@ -163,7 +150,7 @@ def test_a_v1_database_loses_its_stored_salt_and_keeps_its_rows(tmp_path):
     conn.close()
     assert salt.encode() in path.read_bytes()
     with FeedbackStore(path, user_key=KEY) as store:
-        assert store.schema_version == SCHEMA_VERSION == 3
+        assert store.schema_version == SCHEMA_VERSION == 4
         assert store.get_answer("a1").user_hash == old_hash  # kept, now an opaque id
         assert store.hash_user("slack", "U1") != old_hash  # new hashes are keyed from the environment
         store.record_vote("a1", -1, platform="slack", user_id="U1", channel_id="C1")
@@ -174,11 +161,10 @@ def test_a_v1_database_loses_its_stored_salt_and_keeps_its_rows(tmp_path):
         assert not f.exists() or salt.encode() not in f.read_bytes()  # overwritten, not just unlinked
 
 
-def test_question_texts_are_erased_after_the_retention_period_and_counts_stay(tmp_path):
+def test_question_texts_are_erased_after_the_retention_period_and_counts_stay(database):
     clock = ManualClock(1_700_000_000.0)
-    path = tmp_path / "db.sqlite3"
     secret_question = "why is my zebra-lasagne recipe not in the article"
-    with FeedbackStore(path, user_key=KEY, retention_days=30, clock=clock) as store:
+    with database.open(user_key=KEY, retention_days=30, clock=clock) as store:
         for n, kind in enumerate(["answer", "abstain", "abstain"]):
             store.record_answer(
                 answer_id=f"old{n}", question=secret_question, normalized_question=secret_question,
@@ -203,13 +189,15 @@ def test_question_texts_are_erased_after_the_retention_period_and_counts_stay(tm
         report = build_report(store)
         assert (report.answers, report.abstentions, report.votes_down) == (2, 2, 1)
         assert ERASED in format_report(report)
-    for f in (path, Path(f"{path}-wal")):
-        assert not f.exists() or b"zebra-lasagne" not in f.read_bytes()
+    assert "zebra-lasagne" not in database.dump()
+    if database.path is not None:  # nor in the file's free pages or its journal (secure_delete, checkpoint)
+        for f in (database.path, Path(f"{database.path}-wal")):
+            assert not f.exists() or b"zebra-lasagne" not in f.read_bytes()
 
 
-def test_retention_zero_keeps_questions(tmp_path):
+def test_retention_zero_keeps_questions(database):
     clock = ManualClock()
-    with FeedbackStore(tmp_path / "db", user_key=KEY, retention_days=0, clock=clock) as store:
+    with database.open(user_key=KEY, retention_days=0, clock=clock) as store:
         store.record_answer(
             answer_id="a", question="kept", passage_ids=[], index_version="v1", kind="abstain",
             platform="cli", channel_id="t", user_id="me",
@@ -258,18 +246,22 @@ def test_settings_refuse_bad_retention_and_short_secrets(retention):
     assert "x" * 32 not in repr(settings) and settings.question_retention_days == 90
 
 
-def test_the_database_file_never_holds_the_key_or_raw_ids(tmp_path):
+def test_the_database_never_holds_the_key_or_raw_ids(database):
     secret = "env-secret-never-stored-0123"
     p = Pseudonymizer(secret)
-    path = tmp_path / "db.sqlite3"
-    with FeedbackStore(path, user_key=p.db_key) as store:
+    with database.open(user_key=p.db_key) as store:
         store.record_answer(
             answer_id="a", question="q", passage_ids=[], index_version="v1", kind="abstain",
             platform="slack", channel_id="C1", user_id="U0RAWUSER",
         )  # fmt: skip
         store.record_vote("a", 1, platform="slack", user_id="U0RAWVOTER", channel_id="C1")
         store._checkpoint()
-    data = path.read_bytes()
-    for needle in (secret.encode(), p.db_key, p.db_key.hex().encode(), b"U0RAWUSER", b"U0RAWVOTER"):
-        assert needle not in data
+    needles = (secret, p.db_key.hex(), "U0RAWUSER", "U0RAWVOTER")
+    dump = database.dump()
+    assert "answers:" in dump and "feedback:" in dump
+    assert not [n for n in needles if n in dump]
+    if database.path is not None:  # the file's bytes, free pages included
+        data = database.path.read_bytes()
+        for needle in (*(n.encode() for n in needles), p.db_key):
+            assert needle not in data
     assert json.dumps(repr(p)).find(secret) == -1

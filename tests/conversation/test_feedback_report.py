@@ -24,8 +24,8 @@ def test_normalize_question():
     assert normalize_question("¿Qué es ML?") == "qué es ml"
 
 
-def test_report_groups_abstentions_and_orders_worst(tmp_path):
-    with FeedbackStore(tmp_path / "db") as store:
+def test_report_groups_abstentions_and_orders_worst(database):
+    with database.open() as store:
         for i, q in enumerate(["Best pizza?", "best   PIZZA", "best pizza!", "weather today?"]):
             _add(store, f"x{i}", q)
         _add(store, "good", "what is ml", kind="answer")
@@ -50,13 +50,12 @@ def test_report_groups_abstentions_and_orders_worst(tmp_path):
     assert text.index("how do GANs work") < text.index("what is genai")
 
 
-def test_report_limit_and_empty(tmp_path):
-    with FeedbackStore(tmp_path / "db") as store:
+def test_report_limit_and_empty(database):
+    with database.open() as store:
+        assert "none yet" in format_report(build_report(store))
         for i in range(15):
             _add(store, f"q{i}", f"question number {i}")
         assert len(build_report(store, limit=10).abstained) == 10
-    with FeedbackStore(tmp_path / "empty") as store:
-        assert "none yet" in format_report(build_report(store))
 
 
 def test_feedback_report_text(tmp_path):
@@ -68,8 +67,15 @@ def test_feedback_report_text(tmp_path):
     assert "asked 1x" in feedback_report_text(settings)
 
 
-def test_a_front_end_escapes_the_questions_in_its_own_markup(tmp_path):
-    with FeedbackStore(tmp_path / "db") as store:
+def test_feedback_report_text_reads_the_configured_database(database, tmp_path):
+    settings = Settings(**({"feedback_db": tmp_path / "unused.sqlite3"} | database.settings_changes()))
+    with database.open() as store:
+        _add(store, "a", "pizza?")
+    assert "asked 1x" in feedback_report_text(settings)
+
+
+def test_a_front_end_escapes_the_questions_in_its_own_markup(database):
+    with database.open() as store:
         _add(store, "x", "what is *ML*?")
         report = build_report(store)
     assert "what is *ML*?" in format_report(report)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bot.conversation.feedback import FeedbackStore
 from bot.conversation.models import ReplyKind
 from bot.conversation.service import CONTEXT_TURNS, ConversationService
 from bot.core.types import Answer, AnswerKind, Confidence, Quote, Turn
@@ -44,11 +43,11 @@ def test_a_follow_up_in_the_thread_gets_the_earlier_turns(settings, store):
     assert context == (Turn("<@UBOT> how is ML used in healthcare?", tuple(q.passage_id for q in first.answer.quotes)),)
 
 
-def test_the_context_survives_a_restart(settings, tmp_path):
+def test_the_context_survives_a_restart(settings, database):
     engine = RecordingEngine()
-    with FeedbackStore(settings.feedback_db) as store:
+    with database.open() as store:
         service(engine, settings, store).handle(msg("how is ML used in healthcare?", message_id="7.1"))
-    with FeedbackStore(settings.feedback_db) as store:  # a new process on the same database
+    with database.open() as store:  # a new process on the same database
         service(engine, settings, store).handle(msg("and in finance?", thread_id="7.1", addressed=False))
     assert [t.question for t in engine.contexts[-1][1]] == ["how is ML used in healthcare?"]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,16 @@ def replica_database(tmp_path: Path) -> str:
     shared = tmp_path / "shared"
     shared.mkdir(exist_ok=True)
     return str(shared / "qabot.sqlite3")
+
+
+@pytest.fixture
+def postgres_url(pg_server) -> Iterator[str]:
+    """An empty database on the session's real PostgreSQL server (tests/postgres.py), for replicas to share."""
+    url = pg_server.take_database()
+    try:
+        yield url
+    finally:
+        pg_server.give_back(url)
 
 
 @pytest.fixture

@@ -41,8 +41,6 @@ import json
 import logging
 import os
 import time
-import uuid
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -89,11 +87,11 @@ log = logging.getLogger("qabot.slack")
 
 EVENTS_PATH = "/slack/events"
 SHARE_LABEL = "Share in channel"
+TEXT_SHARE_GONE = "That answer is no longer available to share. Ask again with /ask."
 # message subtypes that still carry a person's question; every other subtype (edits, deletions,
 # joins, bot_message, ...) is not a question
 _QUESTION_SUBTYPES = {None, "thread_broadcast", "file_share"}
 _ADMIN_CACHE_S = 300.0
-_SHARE_CACHE_SIZE = 1000
 HEADER_TIMEOUT_S = 10.0  # a connection must deliver a request's headers within this (slowloris)
 BODY_TIMEOUT_S = 10.0  # ... and then its body within this
 MAX_BODY_BYTES = 1 << 20  # Slack's payloads are a few KB
@@ -146,12 +144,6 @@ class ChannelQueue:
 
     def __len__(self) -> int:
         return len(self._locks)
-
-
-@dataclass(frozen=True)
-class _Shareable:
-    blocks: list[dict[str, Any]]
-    text: str
 
 
 class Listeners:
@@ -225,7 +217,6 @@ class SlackAdapter(ChatAdapter):
         )
         self.auth = SingleFlightAuth(self.client)
         self._admin_cache: dict[str, tuple[float, bool]] = {}
-        self._shares: OrderedDict[str, _Shareable] = OrderedDict()
         self._answer_slots = asyncio.Semaphore(_default_answer_threads())
         self.queue = ChannelQueue()
         self.listeners = Listeners()
@@ -441,48 +432,43 @@ class SlackAdapter(ChatAdapter):
         await self.reply(respond, blocks=blocks, text=text, response_type="ephemeral", replace_original=False)
 
     def _with_share_button(self, reply: Reply) -> Reply:
-        key = reply.answer_id or uuid.uuid4().hex
+        """The button carries the answer's id; sharing reads the answer back from the store, so any
+        replica can share it, also after a restart. An answer the store did not take has no id: no button."""
+        if not reply.answer_id:
+            return reply
         buttons = [b for b in reply.buttons if b.action_id != Action.SHARE]
-        buttons.insert(0, Button(action_id=Action.SHARE, label=SHARE_LABEL, value=key))
-        shared = dataclasses.replace(reply, buttons=tuple(buttons))
-        blocks, text = render_slack_blocks(shared)
-        self._shares[key] = _Shareable(blocks=without_actions(blocks, [Action.SHARE]), text=text)
-        self._shares.move_to_end(key)
-        while len(self._shares) > _SHARE_CACHE_SIZE:
-            self._shares.popitem(last=False)
-        return shared
+        buttons.insert(0, Button(action_id=Action.SHARE, label=SHARE_LABEL, value=reply.answer_id))
+        return dataclasses.replace(reply, buttons=tuple(buttons))
 
     async def on_share(self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any, client: Any) -> None:
         await ack()
-        shareable = self._shares.get(action.get("value", ""))
-        if shareable is None:
+        stored = await asyncio.to_thread(self.service.stored_reply, action.get("value", ""))
+        if stored is None:
             await self.reply(
                 respond,
-                text="That answer is no longer available to share (the bot restarted). Ask again with /ask.",
+                text=TEXT_SHARE_GONE,
                 blocks=[],
                 response_type="ephemeral",
                 replace_original=False,
             )
             return
+        blocks, text = render_slack_blocks(stored)
+        blocks = without_actions(blocks, [Action.SHARE])  # a stored answer has none; one share per answer
         channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", "")
         try:
-            await self._post_once(
-                client, channel=channel, ephemeral_user=None, blocks=shareable.blocks, text=shareable.text
-            )
+            await self._post_once(client, channel=channel, ephemeral_user=None, blocks=blocks, text=text)
         except SlackApiError as err:
             # not a member of the channel: the slash command's response_url can still post visibly
             log.info("chat.postMessage for share failed (%s); using response_url", err.response.get("error"))
             await self.reply(
                 respond,
-                blocks=shareable.blocks,
-                text=shareable.text,
+                blocks=blocks,
+                text=text,
                 response_type="in_channel",
                 replace_original=False,
             )
         # the private copy loses its share button, so one answer is shared once
-        await self.reply(
-            respond, blocks=shareable.blocks, text=shareable.text, response_type="ephemeral", replace_original=True
-        )
+        await self.reply(respond, blocks=blocks, text=text, response_type="ephemeral", replace_original=True)
 
     # ---- feedback ----------------------------------------------------------------------------
 
