@@ -14,7 +14,9 @@ from bot.conversation.service import ConversationService
 from bot.ops.metrics import Metrics
 from bot.ops.server import OpsServer, Probes
 from bot.state.shared import SharedState
-from tests.conversation.conftest import msg
+from bot.storage import FeedbackStore
+from tests.conversation.conftest import FakeEngine, msg
+from tests.postgres import PostgresServer
 
 SECRET_USER = "USECRETPERSON42"
 SECRET_CHANNEL = "CSECRETROOM77"
@@ -128,7 +130,7 @@ def test_the_probes_on_a_port_of_their_own(make_service, serve):
     assert 'qabot_questions_total{outcome="answer",platform="slack"} 1.0' in text
 
 
-def test_not_ready_while_the_index_is_missing_or_the_database_is_away(make_service, fake_engine, store, serve):
+def test_not_ready_while_the_index_is_missing(make_service, serve):
     class NotLoaded:
         loaded = False
 
@@ -137,11 +139,26 @@ def test_not_ready_while_the_index_is_missing_or_the_database_is_away(make_servi
     assert status == 503 and json.loads(body)["checks"]["index"] == "not loaded"
     assert _get(port, "/healthz")[0] == 200  # alive all the same: no restart needed, the index may come
 
-    service = make_service()
-    port = serve(service)
-    store.close()  # the database cannot be used
-    status, _, body = _get(port, "/readyz")
-    assert status == 503 and json.loads(body)["checks"]["database"].startswith("unreachable")
+
+def test_not_ready_while_postgresql_is_away_and_ready_again_when_it_is_back(settings, serve):
+    server = PostgresServer().start()
+    try:
+        url = server.create_database()
+        with FeedbackStore(url, busy_timeout_s=1.0) as store:
+            service = ConversationService(FakeEngine(), settings=settings.replace(database_url=url), feedback=store)
+            port = serve(service)
+            status, _, body = _get(port, "/readyz")
+            assert status == 200 and json.loads(body)["checks"]["database"] == "ok", body
+            server.stop(keep_data=True)
+            status, _, body = _get(port, "/readyz")
+            checks = json.loads(body)["checks"]
+            assert status == 503 and checks["database"].startswith("unreachable") and checks["index"] == "ok"
+            assert _get(port, "/healthz")[0] == 200
+            server.restart()
+            status, _, body = _get(port, "/readyz")
+            assert status == 200 and json.loads(body)["checks"]["database"] == "ok", body
+    finally:
+        server.stop()
 
 
 def test_not_ready_while_redis_is_away_and_ready_again_when_it_is_back(make_service, settings, own_redis, serve):
