@@ -1,12 +1,13 @@
 """Replicas benchmark: 1,000 signed Slack events over 2 real replicas, compared with 1, in the same run.
 
     .venv/bin/python -m benchmarks.bench_replicas [--events 1000] [--replicas 1 2] [--index DIR]
-        [--database URL] [--retries 0.1] [--concurrency 100] [--timeout 600]
+        [--database URL | --postgres] [--retries 0.1] [--concurrency 100] [--timeout 600]
 
 Per phase (1 replica, then 2): a fresh loopback FakeSlack (tests/slack) and N real `qabot run slack --http 0`
 processes (tests/replicas/harness.py), all on one real redis-server started on 127.0.0.1 for the run
-(flushed between phases) and one database (a fresh SQLite file per phase, or --database URL, e.g.
-PostgreSQL); the index is ./index when built, else a fresh build of knowledge/ in a temporary folder.
+(flushed between phases) and one database (a fresh SQLite file per phase; --postgres: a fresh database per
+phase on a PostgreSQL server started for the run, tests/postgres.py; or --database URL); the index is
+./index when built, else a fresh build of knowledge/ in a temporary folder.
 Each replica first answers 3 warm-up questions. Then EVENTS signed `app_mention` events (a distinct
 event id, user and one of 50 channels each, cycling through benchmarks/questions.txt) are posted over
 HTTP, spread round robin over the replicas as a load balancer would, at most --concurrency requests in
@@ -163,6 +164,11 @@ async def phase(
 async def main_async(args: argparse.Namespace) -> int:
     index_dir, tmp = resolve_index(args.index)
     redis = RedisServer().start()
+    postgres = None
+    if args.postgres:
+        from tests.postgres import PostgresServer
+
+        postgres = PostgresServer().start()
     monitor = LoadMonitor()
     try:
         questions = load_questions()
@@ -176,7 +182,7 @@ async def main_async(args: argparse.Namespace) -> int:
                     questions=questions,
                     redis=redis,
                     index_dir=index_dir,
-                    database=args.database,
+                    database=postgres.create_database() if postgres is not None else args.database,
                     retries=args.retries,
                     concurrency=args.concurrency,
                     timeout=args.timeout,
@@ -208,7 +214,7 @@ async def main_async(args: argparse.Namespace) -> int:
                     "load": load,
                     "cpus": os.cpu_count(),
                     "python": platform.python_version(),
-                    "database": "url" if args.database else "sqlite",
+                    "database": "postgresql" if args.postgres else "url" if args.database else "sqlite",
                     "index": str(index_dir),
                 },
                 indent=2,
@@ -218,6 +224,8 @@ async def main_async(args: argparse.Namespace) -> int:
         return 0
     finally:
         redis.close()
+        if postgres is not None:
+            postgres.stop()
         if tmp is not None:
             tmp.cleanup()
 
@@ -228,6 +236,9 @@ def main() -> int:
     parser.add_argument("--replicas", type=int, nargs="+", default=[1, 2], help="the phases, in order (1 2)")
     parser.add_argument("--index", help="index folder (default: ./index if built, else a fresh temporary build)")
     parser.add_argument("--database", help="a database URL the replicas share (default: a fresh SQLite file per phase)")
+    parser.add_argument(
+        "--postgres", action="store_true", help="a PostgreSQL server of the run's own (tests/postgres.py)"
+    )
     parser.add_argument("--retries", type=float, default=0.1, help="fraction of events delivered again (0..1)")
     parser.add_argument("--concurrency", type=int, default=100, help="requests in flight at most")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds a phase may wait for its answers")
