@@ -7,6 +7,7 @@ Heavy modules (torch, the index builder, chat SDKs) are imported inside the comm
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -89,19 +90,22 @@ def _run_build(knowledge: Path, index: Path, *, force: bool, quiet: bool, profil
     from index_builder.sources import SourceLimits
 
     limits = SourceLimits.from_settings(_settings())
-    try:
-        result = build_index(
-            knowledge,
-            index,
-            force=force,
-            profile=profile,
-            show_progress=not quiet and sys.stderr.isatty(),
-            limits=limits,
-        )
-    except BuildInProgressError as err:
-        raise _fail(str(err), EXIT_FAILED) from None
-    except BuildError as err:
-        raise _fail(str(err), EXIT_FAILED) from None
+    with _replicas() as shared:
+        try:
+            result = build_index(
+                knowledge,
+                index,
+                force=force,
+                profile=profile,
+                show_progress=not quiet and sys.stderr.isatty(),
+                limits=limits,
+            )
+        except BuildInProgressError as err:
+            raise _fail(str(err), EXIT_FAILED) from None
+        except BuildError as err:
+            raise _fail(str(err), EXIT_FAILED) from None
+        if not result.skipped:
+            shared.announcer.announce(result.version_id)
     if result.skipped:
         typer.echo(f"Index {result.version_id} is up to date ({result.passage_count} passages); nothing to do.")
     else:
@@ -111,6 +115,22 @@ def _run_build(knowledge: Path, index: Path, *, force: bool, quiet: bool, profil
         )
     for warning in result.warnings:  # files refused, paragraphs skipped, words in no passage
         typer.echo(f"warning: {warning}", err=True)
+
+
+@contextlib.contextmanager
+def _replicas():
+    """The state shared with running replicas (QABOT_REDIS_URL): a build or rollback from the command line
+    takes the same rebuild lock as `/qabot reindex` and announces the version it switched to."""
+    from bot.state.shared import SharedState
+
+    shared = SharedState.from_settings(_settings())
+    try:
+        with shared.rebuild_lock.hold() as mine:
+            if not mine:
+                raise _fail("A rebuild is already running on a replica; try again when it has finished.", EXIT_FAILED)
+            yield shared
+    finally:
+        shared.close()
 
 
 # ---------------------------------------------------------------- index
@@ -218,12 +238,14 @@ def index_rollback(index: IndexOpt = None) -> None:
     """Switch back to the previous index version."""
     from index_builder.store import rollback
 
-    try:
-        version = rollback(_index_dir(index))
-    except (BuildError, BuildInProgressError) as err:
-        raise _fail(str(err), EXIT_FAILED) from None
-    except IndexProblem as err:
-        raise _fail(str(err), EXIT_INDEX) from None
+    with _replicas() as shared:
+        try:
+            version = rollback(_index_dir(index))
+        except (BuildError, BuildInProgressError) as err:
+            raise _fail(str(err), EXIT_FAILED) from None
+        except IndexProblem as err:
+            raise _fail(str(err), EXIT_INDEX) from None
+        shared.announcer.announce(version)
     typer.echo(f"Rolled back: the index now serves {version}.")
 
 

@@ -89,6 +89,11 @@ class Settings:
     repeat_similarity: float = _env("QABOT_REPEAT_SIMILARITY", DEFAULT_REPEAT_SIMILARITY)
     max_document_bytes: int = _env("QABOT_MAX_DOCUMENT_BYTES", DEFAULT_MAX_DOCUMENT_BYTES)
     max_passage_chars: int = _env("QABOT_MAX_PASSAGE_CHARS", DEFAULT_MAX_PASSAGE_CHARS)
+    # replicas (docs/scaling.md): shared short-lived state in Redis; unset, everything stays in this process
+    redis_url: str | None = _secret("QABOT_REDIS_URL")  # secret: the URL may carry a password
+    # /metrics, /healthz and /readyz on a port of their own (None: not served; 0: any free port)
+    metrics_port: int | None = _env("QABOT_METRICS_PORT", None)
+    metrics_host: str = _env("QABOT_METRICS_HOST", "127.0.0.1")
 
     # ---- loading -------------------------------------------------------------------------------
 
@@ -155,6 +160,17 @@ class Settings:
             raise ConfigError(
                 f"QABOT_REPEAT_SIMILARITY must be a cosine above 0 and at most 1, got {self.repeat_similarity}"
             )
+        if self.redis_url is not None and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError(
+                "QABOT_REDIS_URL must start with redis://, rediss:// or unix:// (e.g. redis://redis:6379/0)"
+            )
+        if self.redis_url is not None and self.secret_key is None:
+            raise ConfigError(
+                "QABOT_REDIS_URL needs QABOT_SECRET_KEY: the replicas must share it (rate limits and vote hashes "
+                'are keyed by it). Make one with python -c "import secrets; print(secrets.token_hex(32))"'
+            )
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise ConfigError(f"QABOT_METRICS_PORT must be a port number (0-65535), got {self.metrics_port}")
         if self.database_url is not None and not self.database_url.startswith(DATABASE_URL_SCHEMES):
             scheme = self.database_url.partition(":")[0][:20] if "://" in self.database_url else "no scheme"
             raise ConfigError(
@@ -215,12 +231,14 @@ def _convert(var: str, type_name: Any, raw: str, default: Any) -> Any:
             if low in _FALSE:
                 return False
             raise ValueError(raw)
-        if type_name == "int":
+        if type_name in ("int", "int | None"):
             return int(raw)
         if type_name == "float":
             return float(raw)
     except ValueError:
-        kind = {"bool": "true or false", "int": "a whole number", "float": "a number"}[type_name]
+        kind = {"bool": "true or false", "int": "a whole number", "int | None": "a whole number", "float": "a number"}[
+            type_name
+        ]
         raise ConfigError(f"{var} must be {kind}, got {raw!r}") from None
     if type_name == "Path":
         return Path(raw).expanduser()

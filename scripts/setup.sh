@@ -63,4 +63,14 @@ if [ "${QABOT_SETUP_POSTGRES:-1}" != 0 ] && ! have_postgres; then
     echo "setup: warning: PostgreSQL's server is not installed; the tests need it: sudo apt-get install postgresql" >&2
   fi
 fi
+# redis-server, from Debian's package: the replica tests start one of their own on 127.0.0.1
+# (tests/redis_server.py). qabot itself needs Redis only for several replicas (docs/scaling.md).
+if ! command -v redis-server >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing redis-server (Debian package redis-server), for the tests"
+    apt_install redis-server
+  else
+    echo "setup: warning: redis-server is not installed; the tests need it: sudo apt-get install redis-server" >&2
+  fi
+fi
 echo "setup: done (.venv)"

@@ -151,3 +151,34 @@ def _no_platform_settings_from_the_environment(monkeypatch):
     for var in list(os.environ):
         if var.startswith(("SLACK_", "DISCORD_", "QABOT_TERMINAL_", "COLLECT_")):
             monkeypatch.delenv(var)
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    """One real redis-server for the session (tests/redis_server.py), stopped at the end."""
+    from tests.redis_server import RedisServer
+
+    server = RedisServer().start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def redis_url(redis_server) -> str:
+    """The session's Redis, emptied for this test."""
+    redis_server.flush()
+    return redis_server.url
+
+
+@pytest.fixture
+def own_redis():
+    """A redis-server of this test's own, which the test may stop and restart."""
+    from tests.redis_server import RedisServer
+
+    server = RedisServer().start()
+    try:
+        yield server
+    finally:
+        server.close()

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from bot.config import ENV_VARS
+from bot.config import ENV_VARS, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
@@ -74,6 +74,8 @@ def test_named_volumes_declared_and_shared(compose, dockerfile):
         pair.split("=", 1) for word, args in dockerfile if word == "ENV" for pair in shlex.split(args) if "=" in pair
     )
     for name, service in compose["services"].items():
+        if service.get("image") != "qabot:local":
+            continue  # redis, postgres, the load balancer
         mounts = {}
         for volume in service.get("volumes", []):
             source, target = volume.split(":")[:2]
@@ -102,6 +104,8 @@ def test_env_files_exist(compose):
 
 def test_build_contexts_and_dockerfile(compose):
     for name, service in compose["services"].items():
+        if "build" not in service:
+            continue  # an image from a registry (redis, postgres, nginx)
         build = service["build"]
         context = ROOT / (build if isinstance(build, str) else build.get("context", "."))
         dockerfile = "Dockerfile" if isinstance(build, str) else build.get("dockerfile", "Dockerfile")
@@ -163,3 +167,106 @@ def test_env_example_documents_every_setting():
     for line in example.splitlines():
         if line.split("=")[0] in secrets:
             assert line.endswith("="), f"no secret values in the example: {line.split('=')[0]}"
+
+
+# ---- profile "replicas" (docs/scaling.md) -------------------------------------------------------------
+
+REPLICA_SERVICES = {"redis", "postgres", "slack-1", "slack-2", "slack-lb", "discord-shard-0", "discord-shard-1"}
+
+
+def test_the_replicas_profile_is_never_started_beside_the_single_bots(compose):
+    services = compose["services"]
+    assert set(services) >= REPLICA_SERVICES
+    for name in REPLICA_SERVICES:
+        assert services[name].get("profiles") == ["replicas"], name
+    for name in ("index", "slack", "discord"):  # `docker compose up -d` as before
+        assert not services[name].get("profiles"), name
+    # the documented command starts real services of the profile (and, through depends_on, the rest)
+    header = COMPOSE.read_text()
+    started = re.search(r"docker compose --profile replicas up -d ([\w -]+)", header)
+    assert started, "the compose file's header says how to start the profile"
+    named = set(started.group(1).split())
+    assert named <= REPLICA_SERVICES and {"slack-lb", "discord-shard-0", "discord-shard-1"} <= named
+
+
+def _replica_env(service: dict) -> dict[str, str]:
+    return {key: str(value) for key, value in (service.get("environment") or {}).items()}
+
+
+def _bot_replicas(compose) -> dict[str, dict]:
+    return {
+        name: service
+        for name, service in compose["services"].items()
+        if name in REPLICA_SERVICES and service.get("image") == "qabot:local"
+    }
+
+
+def test_every_replica_shares_one_redis_one_postgres_and_the_index(compose):
+    services = compose["services"]
+    replicas = _bot_replicas(compose)
+    assert set(replicas) == {"slack-1", "slack-2", "discord-shard-0", "discord-shard-1"}
+    for name, service in replicas.items():
+        env = _replica_env(service)
+        redis_url = env["QABOT_REDIS_URL"]
+        assert redis_url.startswith("redis://redis:"), (name, redis_url)
+        assert (
+            env["QABOT_DATABASE_URL"].startswith("postgresql+psycopg://") and "@postgres:" in env["QABOT_DATABASE_URL"]
+        )
+        assert env["QABOT_METRICS_HOST"] == "0.0.0.0" and env["QABOT_METRICS_PORT"].isdigit()
+        # the settings a replica starts with pass qabot's own checks (the secret key comes from .env)
+        Settings.from_env({**env, "QABOT_SECRET_KEY": "k" * 32}, dotenv_path=None)
+        needs = service["depends_on"]
+        assert needs["index"]["condition"] == "service_completed_successfully"
+        assert needs["redis"]["condition"] == needs["postgres"]["condition"] == "service_healthy"
+        assert "qabot-index:/var/lib/qabot/index" in service["volumes"], name
+        _assert_real_qabot_command(_cmd(service["command"]))
+        probe = " ".join(service["healthcheck"]["test"])
+        assert "/readyz" in probe, name
+    assert services["redis"]["image"].startswith("redis:") and "healthcheck" in services["redis"]
+    assert services["postgres"]["image"].startswith("postgres:") and "healthcheck" in services["postgres"]
+    assert "ports" not in services["redis"] and "ports" not in services["postgres"], "kept on the compose network"
+
+
+def test_two_slack_replicas_in_http_mode_behind_the_load_balancer(compose):
+    services = compose["services"]
+    ports = {}
+    for name in ("slack-1", "slack-2"):
+        argv = _cmd(services[name]["command"])
+        assert argv[1:3] == ["run", "slack"] and "--http" in argv, argv
+        assert argv[argv.index("--host") + 1] == "0.0.0.0"
+        ports[name] = argv[argv.index("--http") + 1]
+        probe = " ".join(services[name]["healthcheck"]["test"])
+        assert f"127.0.0.1:{ports[name]}/readyz" in probe
+    lb = services["slack-lb"]
+    assert set(lb["depends_on"]) == {"slack-1", "slack-2"}
+    source, target = lb["volumes"][0].split(":")[:2]
+    assert target == "/etc/nginx/conf.d/default.conf"
+    conf = (ROOT / source).read_text()
+    upstreams = dict(re.findall(r"^\s*server ([\w-]+):(\d+)", conf, flags=re.M))
+    assert upstreams == ports, "the load balancer sends to both replicas, on the port each listens on"
+    listen = re.search(r"listen (\d+);", conf).group(1)
+    assert [p.rsplit(":", 1)[1] for p in lb["ports"]] == [listen]
+    assert all(p.startswith("127.0.0.1:") for p in lb["ports"]), "published on the loopback, for a TLS proxy"
+    # only Slack's requests go through: /metrics, /healthz and /readyz stay inside
+    routed = re.findall(r"location (=?\s*[^\s{]+)\s*{([^}]*)}", conf)
+    passing = [path.strip("= ").strip() for path, body in routed if "proxy_pass" in body]
+    assert passing == ["/slack/events"], passing
+
+
+def test_two_discord_shards_split_the_gateway(compose):
+    from bot.adapters.discord.settings import DiscordSettings
+
+    shards = []
+    for name in ("discord-shard-0", "discord-shard-1"):
+        service = compose["services"][name]
+        assert _cmd(service["command"])[1:3] == ["run", "discord"]
+        env = _replica_env(service)
+        settings = DiscordSettings(
+            token="x", shard_count=env["DISCORD_SHARD_COUNT"], shard_ids=env["DISCORD_SHARD_IDS"]
+        )
+        settings.check()
+        shards.append((settings.shard_total, tuple(settings.shard_id_list or ())))
+        assert f"127.0.0.1:{env['QABOT_METRICS_PORT']}/readyz" in " ".join(service["healthcheck"]["test"])
+    totals = {total for total, _ in shards}
+    assert totals == {2}
+    assert sorted(i for _, ids in shards for i in ids) == [0, 1], "every shard run by exactly one process"

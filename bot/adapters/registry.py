@@ -68,10 +68,12 @@ def run_adapter(name: str, settings: Settings, **options: Any) -> None:
     """`qabot run NAME`: settings checked first (nothing built, nothing connected when one is missing),
     then the service, its index loaded (`warm_up`), then the adapter runs until stopped."""
     from bot.conversation.factory import build_service  # pulls in the retrieval stack
+    from bot.ops.server import OpsServer, Probes
 
     cls = adapter_class(name)
     own_settings = adapter_settings(cls, **options)
     service = build_service(settings)
+    ops: OpsServer | None = None
     try:
         try:
             log.info("serving index %s", service.warm_up())
@@ -80,6 +82,19 @@ def run_adapter(name: str, settings: Settings, **options: Any) -> None:
                 raise
             # keep running: questions get the fix as their answer, and an admin can build the index from chat
             log.warning("no usable index yet: %s", err)
+        # follow index versions published by other processes; with Redis, heartbeats and the reload broadcast
+        service.shared.start(service.engine)
+        if settings.metrics_port is not None:
+            try:
+                ops = OpsServer(Probes(service), host=settings.metrics_host, port=settings.metrics_port).start()
+            except OSError as err:
+                raise ConfigError(
+                    f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port} ({err.strerror or err}): "
+                    "set QABOT_METRICS_PORT to a free port"
+                ) from None
         cls(service, own_settings).run()
     finally:
+        if ops is not None:
+            ops.stop()
+        service.shared.close()
         service.feedback.close()

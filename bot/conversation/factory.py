@@ -9,6 +9,8 @@ from bot.conversation.privacy import Pseudonymizer
 from bot.conversation.rebuild import RebuildCoordinator
 from bot.conversation.service import ConversationService
 from bot.conversation.stores import ConversationStore
+from bot.ops.metrics import Metrics
+from bot.state.shared import SharedState
 
 
 def database_of(settings: Settings) -> str | Path:
@@ -29,16 +31,35 @@ def open_feedback_store(settings: Settings, pseudonyms: Pseudonymizer | None = N
 
 def build_service(settings: Settings) -> ConversationService:
     """EngineHolder over settings.index_dir (loads lazily), the store, RebuildCoordinator (builds in a
-    child process). Raises FeedbackDatabaseError when the feedback database cannot be used."""
+    child process), the shared state (in Redis when QABOT_REDIS_URL is set) and the metrics. Raises
+    FeedbackDatabaseError when the feedback database cannot be used. `service.shared.start(engine)` starts
+    following new index versions; `service.shared.close()` stops it."""
     from bot.core.engine import EngineHolder  # imported here: it pulls in the retrieval stack
 
     pseudonyms = Pseudonymizer(settings.secret_key)
     feedback = open_feedback_store(settings, pseudonyms)
     engine = EngineHolder(settings.index_dir)
+    shared = SharedState.from_settings(settings)
+    metrics = Metrics()
+    metrics.watch(version=lambda: engine.version if engine.loaded else None, redis_up=lambda: _redis_up(shared))
+    rebuilder = RebuildCoordinator(
+        engine,
+        settings.knowledge_dir,
+        settings.index_dir,
+        lock=shared.rebuild_lock,
+        announce=shared.announcer.announce,
+        observe=metrics.observe_rebuild,
+    )
     return ConversationService(
         engine,
         settings=settings,
         feedback=feedback,
-        rebuilder=RebuildCoordinator(engine, settings.knowledge_dir, settings.index_dir),
+        rebuilder=rebuilder,
         pseudonyms=pseudonyms,
+        shared=shared,
+        metrics=metrics,
     )
+
+
+def _redis_up(shared: SharedState) -> bool | None:
+    return None if shared.link is None else bool(shared.link.up)

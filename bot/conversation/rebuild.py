@@ -18,6 +18,8 @@ from typing import Any
 
 from bot.conversation.build_process import ChildProcessBuilder
 from bot.core.errors import BuildError, BuildInProgressError
+from bot.state.base import RebuildLock
+from bot.state.local import LocalRebuildLock
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,9 @@ class RebuildCoordinator:
         *,
         rollback: Callable[[Path], str] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        lock: RebuildLock | None = None,
+        announce: Callable[[str], None] | None = None,
+        observe: Callable[[str, str, float], None] | None = None,
     ):
         self.engine = engine
         self.knowledge_dir = Path(knowledge_dir)
@@ -67,6 +72,11 @@ class RebuildCoordinator:
         self._rollback = rollback or _default_rollback
         self._clock = clock
         self._lock = threading.Lock()
+        # one rebuild across replicas (bot/state: a Redis lock), a new version announced to all of them,
+        # and each operation's outcome and duration reported (metrics)
+        self._shared_lock = lock or LocalRebuildLock()
+        self._announce = announce
+        self._observe = observe
 
     @property
     def running(self) -> bool:
@@ -84,6 +94,38 @@ class RebuildCoordinator:
             return ""
 
     def rebuild(self, *, force: bool = False) -> RebuildOutcome:
+        return self._shared("reindex", lambda: self._rebuild(force=force))
+
+    def rollback(self) -> RebuildOutcome:
+        """Serve the previous index version again."""
+        return self._shared("rollback", self._rollback_now)
+
+    def _shared(self, operation: str, run: Callable[[], RebuildOutcome]) -> RebuildOutcome:
+        """Run a rebuild or rollback under the lock shared by every replica, announce the version it
+        switched to, and report how it went."""
+        started = time.perf_counter()
+        if self._lock.locked():
+            outcome = RebuildOutcome(RebuildStatus.BUSY, version=self._current_version())
+        else:
+            with self._shared_lock.hold() as mine:
+                if mine:
+                    outcome = run()
+                else:
+                    log.info("%s refused: another replica is rebuilding or rolling back", operation)
+                    outcome = RebuildOutcome(RebuildStatus.BUSY, version=self._current_version())
+            if outcome.status in (RebuildStatus.REBUILT, RebuildStatus.ROLLED_BACK) and self._announce is not None:
+                try:
+                    self._announce(outcome.version)
+                except Exception:  # the other replicas still find it at their next look at `current`
+                    log.exception("could not announce index version %s", outcome.version)
+        if self._observe is not None:
+            try:
+                self._observe(operation, outcome.status.value, time.perf_counter() - started)
+            except Exception:
+                log.exception("could not record the %s in the metrics", operation)
+        return outcome
+
+    def _rebuild(self, *, force: bool = False) -> RebuildOutcome:
         if not self._lock.acquire(blocking=False):
             return RebuildOutcome(RebuildStatus.BUSY, version=self._current_version())
         started = self._clock()
@@ -139,8 +181,7 @@ class RebuildCoordinator:
         finally:
             self._lock.release()
 
-    def rollback(self) -> RebuildOutcome:
-        """Serve the previous index version again."""
+    def _rollback_now(self) -> RebuildOutcome:
         if not self._lock.acquire(blocking=False):
             return RebuildOutcome(RebuildStatus.BUSY, version=self._current_version())
         started = self._clock()

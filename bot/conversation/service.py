@@ -11,11 +11,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import threading
 import time
+import threading
 import uuid
-from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +33,6 @@ from bot.conversation.models import (
     ReplyKind,
 )
 from bot.conversation.privacy import Pseudonymizer
-from bot.conversation.ratelimit import ConversationLimits
 from bot.conversation.rebuild import RebuildCoordinator, RebuildOutcome, RebuildStatus
 from bot.conversation.report import FeedbackReport, build_report, format_report
 from bot.conversation.similarity import best_match, engine_embedder, pack_vector
@@ -43,6 +41,8 @@ from bot.core.answerer import looks_elliptical
 from bot.core.errors import IndexProblem
 from bot.core.render import render_plain
 from bot.core.types import Answer, AnswerKind, Turn
+from bot.ops.metrics import Metrics
+from bot.state.shared import SharedState
 
 log = logging.getLogger(__name__)
 
@@ -115,28 +115,6 @@ TEXT_FEEDBACK_UNKNOWN = (
 )
 
 
-class RecentEvents:
-    """Bounded TTL set of event ids: Slack retries an event it thinks was lost, with the same id."""
-
-    def __init__(self, *, ttl_s: float = 600.0, max_size: int = 10_000, clock: Callable[[], float]):
-        self._ttl = ttl_s
-        self._max = max_size
-        self._clock = clock
-        self._seen: OrderedDict[Hashable, float] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def seen_before(self, key: Hashable) -> bool:
-        """Record `key`; True when it was already recorded within the TTL."""
-        with self._lock:
-            now = self._clock()
-            while self._seen and (len(self._seen) > self._max or next(iter(self._seen.values())) <= now - self._ttl):
-                self._seen.popitem(last=False)
-            if key in self._seen:
-                return True
-            self._seen[key] = now
-            return False
-
-
 class ConversationService:
     def __init__(
         self,
@@ -148,6 +126,8 @@ class ConversationService:
         pseudonyms: Pseudonymizer | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        shared: SharedState | None = None,
+        metrics: Metrics | None = None,
     ):
         self.engine = engine
         self.settings = settings
@@ -157,15 +137,13 @@ class ConversationService:
         self.rebuilder = rebuilder or RebuildCoordinator(engine, settings.knowledge_dir, settings.index_dir)
         self._clock = clock
         self._wall_clock = wall_clock  # the store's time: when earlier questions were asked
-        self._events = RecentEvents(clock=clock)
         self._watched: dict[str, tuple[float, frozenset[str]]] = {}  # platform -> (read at, channel ids)
         self._watched_lock = threading.Lock()
-        self.limits = ConversationLimits(
-            user_limit=settings.user_rate_limit,
-            channel_limit=settings.channel_rate_limit,
-            window_s=settings.rate_window_s,
-            clock=clock,
-        )
+        # retries and rate limits: in this process, or in Redis for several replicas (bot/state)
+        self.shared = shared or SharedState.local(settings, clock=clock)
+        self.events = self.shared.events
+        self.limits = self.shared.limits
+        self.metrics = metrics or Metrics()
 
     # ---- start-up ------------------------------------------------------------------------------
 
@@ -179,9 +157,15 @@ class ConversationService:
     # ---- questions -----------------------------------------------------------------------------
 
     def handle(self, msg: IncomingMessage) -> Reply:
+        started = time.perf_counter()
+        reply = self._handle(msg)
+        self.metrics.observe(msg, reply, time.perf_counter() - started)
+        return reply
+
+    def _handle(self, msg: IncomingMessage) -> Reply:
         if msg.is_bot:
             return _ignored("bot")
-        if msg.event_id and self._events.seen_before((msg.platform, msg.event_id)):
+        if msg.event_id and self.events.seen_before(f"{msg.platform}:{msg.event_id}"):
             log.info("ignoring a retried event on %s", msg.platform)
             return _ignored("duplicate")
         if not msg.addressed and not self._in_bot_thread(msg):

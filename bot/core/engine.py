@@ -191,6 +191,16 @@ class EngineHolder:
         finally:
             self._lock.release()
 
+    def follow_current(self) -> bool:
+        """Reload now if `current` points at another version than the loaded one (a new version was
+        announced, or a background check); True when the engine changed. Does nothing before the first load."""
+        engine = self._engine
+        if engine is None:
+            return False
+        self._next_check = 0.0
+        self._follow_current()
+        return self._engine is not engine
+
     def reload(self) -> str:
         with self._lock:
             self._swap(self._load())

@@ -131,9 +131,13 @@ class FakeDiscord:
         self.interactions: dict[str, FakeInteraction] = {}
         self.commands: list[dict[str, Any]] = []
         self.identify: dict[str, Any] | None = None
+        self.identifies: list[dict[str, Any]] = []  # every IDENTIFY, one per shard and per (re)connection
         self.identified = asyncio.Event()
         self._sockets: set[web.WebSocketResponse] = set()
         self._ws: web.WebSocketResponse | None = None
+        self._shards: dict[int, web.WebSocketResponse] = {}  # shard id -> its gateway connection
+        self.shard_count = 1  # what /gateway/bot recommends (automatic sharding asks it)
+        self._identified_count = 1  # the shard count the connected clients identified with
         self._seq = 0
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -370,42 +374,66 @@ class FakeDiscord:
                     await ws.send_str(json.dumps({"op": 11}))
                 elif op == 2:
                     self.identify = data["d"]
+                    self.identifies.append(data["d"])
                     if int(self.identify.get("intents", 0)) & MESSAGE_CONTENT_INTENT and not (
                         self.message_content_allowed
                     ):
                         await ws.close(code=4014, message=b"Disallowed intent(s).")
                         break
+                    shard_id, count = self.identify.get("shard") or (0, 1)
+                    if not 0 <= shard_id < count:
+                        await ws.close(code=4010, message=b"Invalid shard.")  # as Discord answers it
+                        break
                     self._ws = ws
-                    await self._send_ready(ws)
+                    self._shards[shard_id] = ws
+                    self._identified_count = count
+                    await self._send_ready(ws, shard_id, count)
                     self.identified.set()
-                elif op == 6:  # RESUME
+                elif op == 6:  # RESUME: the session id names the shard
+                    shard_id = int(str(data["d"].get("session_id", "")).rpartition("-")[2] or 0)
                     self._ws = ws
-                    await self.dispatch("RESUMED", {})
+                    self._shards[shard_id] = ws
+                    await self._send(ws, "RESUMED", {})
         finally:
             self._sockets.discard(ws)
             if self._ws is ws:
                 self._ws = None
+            for shard_id in [k for k, v in self._shards.items() if v is ws]:
+                del self._shards[shard_id]
         return ws
 
-    async def _send_ready(self, ws: web.WebSocketResponse) -> None:
+    def shard_of(self, guild_id: str | None, count: int | None = None) -> int:
+        """Discord's rule: a guild's events go to shard (guild_id >> 22) % shard_count; DMs to shard 0."""
+        count = count or self._identified_count
+        return 0 if guild_id is None else (int(guild_id) >> 22) % count
+
+    async def _send_ready(self, ws: web.WebSocketResponse, shard_id: int = 0, count: int = 1) -> None:
+        mine = self.shard_of(self.guild_id, count) == shard_id
         ready = {
             "v": 10,
             "user": self.bot_user.payload() | {"verified": True, "mfa_enabled": False, "flags": 0},
-            "guilds": [{"id": self.guild_id, "unavailable": True}],
-            "session_id": "fake-session",
+            "guilds": [{"id": self.guild_id, "unavailable": True}] if mine else [],
+            "session_id": f"fake-session-{shard_id}",
             "resume_gateway_url": self.gateway_url,
             "application": {"id": self.application_id, "flags": 0},
             "private_channels": [],
             "relationships": [],
+            "shard": [shard_id, count],
         }
-        await self.dispatch("READY", ready)
-        await self.dispatch("GUILD_CREATE", self.guild_payload())
+        await self._send(ws, "READY", ready)
+        if mine:
+            await self._send(ws, "GUILD_CREATE", self.guild_payload())
+
+    async def _send(self, ws: web.WebSocketResponse, event: str, data: dict[str, Any]) -> None:
+        self._seq += 1
+        await ws.send_str(json.dumps({"op": 0, "t": event, "s": self._seq, "d": data}))
 
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
-        if self._ws is None:
+        """Send a gateway event to the connection of the shard it belongs to (by its guild; DMs: shard 0)."""
+        ws = self._shards.get(self.shard_of(data.get("guild_id")), self._ws) if self._shards else self._ws
+        if ws is None:
             raise RuntimeError("no client is connected to the fake gateway")
-        self._seq += 1
-        await self._ws.send_str(json.dumps({"op": 0, "t": event, "s": self._seq, "d": data}))
+        await self._send(ws, event, data)
 
     # ---- what a test injects ------------------------------------------------------------------
 
@@ -577,7 +605,7 @@ class FakeDiscord:
         return _json(
             {
                 "url": self.gateway_url.rstrip("/"),
-                "shards": 1,
+                "shards": self.shard_count,
                 "session_start_limit": {
                     "total": 1000,
                     "remaining": 999,

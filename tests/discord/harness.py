@@ -15,6 +15,7 @@ from typing import Any
 import discord
 
 from bot.adapters.discord import DiscordAdapter, DiscordSettings, QabotDiscordBot
+from bot.adapters.discord.client import ShardedQabotDiscordBot
 from bot.conversation.models import FeedbackVote
 from tests.discord.fake_discord import FakeDiscord
 
@@ -63,13 +64,22 @@ class ObservedBot(QabotDiscordBot):
         await self._observe(interaction.id, super().on_handoff(interaction, answer_id))
 
 
+class ObservedShardedBot(ObservedBot, ShardedQabotDiscordBot):
+    """ShardedQabotDiscordBot, observed: the same production methods over discord.py's AutoShardedClient."""
+
+
 @contextlib.asynccontextmanager
 async def running_bot(
     fake: FakeDiscord, *, service: Any, settings: DiscordSettings, **kwargs: Any
 ) -> AsyncIterator[ObservedBot]:
     """Start an ObservedBot (of a real DiscordAdapter) against `fake`, wait for READY, and close it
-    (and its task) at the end."""
-    bot = ObservedBot(adapter=DiscordAdapter(service, settings), **kwargs)
+    (and its task) at the end. Settings with DISCORD_SHARD_COUNT run the shards they name."""
+    if settings.sharded:
+        kwargs.setdefault("shard_count", settings.shard_total)
+        kwargs.setdefault("shard_ids", settings.shard_id_list)
+        bot: ObservedBot = ObservedShardedBot(adapter=DiscordAdapter(service, settings), **kwargs)
+    else:
+        bot = ObservedBot(adapter=DiscordAdapter(service, settings), **kwargs)
     start = asyncio.create_task(bot.start(TOKEN), name="discord-bot")
     ready = asyncio.create_task(bot.wait_until_ready())
     try:

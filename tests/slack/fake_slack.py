@@ -329,9 +329,11 @@ class FakeSlack:
             self.ws_clients.remove(ws)
         return ws
 
-    async def send_envelope(self, envelope: dict[str, Any]) -> None:
+    async def send_envelope(self, envelope: dict[str, Any], *, connection: int = -1) -> None:
+        """Deliver an envelope on one Socket Mode connection (an app may open several; Slack picks one per
+        delivery, at random: the caller says which, e.g. `random.randrange(len(fake.ws_clients))`)."""
         await self.wait_for(lambda f: bool(f.ws_clients), timeout=10)
-        await self.ws_clients[-1].send_json(envelope)
+        await self.ws_clients[connection].send_json(envelope)
 
 
 # --------------------------------------------------------------------------------------------

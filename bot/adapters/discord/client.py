@@ -203,7 +203,7 @@ class DiscordAdapter(ChatAdapter):
 
     async def serve(self, stop: asyncio.Event) -> None:
         token = self.settings.token.get_secret_value() if self.settings.token else ""
-        bot = QabotDiscordBot(adapter=self)
+        bot = make_bot(self)
         async with bot:
             running = asyncio.create_task(bot.start(token), name="discord-client")
             stopping = asyncio.create_task(stop.wait(), name="discord-stop")
@@ -259,6 +259,9 @@ class QabotDiscordBot(discord.Client):
                 )
         self.add_dynamic_items(FeedbackButton, HandoffButton)
         self._register_commands()
+        if not self.syncs_commands:
+            log.info("shards %s: the process running shard 0 registers the application commands", self.shard_ids)
+            return
         # one bulk overwrite per start: commands appear/update without a separate deploy step
         try:
             synced = await self.tree.sync()
@@ -296,8 +299,20 @@ class QabotDiscordBot(discord.Client):
 
         return run
 
+    @property
+    def syncs_commands(self) -> bool:
+        """Commands are global: with several shard processes only the one running shard 0 syncs them."""
+        ids = getattr(self, "shard_ids", None)
+        return ids is None or 0 in ids
+
     async def on_ready(self) -> None:
-        log.info("connected to Discord as %s (id %s)", self.user, getattr(self.user, "id", "?"))
+        shards = getattr(self, "shard_ids", None)
+        log.info(
+            "connected to Discord as %s (id %s)%s",
+            self.user,
+            getattr(self.user, "id", "?"),
+            f", shards {shards} of {self.shard_count}" if shards is not None else "",
+        )
 
     # ---- who is who -------------------------------------------------------------------------
 
@@ -565,6 +580,24 @@ def with_repeat_link(reply: Reply, guild_id: int | None) -> Reply:
     url = jump_url(guild_id, earlier.channel_id, earlier.thread_id)
     line = f"{earlier.label(time.time())}: [see that thread]({url})"
     return dataclasses.replace(reply, hints=(*reply.hints, line))
+
+
+class ShardedQabotDiscordBot(QabotDiscordBot, discord.AutoShardedClient):
+    """The same bot over several gateway shards in one process (discord.py's AutoShardedClient): the shards
+    DISCORD_SHARD_IDS of DISCORD_SHARD_COUNT, or all that Discord recommends (DISCORD_SHARD_COUNT=auto).
+    Every shard answers with the same service; what a shard must know about another's answers (feedback,
+    threads, the index version) lives in the shared database and state, so buttons and admin commands work
+    whichever shard, and whichever process, receives them."""
+
+
+def make_bot(adapter: DiscordAdapter, **options: Any) -> QabotDiscordBot:
+    """The client for the adapter's settings: one connection, or the shards this process runs."""
+    settings = adapter.settings
+    if not settings.sharded:
+        return QabotDiscordBot(adapter=adapter, **options)
+    options.setdefault("shard_count", settings.shard_total)
+    options.setdefault("shard_ids", settings.shard_id_list)
+    return ShardedQabotDiscordBot(adapter=adapter, **options)
 
 
 async def send_payloads(

@@ -40,11 +40,12 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import json
 import logging
 import os
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -90,6 +91,9 @@ from bot.conversation.models import (
     ReplyKind,
     feedback_vote,
 )
+from bot.ops.server import Probes, ops_routes
+from bot.state.base import EventLog
+from bot.state.local import RecentEvents
 
 if TYPE_CHECKING:
     from bot.conversation.service import ConversationService
@@ -111,6 +115,7 @@ _SIGNATURE_WINDOW_S = 300  # Slack: refuse requests whose timestamp is more than
 # messages are queued (ChannelQueue), so one retry is usually enough
 RATE_LIMIT_RETRIES = 5
 DRAIN_TIMEOUT_S = 20.0  # on stop, answers in progress get this long to be posted
+ADOPT_INTERVAL_S = 1.0  # how often a replica looks for events that a dead replica had accepted
 
 
 def slack_retry_handlers() -> list[AsyncRetryHandler]:
@@ -232,6 +237,9 @@ class SlackAdapter(ChatAdapter):
         self.listeners = Listeners()
         # messages that could not be delivered even after retries (each is also logged as an error)
         self.undelivered = 0
+        # the event log's calls (Redis with QABOT_REDIS_URL) on threads of their own: never queued behind
+        # the answers on the default executor, never blocking the event loop while Redis is slow
+        self._event_log_calls = ThreadPoolExecutor(max_workers=2, thread_name_prefix="qabot-event-log")
         self.app = self._build_app()
 
     def clean_text(self, text: str) -> str:
@@ -674,8 +682,8 @@ class SlackAdapter(ChatAdapter):
             name="qabot",
         )
         track = self.listeners.track
-        app.event("app_mention")(track(self.on_app_mention))
-        app.event("message")(track(self.on_message))
+        app.event("app_mention")(track(self._finishing(self.on_app_mention)))
+        app.event("message")(track(self._finishing(self.on_message)))
         app.command("/ask")(track(self.on_ask))
         app.command("/qabot")(track(self.on_qabot))
         app.action(Action.SHARE.value)(track(self.on_share))
@@ -684,9 +692,56 @@ class SlackAdapter(ChatAdapter):
         app.action(Action.HANDOFF.value)(track(self.on_handoff))
         return app
 
+    def _finishing(self, fn: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+        """An event listener that tells the event log when its event is dealt with (however it ended), so no
+        other replica answers it again. The listener must take `body` (Bolt passes arguments by name)."""
+
+        @functools.wraps(fn)
+        async def wrapper(*args: Any, **kwargs: Any) -> None:
+            try:
+                await fn(*args, **kwargs)
+            finally:
+                event_id = (kwargs.get("body") or {}).get("event_id")
+                if isinstance(event_id, str) and event_id:
+                    # at once: the sooner it is recorded, the smaller the window in which a replica dying
+                    # after posting the answer gets it answered a second time (docs/scaling.md)
+                    await asyncio.get_running_loop().run_in_executor(
+                        self._event_log_calls, self.service.events.finish, f"slack:{event_id}"
+                    )
+
+        return wrapper
+
+    async def adopt_orphans(self) -> int:
+        """Answer the events that replicas which died had acknowledged but not answered (Slack will not send
+        them again); returns how many were taken over."""
+        payloads = await asyncio.get_running_loop().run_in_executor(self._event_log_calls, self.service.events.adopt)
+        for payload in payloads:
+            try:
+                request = AsyncBoltRequest(body=payload, headers={"content-type": ["application/json"]})
+                await self.app.async_dispatch(request)
+            except Exception:  # a payload that does not parse: nothing to answer
+                log.exception("could not take over an event of a replica that stopped")
+        return len(payloads)
+
+    async def _adopting(self, stop: asyncio.Event, interval_s: float = ADOPT_INTERVAL_S) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval_s)
+            if not stop.is_set():
+                await self.adopt_orphans()
+
     async def serve(self, stop: asyncio.Event) -> None:
         """Socket Mode by default, HTTP mode when SLACK_HTTP_PORT / `--http` is set, until `stop` is set.
         Raises ConfigError, before connecting, when Slack rejects the bot token."""
+        adopting = asyncio.create_task(self._adopting(stop), name="slack-adopt")
+        try:
+            await self._serve(stop)
+        finally:
+            adopting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await adopting
+
+    async def _serve(self, stop: asyncio.Event) -> None:
         try:
             auth = await self.auth.auth_test()
         except SlackApiError as err:
@@ -696,7 +751,7 @@ class SlackAdapter(ChatAdapter):
             ) from None
         log.info("connected to Slack team %s as %s", auth.get("team"), auth.get("user"))
         if self.settings.http_port is None:
-            handler = AsyncSocketModeHandler(self.app, _secret(self.settings.app_token))
+            handler = AcceptingSocketModeHandler(self.app, _secret(self.settings.app_token), self.service.events)
             await handler.connect_async()
             log.info("Slack Socket Mode connected")
             try:
@@ -710,6 +765,8 @@ class SlackAdapter(ChatAdapter):
                 signing_secret=_secret(self.settings.signing_secret) or "",
                 host=self.settings.http_host,
                 port=self.settings.http_port,
+                events=self.service.events,
+                probes=Probes(self.service),
             )
             await server.start()
             try:
@@ -717,6 +774,21 @@ class SlackAdapter(ChatAdapter):
             finally:
                 await server.stop()
                 await self.listeners.drain()
+
+
+class AcceptingSocketModeHandler(AsyncSocketModeHandler):
+    """Bolt's Socket Mode handler that records each event in the event log before acknowledging it, as
+    SlackHttpServer does, so another replica answers it if this one dies first."""
+
+    def __init__(self, app: AsyncApp, app_token: str | None, events: EventLog) -> None:
+        super().__init__(app, app_token)
+        self.events = events
+
+    async def handle(self, client: Any, req: Any) -> None:
+        payload = req.payload if req.type == "events_api" else None
+        if isinstance(payload, dict) and isinstance(payload.get("event_id"), str):
+            self.events.accept(f"slack:{payload['event_id']}", json.dumps(payload))
+        await super().handle(client, req)
 
 
 def _secret(value: Any) -> str | None:
@@ -796,6 +868,8 @@ class SlackHttpServer:
         header_timeout_s: float = HEADER_TIMEOUT_S,
         body_timeout_s: float = BODY_TIMEOUT_S,
         max_body_bytes: int = MAX_BODY_BYTES,
+        events: EventLog | None = None,
+        probes: Probes | None = None,
     ):
         self.app = app
         if not signing_secret:
@@ -808,9 +882,13 @@ class SlackHttpServer:
         self.header_timeout_s = header_timeout_s
         self.body_timeout_s = body_timeout_s
         self.refused = 0  # requests answered 4xx without reaching Bolt
-        self._seen: OrderedDict[str, float] = OrderedDict()  # signature -> when it was first handled
+        # replayed commands and clicks (by signature), and the events accepted but not answered yet: in this
+        # process, or shared by every replica (the service's EventLog, in Redis with QABOT_REDIS_URL)
+        self.events: EventLog = events if events is not None else RecentEvents(ttl_s=_SIGNATURE_WINDOW_S + 60)
         self.web_app = web.Application(client_max_size=max_body_bytes)
-        self.web_app.add_routes([web.post(path, self._events), web.get("/healthz", self._health)])
+        self.web_app.add_routes([web.post(path, self._events)])
+        # /healthz, and with the service's probes /readyz and /metrics too
+        self.web_app.add_routes(ops_routes(probes) if probes is not None else [web.get("/healthz", self._health)])
         self._runner: web.AppRunner | None = None
 
     async def _health(self, _request: web.Request) -> web.Response:
@@ -822,13 +900,7 @@ class SlackHttpServer:
         return web.json_response({"error": reason}, status=status)
 
     def _replayed(self, signature: str) -> bool:
-        now = time.monotonic()
-        while self._seen and next(iter(self._seen.values())) < now - _SIGNATURE_WINDOW_S - 60:
-            self._seen.popitem(last=False)
-        if signature in self._seen:
-            return True
-        self._seen[signature] = now
-        return False
+        return self.events.seen_before(f"slack-request:{signature}")
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
         try:
@@ -860,9 +932,13 @@ class SlackHttpServer:
             return self._refuse(400, "signed, but the body is not a JSON object or form data")
         # Events carry an event_id that the service answers once (Slack's own retries may even reuse
         # the signature); slash commands and button clicks carry none: a replay would run them again
-        if "event_id" not in bolt_request.body and self._replayed(signature):
+        event_id = bolt_request.body.get("event_id")
+        if event_id is None and self._replayed(signature):
             log.warning("ignored a replayed Slack request (same signature within 5 minutes)")
             return web.Response(status=200)
+        if isinstance(event_id, str) and event_id:
+            # kept until answered: if this replica dies after the 200 (Slack will not retry), another answers it
+            self.events.accept(f"slack:{event_id}", body)
         return await to_aiohttp_response(await self.app.async_dispatch(bolt_request))
 
     async def start(self) -> None:
