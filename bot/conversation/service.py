@@ -11,8 +11,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import time
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
