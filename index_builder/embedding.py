@@ -11,9 +11,10 @@ Identical texts are embedded once (a one-sentence passage without a heading is a
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,17 @@ CHUNK_TEXTS = 512  # texts embedded per call (the encoder batches within it); al
 TOKEN_CHUNK_TEXTS = 64
 
 
+@contextlib.contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """An OSError from writing `path` names it (a full disk's message says which file)."""
+    try:
+        yield
+    except OSError as err:
+        if err.filename is None and err.errno:
+            raise OSError(err.errno, os.strerror(err.errno), str(path)) from err
+        raise
+
+
 class NpyWriter:
     """A .npy file of known shape, filled by positioned writes of row ranges in any order."""
 
@@ -34,11 +46,13 @@ class NpyWriter:
         self.path = path
         self.dtype = np.dtype(dtype)
         self.shape = shape
-        mm = np.lib.format.open_memmap(path, mode="w+", dtype=self.dtype, shape=shape)
-        self.offset = mm.offset
-        del mm
+        self.fd = -1
+        with _naming(path):
+            mm = np.lib.format.open_memmap(path, mode="w+", dtype=self.dtype, shape=shape)
+            self.offset = mm.offset
+            del mm
+            self.fd = os.open(path, os.O_RDWR)
         self.row_bytes = shape[1] * self.dtype.itemsize
-        self.fd = os.open(path, os.O_RDWR)
 
     def write(self, start: int, rows: np.ndarray) -> None:
         rows = np.ascontiguousarray(rows, dtype=self.dtype)
@@ -48,9 +62,10 @@ class NpyWriter:
             )
         data = rows.tobytes()
         position = self.offset + start * self.row_bytes
-        while data:
-            written = os.pwrite(self.fd, data, position)
-            data, position = data[written:], position + written
+        with _naming(self.path):
+            while data:
+                written = os.pwrite(self.fd, data, position)
+                data, position = data[written:], position + written
 
     def __enter__(self) -> NpyWriter:
         return self

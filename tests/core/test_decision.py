@@ -45,6 +45,7 @@ PASSAGES = [
         "section_path": [f"Section {i}"],
         "text": f"Passage number {i} says something. It says more.",
         "sentences": [[0, 33], [34, 47]],
+        "position": i,
     }
     for i in range(5)
 ]
