@@ -58,7 +58,7 @@ apt_install() {  # Debian packages, without starting their services (policy-rc.d
 if [ "${QABOT_SETUP_POSTGRES:-1}" != 0 ] && ! have_postgres; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing PostgreSQL's server (Debian package postgresql), for the tests"
-    apt_install postgresql
+    apt_install postgresql || echo "setup: warning: could not install postgresql; the storage tests need it" >&2
   else
     echo "setup: warning: PostgreSQL's server is not installed; the tests need it: sudo apt-get install postgresql" >&2
   fi
@@ -68,7 +68,7 @@ fi
 if ! command -v redis-server >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing redis-server (Debian package redis-server), for the tests"
-    apt_install redis-server
+    apt_install redis-server || echo "setup: warning: could not install redis-server; the replica tests need it" >&2
   else
     echo "setup: warning: redis-server is not installed; the tests need it: sudo apt-get install redis-server" >&2
   fi
