@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 
 from tests.databases import database, pg_server  # noqa: F401  (fixtures: SQLite and a real PostgreSQL server)
 
@@ -182,3 +183,15 @@ def own_redis():
         yield server
     finally:
         server.close()
+
+
+@pytest_asyncio.fixture
+async def fake_slack():
+    """The loopback Slack Web API (tests/slack/fake_slack.py), for the Slack and the replica tests."""
+    from tests.slack.fake_slack import FakeSlack
+
+    fake = await FakeSlack().start()
+    try:
+        yield fake
+    finally:
+        await fake.stop()

@@ -12,7 +12,6 @@ import pytest
 import pytest_asyncio
 
 from tests.replicas.harness import ReplicaSet
-from tests.slack.fake_slack import FakeSlack
 
 
 @pytest.fixture
@@ -46,22 +45,8 @@ def replica_index(fast_index_copy: Path, encoder_cache: Path) -> Path:
     return fast_index_copy
 
 
-@pytest.fixture
-def replica_knowledge(knowledge_copy: Path) -> Path:
-    return knowledge_copy
-
-
 @pytest_asyncio.fixture
-async def fake_slack():
-    fake = await FakeSlack().start()
-    try:
-        yield fake
-    finally:
-        await fake.stop()
-
-
-@pytest_asyncio.fixture
-async def make_replicas(fake_slack, replica_database, replica_index, replica_knowledge, tmp_path):
+async def make_replicas(fake_slack, replica_database, replica_index, knowledge_copy, tmp_path):
     """make_replicas(redis_url, database=None, **env) -> a ReplicaSet (stopped at the end of the test); the
     replicas share `replica_database` unless `database` (a file or a URL) is given."""
     made: list[ReplicaSet] = []
@@ -72,7 +57,7 @@ async def make_replicas(fake_slack, replica_database, replica_index, replica_kno
             database=database or replica_database,
             redis_url=redis_url,
             index_dir=replica_index,
-            knowledge_dir=replica_knowledge,
+            knowledge_dir=knowledge_copy,
             workdir=tmp_path / f"replicas-{len(made)}",
             QABOT_PROFILE="fast",
             **env,

@@ -87,11 +87,11 @@ async def test_a_rate_limit_holds_across_replicas(fake_slack, make_replicas, red
 
 
 async def test_a_rebuild_on_one_replica_is_served_by_all_within_5_s(
-    fake_slack, make_replicas, redis_url, replica_knowledge
+    fake_slack, make_replicas, redis_url, knowledge_copy
 ):
     a, b, c = await make_replicas(redis_url).start(3)
     _status, before = await b.ready()
-    (replica_knowledge / "quantum.md").write_text(
+    (knowledge_copy / "quantum.md").write_text(
         "---\ntitle: Quantum notes\n---\n\n# Qubits\n\nA qubit can hold a superposition of zero and one.\n",
         encoding="utf-8",
     )

@@ -20,15 +20,6 @@ ADMIN = "UADMIN"
 SIGNING_SECRET = "test-signing-secret"
 
 
-@pytest_asyncio.fixture
-async def fake_slack():
-    fake = await FakeSlack().start()
-    try:
-        yield fake
-    finally:
-        await fake.stop()
-
-
 @pytest.fixture
 def core_settings(tmp_path: Path, built_index_dir: Path) -> Settings:
     return Settings(
