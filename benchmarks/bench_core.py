@@ -61,11 +61,22 @@ WARMUP_QUESTIONS = 5
 PEER_TOP_K = 3
 PEER_MODEL = "minilm"  # the id of the peer's model in index_builder/profiles/encoders.json
 
-TARGETS = {  # name: (limit, unit)
-    "cold_start_s": (1.5, "s"),
-    "warm_p50_ms": (6.0, "ms"),
-    "warm_p99_ms": (20.0, "ms"),
-    "peak_rss_mib": (250.0, "MiB"),
+# name: (limit, unit); "x peer" limits are ratios to the naive peer measured in the same run
+TARGETS = {
+    # `fast` (one small encoder) keeps the figures it had before profiles existed
+    "fast": {
+        "cold_start_s": (1.5, "s"),
+        "warm_p50_ms": (6.0, "ms"),
+        "warm_p99_ms": (20.0, "ms"),
+        "peak_rss_mib": (250.0, "MiB"),
+    },
+    # every other profile: the answer-quality issue's budget for the default one
+    "default": {
+        "cold_start_vs_peer": (0.3, "x peer"),
+        "warm_p50_ms": (60.0, "ms"),
+        "warm_p99_ms": (150.0, "ms"),
+        "peak_rss_mib": (1024.0, "MiB"),
+    },
 }
 
 
@@ -597,15 +608,17 @@ def run_benchmarks(args: argparse.Namespace) -> dict[str, Any]:
 
 def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     q1 = results["warm"]["qabot"]["summary"]
+    cold = results["cold_start"]["qabot"]["first_line_s"]["median"]
     measured = {
-        "cold_start_s": results["cold_start"]["qabot"]["first_line_s"]["median"],
+        "cold_start_s": cold,
+        "cold_start_vs_peer": cold / results["cold_start"]["peer"]["first_line_s"]["median"],
         "warm_p50_ms": q1["p50_ms"]["median"],
         "warm_p99_ms": q1["p99_ms"]["median"],
         "peak_rss_mib": q1["peak_rss_mib"]["median"],
     }
     return [
         {"name": name, "target": limit, "unit": unit, "measured": measured[name], "met": measured[name] <= limit}
-        for name, (limit, unit) in TARGETS.items()
+        for name, (limit, unit) in TARGETS["fast" if results["index"]["profile"] == "fast" else "default"].items()
     ]
 
 

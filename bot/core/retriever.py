@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from bot.core.encoder import Encoder, OnnxEncoder
 from bot.core.errors import IndexMismatchError
@@ -126,6 +127,11 @@ class _Query:
 # questions), and with both cores busy each search waited for a second thread to be scheduled:
 # 10,000 passages, load average 16 on 2 cores: p50 180-220 ms with 2 threads, 6-9 ms with one.
 FAISS_SEARCH_THREADS = 1
+# numpy's OpenBLAS runs the late-interaction and sentence products on 2 threads by default: products
+# this small gain nothing, and with both cores busy (the encoders, other processes) each waits for
+# its second thread. Ten late-interaction products, load average 9 on 2 cores: 352 ms with 2 BLAS
+# threads, 11 ms with one.
+SERVING_BLAS_THREADS = 1
 
 
 class HybridRetriever:
@@ -133,6 +139,7 @@ class HybridRetriever:
         import faiss
 
         faiss.omp_set_num_threads(FAISS_SEARCH_THREADS)  # process-wide; a build sets its own (build.py)
+        threadpool_limits(limits=SERVING_BLAS_THREADS, user_api="blas")  # process-wide too, see below
         self.index = index
         self.encoders = list(encoders)
         self._recent: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -255,8 +262,8 @@ class HybridRetriever:
             q = queries[self._li]  # type: ignore[index]
             top = candidates[: s.late_interaction_top]
             rescored = []
-            for c in top:
-                mean, low = maxsim(q.tokens, q.data.passage_tokens(c.row))  # type: ignore[arg-type]
+            scores = maxsim_many(q.tokens, [q.data.passage_tokens(c.row) for c in top])  # type: ignore[arg-type]
+            for c, (mean, low) in zip(top, scores, strict=True):
                 rescored.append(
                     Candidate(
                         c.row,
@@ -291,8 +298,21 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
 def maxsim(question_tokens: np.ndarray, passage_tokens: np.ndarray) -> tuple[float, float]:
     """Late interaction: each question token's best cosine with a passage token; their mean, and the
     mean of the worst-matched quarter (the question's terms the passage lacks)."""
-    if len(question_tokens) == 0 or len(passage_tokens) == 0:
-        return 0.0, 0.0
-    best = (question_tokens @ passage_tokens.astype(np.float32).T).max(axis=1)
-    low = np.sort(best)[: max(1, len(best) // 4)]
-    return float(best.mean()), float(low.mean())
+    return maxsim_many(question_tokens, [passage_tokens])[0]
+
+
+def maxsim_many(question_tokens: np.ndarray, passages: Sequence[np.ndarray]) -> list[tuple[float, float]]:
+    """`maxsim` of the question against each passage, with one matrix product for all of them (ten
+    small products cost ten times the call overhead and float16 -> float32 conversions)."""
+    out = [(0.0, 0.0)] * len(passages)
+    filled = [i for i, p in enumerate(passages) if len(p)]
+    if len(question_tokens) == 0 or not filled:
+        return out
+    stacked = np.concatenate([passages[i] for i in filled]).astype(np.float32)
+    starts = np.cumsum([0] + [len(passages[i]) for i in filled[:-1]])
+    best = np.maximum.reduceat(question_tokens @ stacked.T, starts, axis=1)  # (question tokens, passages)
+    worst_quarter = max(1, len(question_tokens) // 4)
+    for j, i in enumerate(filled):
+        column = best[:, j]
+        out[i] = (float(column.mean()), float(np.sort(column)[:worst_quarter].mean()))
+    return out

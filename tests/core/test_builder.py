@@ -131,6 +131,7 @@ def test_manifest_lists_every_file_with_its_checksum(built_index_dir):
         "passages.json",
         "lexical.json",
         "encoders/mpnet/model.onnx",
+        "encoders/mpnet/model.onnx.data",
         "encoders/mpnet/tokenizer.json",
         "encoders/mpnet/vectors.faiss",
         "encoders/mpnet/sentence_vectors.npy",

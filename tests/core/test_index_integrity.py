@@ -208,6 +208,7 @@ def _listed_files(built_index_dir) -> list[str]:
         "encoders/e5/sentence_vectors.npy",
         "encoders/e5/vectors.faiss",
         "encoders/mpnet/model.onnx",
+        "encoders/mpnet/model.onnx.data",
         "encoders/mpnet/sentence_vectors.npy",
         "encoders/mpnet/token_offsets.npy",
         "encoders/mpnet/token_vectors.npy",
@@ -234,6 +235,7 @@ def test_the_listed_files_are_exactly_the_ones_checked(built_index_dir):
         "encoders/e5/sentence_vectors.npy",
         "encoders/e5/vectors.faiss",
         "encoders/mpnet/model.onnx",
+        "encoders/mpnet/model.onnx.data",
         "encoders/mpnet/sentence_vectors.npy",
         "encoders/mpnet/token_offsets.npy",
         "encoders/mpnet/token_vectors.npy",
@@ -250,7 +252,7 @@ def _fast_file(fast_index_dir: Path, name: str) -> Path:
 
 # fault(index_dir, fast_index_dir) -> the file named in the refusal
 ENCODER_FAULTS = {
-    "scrambled-onnx-weights": (lambda d, f: faults.scramble_onnx_weights(d), "encoders/mpnet/model.onnx"),
+    "scrambled-onnx-weights": (lambda d, f: faults.scramble_onnx_weights(d), "encoders/mpnet/model.onnx.data"),
     "flipped-tokenizer-byte": (lambda d, f: faults.flip_tokenizer_byte(d), "encoders/mpnet/tokenizer.json"),
     "tokenizer-of-another-vocabulary": (
         lambda d, f: faults.other_versions_tokenizer(d),
@@ -614,7 +616,7 @@ def test_chat_rollback_to_a_damaged_version_reports_why_and_keeps_serving(index_
     assert engine.version == new
     reply = _admin(service, "/rollback")
     assert reply.kind.value == "error"
-    assert "Rollback failed" in reply.text and "model.onnx was changed after the build" in reply.text
+    assert "Rollback failed" in reply.text and "model.onnx.data was changed after the build" in reply.text
     assert f"keeps serving (version {new})" in reply.text
     assert engine.version == new and faults.version_dir(index_copy).name == new
 
