@@ -10,7 +10,7 @@ import pytest
 from bot.core.evaluate import evaluate, load_eval_file
 
 EVAL = Path(__file__).resolve().parents[1] / "eval"
-DEV_FILES = ("questions.jsonl", "holdout.jsonl", "dev_extra.jsonl")
+DEV_FILES = ("questions.jsonl", "holdout.jsonl", "dev_extra.jsonl", "dev_followups.jsonl")
 
 # measured on dev when tuned (scripts/tune_profile.py default): hit@1 0.81, hit@3 0.90, false abstention 0,
 # off-topic abstention 1.0, uncovered answered confidently 0.06, follow-up hit@1 0.70, high right 0.91

@@ -31,8 +31,18 @@ def test_high_is_the_lowest_threshold_whose_held_out_precision_clears_the_bound(
 
 
 def test_each_question_counts_once_however_many_repeats_pooled_it():
-    # 20 questions, all right, pooled from 4 repeats: 20 of 20 has a lower bound of 0.84, below 0.90
-    p = np.tile(np.full(20, 0.85), 4)
-    right = np.ones(80, bool)
-    assert tune.high_threshold(p, right, repeats=4) == tune.HIGH_GRID[-1]
-    assert tune.high_threshold(p, right, repeats=1) == tune.HIGH_GRID[0]  # as if 80 questions: 0.954
+    # 20 questions at 0.85, all right, and 20 at 0.55, half right, pooled from 4 repeats: from 0.56 up,
+    # 20 of 20 has a lower bound of 0.84 (below 0.90, but the best there is); counted as 80 it would pass
+    p = np.tile(np.array([0.85] * 20 + [0.55] * 20), 4)
+    right = np.tile(np.array([True] * 20 + [True, False] * 10), 4)
+    assert tune.high_threshold(p, right, repeats=4) == 0.56
+    assert tune.high_threshold(p, right, repeats=1) == 0.56
+    assert tune.high_threshold(np.tile(np.full(20, 0.85), 4), np.ones(80, bool), repeats=1) == 0.5
+
+
+def test_without_a_threshold_that_clears_the_bound_the_surest_one_is_taken():
+    # precision 0.9 from 0.5 up (100 answers, bound 0.83); 0.96 from 0.8 up (50, bound 0.87); 1.0 from 0.95 up
+    # (5, bound 0.57): none reaches 0.90, the 50 at 0.8 are the surest
+    p = np.array([0.6] * 50 + [0.8] * 45 + [0.95] * 5)
+    right = np.array([True] * 42 + [False] * 8 + [True] * 43 + [False] * 2 + [True] * 5)
+    assert tune.high_threshold(p, right, repeats=1) == 0.61
