@@ -269,7 +269,7 @@ class Answerer:
             return None
         if self._pairs is None:
             self._pairs = knowledge_pairs(p["text"] for p in self.passages)
-        words, found = slots(earlier, self._pairs)
+        words, found = slots(normalize_question(earlier), self._pairs)  # a thread's turn keeps its markup
         found = [s for s in found if s.text.lower() != frag.text.lower()]
         if not found:
             return None

@@ -224,6 +224,11 @@ def test_a_bare_fragment_takes_the_place_of_the_closest_phrase_of_the_previous_q
     assert old.answer("and in finance?", context=HEALTHCARE).quotes[0].passage_id == "p0"
 
 
+def test_the_previous_question_is_normalised_before_substitution():
+    a = answerer({}, REWRITE)  # a thread's turn is kept as it was asked, typed name and Markdown included
+    assert a.resolve("and in finance?", "@qabot how is **ML** used in healthcare?") == "how is ML used in finance"
+
+
 def test_a_follow_up_with_a_clause_of_its_own_is_not_substituted():
     retr = {"how is ML used in healthcare? | what are its downsides?": [cand(2, 7.0, 0.7)]}
     a = answerer(retr, REWRITE)
