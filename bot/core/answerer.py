@@ -217,16 +217,17 @@ class Answerer:
     def _retrieve(self, question: str, context: Sequence[Turn]) -> tuple[Retrieval, float, bool]:
         """Retrieve on the question alone or, for a follow-up that leans on what came before, with the
         conversation's previous question mixed in. Returns (retrieval, probability, context used)."""
+        earlier = [t.question for t in context if t.question.strip()][-1:]
+        if earlier and self.settings.followup_weight > 0 and self.settings.followup_rewrite:
+            resolved = self.resolve(question, earlier[0])
+            if resolved is not None:  # a bare fragment: the substituted question, on its own
+                found = self.retriever.retrieve(resolved)
+                if found.candidates:
+                    return found, probability(features(found, self.settings), self.settings), True
         alone = self.retriever.retrieve(question)
         p_alone = probability(features(alone, self.settings), self.settings) if alone.candidates else 0.0
-        earlier = [t.question for t in context if t.question.strip()][-1:]
         if not earlier or self.settings.followup_weight <= 0:
             return alone, p_alone, False
-        resolved = self.resolve(question, earlier[0]) if self.settings.followup_rewrite else None
-        if resolved is not None:
-            found = self.retriever.retrieve(resolved)
-            if found.candidates:
-                return found, probability(features(found, self.settings), self.settings), True
         elliptical = looks_elliptical(question)
         if not elliptical and covered(alone, self.settings) and p_alone >= self.settings.high_probability:
             return alone, p_alone, False  # a new, self-contained question: answered on its own
