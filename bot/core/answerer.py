@@ -12,12 +12,14 @@ A follow-up in a conversation ("and in finance?") is read together with the ques
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bot.core.followup import fragment, knowledge_pairs, slots, substitute
 from bot.core.links import fragment_target, passage_link, section_anchors, source_kind
 from bot.core.normalize import SmallTalk, about_question, has_words, normalize_question, small_talk
 from bot.core.retriever import Candidate, HybridRetriever, Retrieval, settings_from
@@ -71,6 +73,10 @@ class DecisionSettings:
     quote_margin_z: float
     followup_weight: float
     maxsim_default: float = 0.5  # stands in for maxsim when the index has no token vectors
+    # slot substitution of elliptical follow-ups (bot/core/followup.py); off in indexes built before it
+    followup_rewrite: bool = False
+    followup_preposition_bonus: float = 0.0
+    followup_neighbour_bonus: float = 0.0  # z added to the passages next to the one quoted for the turn before
 
     @classmethod
     def from_manifest(cls, retrieval: dict) -> DecisionSettings:
@@ -146,6 +152,8 @@ class Answerer:
         self.doc_link_kinds = {d["path"]: source_kind(d.get("source_url"), d.get("source_kind")) for d in documents}
         self.section_anchors = _section_anchors(self.passages)
         self._sections: list[str] | None = None
+        self._pairs: frozenset[tuple[str, str]] | None = None
+        self._positions: dict[str, tuple[str, int]] | None = None
 
     def answer(self, question: str, *, context: Sequence[Turn] = ()) -> Answer:
         started = time.perf_counter()
@@ -209,9 +217,15 @@ class Answerer:
     def _retrieve(self, question: str, context: Sequence[Turn]) -> tuple[Retrieval, float, bool]:
         """Retrieve on the question alone or, for a follow-up that leans on what came before, with the
         conversation's previous question mixed in. Returns (retrieval, probability, context used)."""
+        earlier = [t.question for t in context if t.question.strip()][-1:]
+        if earlier and self.settings.followup_weight > 0 and self.settings.followup_rewrite:
+            resolved = self.resolve(question, earlier[0])
+            if resolved is not None:  # a bare fragment: the substituted question, on its own
+                found = self.retriever.retrieve(resolved)
+                if found.candidates:
+                    return found, probability(features(found, self.settings), self.settings), True
         alone = self.retriever.retrieve(question)
         p_alone = probability(features(alone, self.settings), self.settings) if alone.candidates else 0.0
-        earlier = [t.question for t in context if t.question.strip()][-1:]
         if not earlier or self.settings.followup_weight <= 0:
             return alone, p_alone, False
         elliptical = looks_elliptical(question)
@@ -220,10 +234,54 @@ class Answerer:
         joint = self.retriever.retrieve(question, context=earlier, context_weight=self.settings.followup_weight)
         if not joint.candidates:
             return alone, p_alone, False
+        joint = self._near_previous(joint, context[-1].passage_ids[:1])
         p_joint = probability(features(joint, self.settings), self.settings)
         if elliptical or p_joint > p_alone:
             return joint, p_joint, True
         return alone, p_alone, False
+
+    def _near_previous(self, found: Retrieval, previous: Sequence[str]) -> Retrieval:
+        """A follow-up that points back ("who is working on it?", "how do we deal with them?") is often
+        answered by the passage next to the one quoted before it: those get `followup_neighbour_bonus`."""
+        bonus = self.settings.followup_neighbour_bonus
+        if bonus <= 0 or not previous:
+            return found
+        if self._positions is None:
+            self._positions = {p["id"]: (p["doc_path"], p["position"]) for p in self.passages}
+        at = self._positions.get(previous[0])
+        if at is None:
+            return found
+        near = {(at[0], at[1] - 1), (at[0], at[1] + 1)}
+        rescored = [
+            dataclasses.replace(c, score=c.score + bonus)
+            if (self.passages[c.row]["doc_path"], self.passages[c.row]["position"]) in near
+            else c
+            for c in found.candidates
+        ]
+        rescored.sort(key=lambda c: c.score, reverse=True)
+        return dataclasses.replace(found, candidates=rescored)
+
+    def resolve(self, question: str, earlier: str) -> str | None:
+        """The earlier question with the follow-up's fragment in place of its closest phrase ("how is ML
+        used in healthcare?" + "and in finance?" -> "how is ML used in finance"), or None when the
+        follow-up is not a bare fragment."""
+        frag = fragment(question)
+        if frag is None:
+            return None
+        if self._pairs is None:
+            self._pairs = knowledge_pairs(p["text"] for p in self.passages)
+        words, found = slots(normalize_question(earlier), self._pairs)  # a thread's turn keeps its markup
+        found = [s for s in found if s.text.lower() != frag.text.lower()]
+        if not found:
+            return None
+        vectors = self.retriever.encoders[0].encode_queries([frag.text] + [s.text for s in found])
+        bonus = self.settings.followup_preposition_bonus
+        scores = [
+            float(v @ vectors[0]) + (bonus if frag.after_preposition and s.after_preposition else 0.0)
+            for s, v in zip(found, vectors[1:], strict=True)
+        ]
+        best = max(range(len(found)), key=scores.__getitem__)
+        return substitute(words, found[best], frag.text)
 
     def _about(self, done) -> Answer:
         """What the knowledge covers: its documents and sections, and the passage that says what it is about."""

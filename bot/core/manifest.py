@@ -133,6 +133,9 @@ class Retrieval(_Strict):
     quote_margin_z: Number
     followup_weight: Number
     maxsim_default: Number = 0.5
+    followup_rewrite: bool = False
+    followup_preposition_bonus: Number = 0.0
+    followup_neighbour_bonus: Number = 0.0
 
     @model_validator(mode="after")
     def _consistent(self) -> Retrieval:

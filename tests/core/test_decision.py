@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from bot.core.answerer import (
@@ -55,11 +56,26 @@ def cand(row: int, z: float, maxsim: float = 0.6, score: float | None = None) ->
     return Candidate(row, z + 2 * maxsim if score is None else score, z, z, 0.0, maxsim, maxsim - 0.1, 0)
 
 
+# unit vectors for the words of the follow-up tests, with chosen cosines: "finance" is closer to
+# "healthcare" (0.5) than to "ML" (0.3), or, in NEAR_ML, closer to "ML" (0.4) than to "healthcare" (0.3)
+AXES = {"finance": (1.0, 0.0, 0.0), "healthcare": (0.5, 0.866, 0.0), "ML": (0.3, 0.0, 0.954)}
+NEAR_ML = {"finance": (1.0, 0.0, 0.0), "healthcare": (0.3, 0.954, 0.0), "ML": (0.4, 0.0, 0.917)}
+
+
+class WordEncoder:
+    def __init__(self, axes=None):
+        self.axes = axes or AXES
+
+    def encode_queries(self, texts):
+        return np.array([self.axes.get(t, (0.0, 0.0, 0.0)) for t in texts], dtype=np.float32)
+
+
 class FakeRetriever:
     """Returns the candidates given for each question text (and records how it was asked)."""
 
-    def __init__(self, by_question: dict[str, list[Candidate]], settings: dict | None = None):
+    def __init__(self, by_question: dict[str, list[Candidate]], settings: dict | None = None, encoder=None):
         self.by_question = by_question
+        self.encoders = [encoder or WordEncoder()]
         self.calls: list[tuple[str, tuple[str, ...]]] = []
         self.index = SimpleNamespace(passages=PASSAGES, retrieval=settings or SETTINGS, manifest={"documents": []})
 
@@ -69,8 +85,8 @@ class FakeRetriever:
         return Retrieval(self.by_question.get(key, []), [], question, 1.0, True)
 
 
-def answerer(by_question, settings=None) -> Answerer:
-    return Answerer(FakeRetriever(by_question, settings), index_version="v-test")
+def answerer(by_question, settings=None, encoder=None) -> Answerer:
+    return Answerer(FakeRetriever(by_question, settings, encoder), index_version="v-test")
 
 
 def s() -> DecisionSettings:
@@ -188,3 +204,53 @@ def test_no_follow_up_reading_when_the_profile_turns_it_off():
     context = (Turn("how is ML used in healthcare?", ()),)
     a = answerer({"and in finance?": [cand(4, 7.0, 0.7)]}, SETTINGS | {"followup_weight": 0.0})
     assert a.answer("and in finance?", context=context).extra["context_used"] is False
+
+
+REWRITE = SETTINGS | {"followup_rewrite": True, "followup_preposition_bonus": 0.15}
+HEALTHCARE = (Turn("how is ML used in healthcare?", ("p0",)),)
+
+
+def test_a_bare_fragment_takes_the_place_of_the_closest_phrase_of_the_previous_question():
+    retr = {
+        "how is ML used in finance": [cand(3, 7.0, 0.7)],  # the substituted question, retrieved alone
+        "how is ML used in healthcare? | and in finance?": [cand(0, 8.0, 0.8)],  # mixing keeps "healthcare"
+    }
+    a = answerer(retr, REWRITE)
+    answer = a.answer("and in finance?", context=HEALTHCARE)
+    assert answer.quotes[0].passage_id == "p3" and answer.extra["context_used"] is True
+    assert ("how is ML used in finance", ()) in a.retriever.calls
+    # without the rule the follow-up is read with the previous question mixed in
+    old = answerer(retr, SETTINGS)
+    assert old.answer("and in finance?", context=HEALTHCARE).quotes[0].passage_id == "p0"
+
+
+def test_the_previous_question_is_normalised_before_substitution():
+    a = answerer({}, REWRITE)  # a thread's turn is kept as it was asked, typed name and Markdown included
+    assert a.resolve("and in finance?", "@qabot how is **ML** used in healthcare?") == "how is ML used in finance"
+
+
+def test_a_follow_up_with_a_clause_of_its_own_is_not_substituted():
+    retr = {"how is ML used in healthcare? | what are its downsides?": [cand(2, 7.0, 0.7)]}
+    a = answerer(retr, REWRITE)
+    assert a.resolve("what are its downsides?", "how is ML used in healthcare?") is None
+    assert a.answer("what are its downsides?", context=HEALTHCARE).quotes[0].passage_id == "p2"
+
+
+def test_a_slot_after_a_preposition_like_the_fragment_gets_the_profiles_bonus():
+    near_ml = WordEncoder(NEAR_ML)  # "finance" is closer to "ML" (0.4) than to "healthcare" (0.3)
+    a = answerer({}, REWRITE, near_ml)
+    assert a.resolve("and in finance?", "how is ML used in healthcare?") == "how is ML used in finance"
+    assert a.resolve("what about finance?", "how is ML used in healthcare?") == "how is finance used in healthcare"
+    no_bonus = answerer({}, REWRITE | {"followup_preposition_bonus": 0.0}, near_ml)
+    assert no_bonus.resolve("and in finance?", "how is ML used in healthcare?") == "how is finance used in healthcare"
+
+
+def test_the_passages_next_to_the_one_quoted_before_get_the_neighbour_bonus():
+    context = (Turn("what challenges will we face?", ("p2",)),)
+    joint = [cand(4, 7.0, 0.7), cand(3, 6.9, 0.65), cand(2, 6.0, 0.6)]
+    retr = {"what challenges will we face? | how do we deal with them?": joint}
+    with_bonus = answerer(retr, SETTINGS | {"followup_neighbour_bonus": 1.0})
+    answer = with_bonus.answer("how do we deal with them?", context=context)
+    assert answer.quotes[0].passage_id == "p3"  # p3 follows p2, the passage quoted before; p4 does not
+    plain = answerer(retr, SETTINGS)
+    assert plain.answer("how do we deal with them?", context=context).quotes[0].passage_id == "p4"
