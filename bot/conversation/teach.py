@@ -11,13 +11,15 @@ Everything here is platform-neutral: the adapters only translate the shortcut, t
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from bot.conversation.models import Action, Button, IncomingMessage, Reply, ReplyKind
 from bot.conversation.stores import TaughtPair, TaughtPairs, TeachOffer
@@ -25,6 +27,9 @@ from bot.core.errors import IndexProblem
 from bot.core.normalize import normalize_question
 from bot.core.split import clip
 from bot.core.taught import TaughtExample, passage_lookup, reattach, squash
+
+if TYPE_CHECKING:
+    from bot.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -339,3 +344,69 @@ def _offer_text(view: TeachView) -> str:
 
 def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, tz=UTC).isoformat(timespec="seconds")
+
+
+# ---- the command line (`qabot taught list|undo`, and the note after `qabot index build`) ----------------
+
+
+def index_passages(index_dir: Path) -> list[dict] | None:
+    """The passages of the index `index_dir` serves (read without loading any model), None without one."""
+    from bot.core.index_store import current_version_dir
+
+    try:
+        folder = current_version_dir(Path(index_dir))
+        return json.loads((folder / "passages.json").read_text(encoding="utf-8"))["passages"]
+    except Exception:  # no index, or a damaged one: the listing says "unknown"
+        return None
+
+
+def _existing_store(settings: Settings) -> Any:
+    """The feedback database, or None when its SQLite file does not exist yet (nothing was taught)."""
+    from bot.conversation.factory import database_of, open_feedback_store
+
+    where = database_of(settings)
+    if isinstance(where, Path) and not where.exists():
+        return None
+    return open_feedback_store(settings)
+
+
+def taught_list(settings: Settings, index_dir: Path) -> list[dict[str, Any]]:
+    """`qabot taught list`: every taught pair with its status in the index."""
+    store = _existing_store(settings)
+    if store is None:
+        return []
+    try:
+        return pairs_data(store.taught_pairs(), index_passages(index_dir))
+    finally:
+        store.close()
+
+
+def taught_undo(settings: Settings, pair_id: int) -> TaughtPair | None:
+    """`qabot taught undo ID`: the pair removed, or None when there is none with that id. A running bot
+    notices within QABOT's refresh time (30 s)."""
+    store = _existing_store(settings)
+    if store is None:
+        return None
+    try:
+        return store.remove_taught(pair_id)
+    finally:
+        store.close()
+
+
+def build_note(settings: Settings, index_dir: Path) -> str:
+    """After `qabot index build`: the taught pairs whose passage the new index lost ('' if none, or when the
+    database cannot be read: the build itself succeeded and says so)."""
+    passages = index_passages(index_dir)
+    if passages is None:
+        return ""
+    try:
+        store = _existing_store(settings)
+        if store is None:
+            return ""
+        try:
+            return missing_note(store.taught_pairs(), passages)
+        finally:
+            store.close()
+    except Exception as err:
+        log.warning("could not check the taught pairs against the new index: %s", type(err).__name__)
+        return ""
