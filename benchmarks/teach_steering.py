@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -214,8 +213,8 @@ def main() -> None:
     }
     if args.sweep:
         grid = []
-        for similarity in (0.65, 0.70, 0.75, 0.80, 0.85, 0.90):
-            for margin in (0.5, 1.0, 1.5, 2.0, 3.0, math.inf):
+        for similarity in (0.40, 0.45, 0.50, 0.55, 0.60, 0.70, 0.80):
+            for margin in (0.5, 1.0, 2.0, 3.0, 4.0, 6.0):
                 after = run_with(similarity, margin)
                 s = summarise(items, before, after, taught_intents, dev)
                 grid.append(

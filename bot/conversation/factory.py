@@ -72,7 +72,12 @@ def teach_steering(settings: Settings, store: TaughtPairs) -> TaughtSteering:
     """What admins taught, steering retrieval (docs/teach.md): read from `store`, QABOT_TEACH_* thresholds."""
     from bot.core.steering import TaughtSteering
 
-    return TaughtSteering(examples_from(store), similarity=settings.teach_similarity, margin=settings.teach_margin)
+    return TaughtSteering(
+        examples_from(store),
+        similarity=settings.teach_similarity,
+        margin=settings.teach_margin,
+        close_similarity=settings.teach_close_similarity,
+    )
 
 
 def _redis_up(shared: SharedState) -> bool | None:

@@ -188,10 +188,10 @@ class Answerer:
             found = apply_decision(found, decision)
             if not decision.already_first:
                 p = probability(features(found, self.settings), self.settings)
-            # an admin said this passage answers questions like this one: at least medium confidence
-            p = max(p, self.settings.medium_probability)
+            if decision.close:  # an admin said this passage answers this question: at least medium confidence
+                p = max(p, self.settings.medium_probability)
         debug = self._debug(found, p) | {"context_used": context_used} | _taught(decision)
-        if decision is None and not covered(found, self.settings):
+        if not (decision is not None and decision.close) and not covered(found, self.settings):
             return done(
                 AnswerKind.ABSTAIN,
                 confidence=None,

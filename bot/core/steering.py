@@ -9,11 +9,15 @@ platform- and storage-free part:
   reported, never used).
 - **Similarity**: the question's vector by the index's first encoder (the one the retriever computed
   for this question anyway) against the taught questions' vectors by the same encoder (embedded once
-  per index version and cached), cosine >= `similarity` (docs/teach.md: chosen on a dev half).
-- **Not overriding a clearly better match**: the taught passage goes first unless the retriever's best
-  candidate scores at least `margin` above it (scores are in the retriever's units: standard
-  deviations above an unrelated question, plus late interaction). A not-covered mark makes the
-  question abstain.
+  per index version and cached); the most similar taught question decides (the newest on a tie).
+- **Not overriding a clearly better match**: the taught passage goes first only when it is among the
+  retriever's candidates and trails the best one by less than `allowance(similarity)`: `margin` for the
+  taught question itself, shrinking linearly to 0 at cosine `similarity` (scores are in the retriever's
+  units: standard deviations above an unrelated question, plus late interaction). A candidate further
+  ahead is "clearly better" and stays first. So a close rewording is steered across a wide gap, a loose
+  paraphrase only across a narrow one, and an unrelated question not at all.
+- **Close rewordings** (cosine >= `close_similarity`): a question marked not covered makes them abstain;
+  a taught passage answers them with at least medium confidence (looser paraphrases only get the order).
 
 Nothing here encodes at query time besides what the retriever already did; embedding the taught
 questions happens when the examples or the index change (ONNX, never torch).
@@ -37,8 +41,12 @@ from bot.core.taught import TaughtExample, passage_lookup, reattach
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SIMILARITY = 0.80  # cosine of the question to a taught question (docs/teach.md: tuned on a dev half)
-DEFAULT_MARGIN = 1.5  # a candidate this much above the taught passage is "clearly better" (docs/teach.md)
+# docs/teach.md: chosen on the dev half of tests/eval/intents.jsonl (benchmarks/teach_steering.py --sweep)
+DEFAULT_SIMILARITY = 0.60  # below this cosine to a taught question, teaching has no say
+DEFAULT_MARGIN = 4.0  # the most a taught passage may trail the best candidate and still go first (cosine 1)
+# a close rewording of a taught question (the cosine QABOT_REPEAT_SIMILARITY found with no false repeat on
+# tests/eval): "not covered" makes it abstain; a taught passage answers it with at least medium confidence
+DEFAULT_CLOSE_SIMILARITY = 0.85
 DEFAULT_REFRESH_S = 30.0  # how long the taught examples read from the store are trusted (other replicas)
 
 
@@ -51,6 +59,7 @@ class SteerDecision:
     abstain: bool = False
     row: int | None = None
     already_first: bool = False
+    close: bool = False  # a close rewording of the taught question: the admin's pick vouches for the answer
 
 
 class Steering(Protocol):
@@ -97,12 +106,14 @@ class TaughtSteering:
         *,
         similarity: float = DEFAULT_SIMILARITY,
         margin: float = DEFAULT_MARGIN,
+        close_similarity: float = DEFAULT_CLOSE_SIMILARITY,
         refresh_s: float = DEFAULT_REFRESH_S,
         clock: Callable[[], float] = time.monotonic,
     ):
         self.source = source
         self.similarity = float(similarity)
         self.margin = float(margin)
+        self.close_similarity = float(close_similarity)
         self.refresh_s = float(refresh_s)
         self._clock = clock
         self._lock = threading.Lock()
@@ -190,23 +201,32 @@ class TaughtSteering:
         order = np.lexsort((-np.arange(len(sims)), -sims))
         j = int(order[0])
         similarity = float(sims[j])
-        if similarity < self.similarity:
-            return None
         example = attached.examples[j]
         if example.not_covered:
+            if similarity < self.close_similarity:
+                return None
             return SteerDecision(example.pair_id, similarity, abstain=True)
+        if similarity <= self.similarity:
+            return None
         row = attached.rows[j]
         if row is None:
             return None  # its passage is gone from this index (reported when attached)
         top = found.candidates[0]
+        close = similarity >= self.close_similarity
         if top.row == row:
-            return SteerDecision(example.pair_id, similarity, row=row, already_first=True)
+            return SteerDecision(example.pair_id, similarity, row=row, already_first=True, close=close)
         taught = next((c for c in found.candidates if c.row == row), None)
-        # not among the candidates: it scores below all of them, so below the last one
-        taught_score = taught.score if taught is not None else found.candidates[-1].score
-        if top.score - taught_score >= self.margin:
+        if taught is None:
+            return None  # retrieval did not bring the taught passage up at all: everything listed is better
+        if top.score - taught.score >= self.allowance(similarity):
             return None  # a clearly better match: not overridden
-        return SteerDecision(example.pair_id, similarity, row=row)
+        return SteerDecision(example.pair_id, similarity, row=row, close=close)
+
+    def allowance(self, similarity: float) -> float:
+        """How far below the best candidate the taught passage may score and still be put first: the full
+        `margin` for the taught question itself (cosine 1), shrinking linearly to nothing at `similarity`."""
+        span = max(1e-6, 1.0 - self.similarity)
+        return self.margin * min(1.0, max(0.0, (similarity - self.similarity) / span))
 
 
 def _query_text(retriever: HybridRetriever, question: str) -> str:

@@ -12,8 +12,10 @@ The conversation layer (ConversationService) decides what to say; this module on
                                     only a question, only confidently, in the message's thread
 - `/ask <text>`                  -> ack at once, then a private (ephemeral) answer with a
                                     "Share in channel" button
-- `/qabot reindex|status|rollback|report` -> ack at once, admin check, private result
+- `/qabot reindex|status|rollback|report|watch|unwatch|taught` -> ack at once, admin check, private result
 - feedback buttons               -> ack, stored by the service, private thanks
+- the "Teach qabot" message shortcut (callback_id qabot_teach) -> ack, admin check, the candidate passages
+                                    as an ephemeral message (response_url); its buttons store the pick
 
 Retries: Slack re-sends an event it thinks was not acknowledged (X-Slack-Retry-Num over HTTP,
 retry_attempt in Socket Mode). Bolt passes retries to the listeners like any event, so every event's
