@@ -243,6 +243,19 @@ def main() -> None:
     out["dev"] = summarise(items, before, after, taught_intents, dev)
     out["test"] = summarise(items, before, after, taught_intents, test)
     out["all"] = summarise(items, before, after, taught_intents, dev | test)
+    # the query path's extra cost: one steer() on a retrieval already made (vectors of the taught questions cached)
+    from bot.core.normalize import normalize_question
+
+    costs = []
+    for it in items:
+        found = engine.answerer.retriever.retrieve(normalize_question(it.q))
+        t0 = time.perf_counter()
+        steering.steer(engine.answerer.retriever, found)
+        costs.append((time.perf_counter() - t0) * 1000)
+    costs.sort()
+    out["steer_ms_median"] = round(costs[len(costs) // 2], 4)
+    out["steer_ms_max"] = round(costs[-1], 4)
+    out["torch_imported"] = "torch" in __import__("sys").modules
     out["seconds"] = round(time.perf_counter() - started, 1)
     if args.json:
         print(json.dumps(out, indent=2))

@@ -313,7 +313,7 @@ class Teaching:
         words = text.split()
         if words and words[0].lstrip("/").lower() == "qabot":
             words = words[1:]
-        if words and words[0].lower() == "taught":
+        if words and words[0].lstrip("/").lower() == "taught":  # "/taught ..." in the terminal
             words = words[1:]
         if not words or words[0].lower() == "list":
             return format_pairs(self.data())

@@ -12,6 +12,7 @@ A follow-up in a conversation ("and in finance?") is read together with the ques
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import time
@@ -23,6 +24,8 @@ from bot.core.normalize import SmallTalk, about_question, has_words, normalize_q
 from bot.core.retriever import Candidate, HybridRetriever, Retrieval, settings_from
 from bot.core.steering import SteerDecision, Steering, apply_decision
 from bot.core.types import Answer, AnswerKind, Confidence, Quote, Turn
+
+log = logging.getLogger(__name__)
 
 HELP_TEXT = (
     "I answer questions about the knowledge I was given by quoting the passages that answer them. "
@@ -216,7 +219,11 @@ class Answerer:
     def _steer(self, found: Retrieval) -> SteerDecision | None:
         if self.steering is None or not found.candidates:
             return None
-        return self.steering.steer(self.retriever, found)
+        try:
+            return self.steering.steer(self.retriever, found)
+        except Exception:  # what was taught never costs an answer: answered from retrieval alone
+            log.exception("steering by the taught pairs failed; answering without them")
+            return None
 
     def candidates(self, question: str, limit: int = 5) -> list[Quote]:
         """The passages retrieval ranks highest for `question` (before any teaching), best first, without

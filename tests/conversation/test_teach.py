@@ -104,6 +104,7 @@ def test_taught_command_lists_and_undoes(make_service, store):
 
     assert "Undone: taught pair #2" in service.handle_admin(_admin("taught undo 2"), "taught").text
     assert "no taught pair #2" in service.handle_admin(_admin("/qabot taught undo #2"), "taught").text
+    assert "no taught pair #2" in service.handle_admin(_admin("/taught undo 2"), "taught").text  # the terminal
     assert "Usage" in service.handle_admin(_admin("taught remove 1"), "taught").text
     assert [p.pair_id for p in store.taught_pairs()] == [1, 3]
     refused = service.handle_admin(msg("taught undo 1"), "taught")

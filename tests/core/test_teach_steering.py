@@ -165,3 +165,18 @@ def test_a_rebuild_without_the_taught_passage_is_reported_and_answers_go_on(
     pair = TaughtPair(1, MARKET, MARKET, passage, "ml-vs-genai.md", "S", "p", "v1", "slack", "h", 0.0)
     assert pairs_data([pair], holder.passages)[0]["status"] == STATUS_GONE
     assert pairs_data([pair], [{"text": passage}])[0]["status"] == STATUS_IN_INDEX
+
+
+def test_a_steering_that_fails_never_costs_the_answer(steered, caplog):
+    from bot.core.answerer import Answerer
+
+    class Broken:
+        def steer(self, retriever, found):
+            raise RuntimeError("the taught pairs could not be read")
+
+    engine = steered[0].get()
+    answerer = Answerer(engine.retriever, index_version=engine.version, steering=Broken())
+    with caplog.at_level(logging.ERROR):
+        answer = answerer.answer(MARKET)
+    assert _has(answer, "740 billion by 2030")
+    assert any("answering without them" in r.getMessage() for r in caplog.records)
