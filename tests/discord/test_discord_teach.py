@@ -117,3 +117,15 @@ async def test_report_since_option(fake_discord: FakeDiscord, discord_service, d
             )
             await bot.finished(done["id"])
             assert expected in "\n".join(message_text(c.body) for c in fake_discord.sent_messages(mark))
+
+
+def test_the_fake_refuses_malformed_commands_as_discord_does():
+    from tests.discord.fake_discord import _command_problem
+
+    assert _command_problem({"name": "Teach qabot", "type": 3}) is None
+    assert _command_problem({"name": "Teach qabot", "type": 3, "description": "Teach"}) is not None
+    assert _command_problem({"name": "Teach qabot", "type": 3, "options": [{"name": "x"}]}) is not None
+    assert _command_problem({"name": "x" * 33, "type": 3}) is not None
+    assert _command_problem({"name": "qabot", "type": 1, "description": "admin"}) is None
+    assert _command_problem({"name": "Teach qabot", "type": 1, "description": "d"}) is not None  # chat input
+    assert _command_problem({"name": "qabot", "type": 1, "description": ""}) is not None

@@ -115,3 +115,24 @@ async def test_report_since_in_chat(slack_http, fake_slack):
     assert call.error is None and " since " in "\n".join([call.args.get("text", ""), *block_texts(call.args)])
     _, bad = await slack_http.command("/qabot", "report --since yesterday-ish", user=ADMIN, channel="C5")
     assert "--since must be a duration" in _to(fake_slack, bad)[0].args["text"]
+
+
+def test_the_fake_refuses_repeated_block_and_action_ids_as_slack_does():
+    from tests.slack.fake_slack import check_message
+
+    button = {"type": "button", "action_id": "a", "text": {"type": "plain_text", "text": "Pick"}, "value": "v"}
+    section = {"type": "section", "text": {"type": "mrkdwn", "text": "passage"}}
+    assert (
+        check_message({"text": "t", "blocks": [{**section, "block_id": "b1"}, {**section, "block_id": "b2"}]}) is None
+    )
+    assert check_message({"text": "t", "blocks": [{**section, "block_id": "b"}, {**section, "block_id": "b"}]}) == (
+        "invalid_blocks"
+    )
+    assert check_message({"text": "t", "blocks": [{"type": "actions", "elements": [button, button]}]}) == (
+        "invalid_blocks"
+    )
+    # the same action_id in two blocks is fine (each teach candidate's accessory)
+    blocks = [{**section, "block_id": f"b{n}", "accessory": button} for n in range(2)]
+    assert check_message({"text": "t", "blocks": blocks}) is None
+    long_label = {**button, "text": {"type": "plain_text", "text": "x" * 76}}
+    assert check_message({"text": "t", "blocks": [{**section, "accessory": long_label}]}) == "invalid_blocks"
