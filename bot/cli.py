@@ -32,8 +32,10 @@ app = typer.Typer(
 )
 index_app = typer.Typer(help="Build, inspect, verify and roll back the index.", no_args_is_help=True)
 feedback_app = typer.Typer(help="What users rated and what went unanswered.", no_args_is_help=True)
+taught_app = typer.Typer(help="What admins taught with “Teach qabot” (docs/teach.md).", no_args_is_help=True)
 app.add_typer(index_app, name="index")
 app.add_typer(feedback_app, name="feedback")
+app.add_typer(taught_app, name="taught")
 
 log = logging.getLogger("qabot")
 
@@ -115,6 +117,12 @@ def _run_build(knowledge: Path, index: Path, *, force: bool, quiet: bool, profil
         )
     for warning in result.warnings:  # files refused, paragraphs skipped, words in no passage
         typer.echo(f"warning: {warning}", err=True)
+    if not result.skipped:
+        from bot.conversation.teach import build_note
+
+        note = build_note(_settings(), index)  # taught pairs whose passage this index lost
+        if note:
+            typer.echo(f"warning: {note}", err=True)
 
 
 @contextlib.contextmanager
@@ -131,6 +139,48 @@ def _replicas():
             yield shared
     finally:
         shared.close()
+
+
+# ---------------------------------------------------------------- taught
+
+
+@taught_app.command("list")
+def taught_list(
+    index: IndexOpt = None, as_json: Annotated[bool, typer.Option("--json", help="Print the pairs as JSON.")] = False
+) -> None:
+    """List the taught pairs (id, question, passage or "not covered", who, when, and whether the index still has
+    the passage)."""
+    from bot.config import ConfigError
+    from bot.conversation.feedback import FeedbackDatabaseError
+    from bot.conversation.teach import format_pairs, taught_list
+
+    try:
+        data = taught_list(_settings(), _index_dir(index))
+    except (ConfigError, FeedbackDatabaseError) as err:
+        raise _fail(str(err), EXIT_USAGE) from None
+    typer.echo(json.dumps(data, ensure_ascii=False, indent=2) if as_json else format_pairs(data))
+
+
+@taught_app.command("undo")
+def taught_undo(
+    pair_id: Annotated[int, typer.Argument(help="The id `qabot taught list` shows.", min=1)],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the removed pair as JSON.")] = False,
+) -> None:
+    """Remove a taught pair: it no longer steers answers (a running bot notices within 30 s)."""
+    from bot.config import ConfigError
+    from bot.conversation.feedback import FeedbackDatabaseError
+    from bot.conversation.teach import pairs_data, taught_undo
+
+    try:
+        removed = taught_undo(_settings(), pair_id)
+    except (ConfigError, FeedbackDatabaseError) as err:
+        raise _fail(str(err), EXIT_USAGE) from None
+    if removed is None:
+        raise _fail(f"there is no taught pair #{pair_id} (`qabot taught list` lists them)", EXIT_FAILED)
+    if as_json:
+        typer.echo(json.dumps(pairs_data([removed], None)[0] | {"status": "undone"}, ensure_ascii=False, indent=2))
+    else:
+        typer.echo(f"Undone: taught pair #{pair_id} no longer steers answers.")
 
 
 # ---------------------------------------------------------------- index

@@ -38,6 +38,10 @@ DEFAULT_MAX_PASSAGE_CHARS = 20_000
 # that thread (0: off); how close, as the question encoder's cosine (bot/conversation/similarity.py).
 DEFAULT_REPEAT_DAYS = 14
 DEFAULT_REPEAT_SIMILARITY = 0.85
+# "Teach qabot" steering (docs/teach.md): the values chosen on the dev half of tests/eval/intents.jsonl
+DEFAULT_TEACH_SIMILARITY = 0.60
+DEFAULT_TEACH_MARGIN = 4.0
+DEFAULT_TEACH_CLOSE_SIMILARITY = 0.85
 DATABASE_URL_SCHEMES = ("sqlite://", "postgresql://", "postgresql+psycopg://", "postgres://")
 
 
@@ -87,6 +91,13 @@ class Settings:
     # days (0: off); "close" is a cosine of the question encoder at or above repeat_similarity
     repeat_days: int = _env("QABOT_REPEAT_DAYS", DEFAULT_REPEAT_DAYS)
     repeat_similarity: float = _env("QABOT_REPEAT_SIMILARITY", DEFAULT_REPEAT_SIMILARITY)
+    # taught pairs ("Teach qabot", docs/teach.md) steer questions whose cosine with a taught question is above
+    # teach_similarity: the taught passage goes first unless it trails the best one by teach_margin x
+    # (cosine - teach_similarity) / (1 - teach_similarity) or more; from teach_close_similarity up, a
+    # "not covered" mark makes the question abstain and a taught passage gets at least medium confidence
+    teach_similarity: float = _env("QABOT_TEACH_SIMILARITY", DEFAULT_TEACH_SIMILARITY)
+    teach_margin: float = _env("QABOT_TEACH_MARGIN", DEFAULT_TEACH_MARGIN)
+    teach_close_similarity: float = _env("QABOT_TEACH_CLOSE_SIMILARITY", DEFAULT_TEACH_CLOSE_SIMILARITY)
     max_document_bytes: int = _env("QABOT_MAX_DOCUMENT_BYTES", DEFAULT_MAX_DOCUMENT_BYTES)
     max_passage_chars: int = _env("QABOT_MAX_PASSAGE_CHARS", DEFAULT_MAX_PASSAGE_CHARS)
     # replicas (docs/scaling.md): shared short-lived state in Redis; unset, everything stays in this process
@@ -160,6 +171,14 @@ class Settings:
             raise ConfigError(
                 f"QABOT_REPEAT_SIMILARITY must be a cosine above 0 and at most 1, got {self.repeat_similarity}"
             )
+        for name, value in (
+            ("QABOT_TEACH_SIMILARITY", self.teach_similarity),
+            ("QABOT_TEACH_CLOSE_SIMILARITY", self.teach_close_similarity),
+        ):
+            if not 0.0 < value <= 1.0:
+                raise ConfigError(f"{name} must be a cosine above 0 and at most 1, got {value}")
+        if self.teach_margin < 0:
+            raise ConfigError(f"QABOT_TEACH_MARGIN must be 0 or more, got {self.teach_margin}")
         if self.redis_url is not None and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError(
                 "QABOT_REDIS_URL must start with redis://, rediss:// or unix:// (e.g. redis://redis:6379/0)"

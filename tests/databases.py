@@ -17,7 +17,7 @@ from tests.postgres import PostgresServer, pg_server
 __all__ = ["BACKENDS", "TestDatabase", "WriteLock", "database", "pg_server"]
 
 BACKENDS = ("sqlite", "postgresql")
-TABLES = ("answers", "feedback", "threads", "watched_channels", "meta")
+TABLES = ("answers", "feedback", "threads", "watched_channels", "taught", "teach_offers", "meta")
 
 
 @dataclass
@@ -84,7 +84,9 @@ class WriteLock:
             self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('lock-holder', 'another process')")
         else:
             self.conn.execute("BEGIN")
-            self.conn.execute("LOCK TABLE answers, feedback, threads, watched_channels, meta IN EXCLUSIVE MODE")
+            self.conn.execute(
+                "LOCK TABLE answers, feedback, threads, watched_channels, taught, teach_offers, meta IN EXCLUSIVE MODE"
+            )
 
     def release(self) -> None:
         self.conn.execute("COMMIT")

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.config import Settings
 from bot.conversation.privacy import Pseudonymizer
 from bot.conversation.rebuild import RebuildCoordinator
 from bot.conversation.service import ConversationService
-from bot.conversation.stores import ConversationStore
+from bot.conversation.stores import ConversationStore, TaughtPairs
+from bot.conversation.teach import Teaching, examples_from
 from bot.ops.metrics import Metrics
 from bot.state.shared import SharedState
+
+if TYPE_CHECKING:
+    from bot.core.steering import TaughtSteering
 
 
 def database_of(settings: Settings) -> str | Path:
@@ -38,7 +43,8 @@ def build_service(settings: Settings) -> ConversationService:
 
     pseudonyms = Pseudonymizer(settings.secret_key)
     feedback = open_feedback_store(settings, pseudonyms)
-    engine = EngineHolder(settings.index_dir)
+    steering = teach_steering(settings, feedback)
+    engine = EngineHolder(settings.index_dir, steering=steering)
     shared = SharedState.from_settings(settings)
     metrics = Metrics()
     metrics.watch(version=lambda: engine.version if engine.loaded else None, redis_up=lambda: _redis_up(shared))
@@ -58,6 +64,19 @@ def build_service(settings: Settings) -> ConversationService:
         pseudonyms=pseudonyms,
         shared=shared,
         metrics=metrics,
+        teaching=Teaching(engine, feedback, invalidate=steering.invalidate),
+    )
+
+
+def teach_steering(settings: Settings, store: TaughtPairs) -> TaughtSteering:
+    """What admins taught, steering retrieval (docs/teach.md): read from `store`, QABOT_TEACH_* thresholds."""
+    from bot.core.steering import TaughtSteering
+
+    return TaughtSteering(
+        examples_from(store),
+        similarity=settings.teach_similarity,
+        margin=settings.teach_margin,
+        close_similarity=settings.teach_close_similarity,
     )
 
 

@@ -15,6 +15,7 @@ from bot.core.types import Answer
 
 if TYPE_CHECKING:
     from bot.conversation.report import FeedbackReport
+    from bot.conversation.teach import TeachView
 
 
 class ReplyKind(str, Enum):
@@ -40,6 +41,13 @@ class Action(StrEnum):
     FEEDBACK_DOWN = "qabot_feedback_down"
     SHARE = "qabot_share"  # a private answer (Slack's /ask) posted to the channel
     HANDOFF = "qabot_handoff"  # "Ask a person": tag the channel's configured people in the thread
+    TEACH = "qabot_teach"  # "Teach qabot" on a question (Slack message shortcut's callback_id)
+    TEACH_PICK = "qabot_teach_pick"  # this passage answers the question being taught
+    TEACH_NOT_COVERED = "qabot_teach_not_covered"  # the knowledge does not cover it
+
+
+# The name of the message action that teaches the bot (Slack's message shortcut, Discord's context menu)
+TEACH_NAME = "Teach qabot"
 
 
 def feedback_vote(action_id: str) -> FeedbackVote | None:
@@ -53,9 +61,10 @@ ADMIN_COMMANDS: dict[str, str] = {
     "status": "Show the index version and health",
     "reindex": "Rebuild the index from the knowledge folder",
     "rollback": "Switch back to the previous index version",
-    "report": "Show the worst-rated answers and the knowledge gaps",
+    "report": "Show the worst-rated answers and the knowledge gaps (`report --since 7d`)",
     "watch": "Answer questions in this channel without a mention (only confident answers)",
     "unwatch": "Stop answering questions in this channel without a mention",
+    "taught": "List what admins taught (Teach qabot); `taught undo ID` removes one",
 }
 
 
@@ -170,6 +179,8 @@ class Reply:
     handoff: Handoff | None = None
     # the earlier thread this question repeats (the adapter adds a link to it)
     repeat_of: EarlierThread | None = None
+    # "Teach qabot": the question and its candidate passages (the buttons are in `buttons`)
+    teach: TeachView | None = None
 
     @property
     def should_send(self) -> bool:

@@ -34,9 +34,10 @@ from bot.conversation.models import (
 )
 from bot.conversation.privacy import Pseudonymizer
 from bot.conversation.rebuild import RebuildCoordinator, RebuildOutcome, RebuildStatus
-from bot.conversation.report import FeedbackReport, build_report, format_report
+from bot.conversation.report import FeedbackReport, build_report, format_report, parse_since
 from bot.conversation.similarity import best_match, engine_embedder, pack_vector
 from bot.conversation.stores import ConversationStore, StoredAnswer, UnknownAnswerError
+from bot.conversation.teach import Teaching
 from bot.core.answerer import looks_elliptical
 from bot.core.errors import IndexProblem
 from bot.core.render import render_plain
@@ -128,8 +129,11 @@ class ConversationService:
         wall_clock: Callable[[], float] = time.time,
         shared: SharedState | None = None,
         metrics: Metrics | None = None,
+        teaching: Teaching | None = None,
     ):
         self.engine = engine
+        # "Teach qabot", its buttons and `/qabot taught` (factory.py gives it the engine's steering)
+        self.teaching = teaching or Teaching(engine, feedback)
         self.settings = settings
         self.feedback = feedback
         # keyed pseudonyms of user and channel ids: the only form in which ids reach the logs
@@ -507,8 +511,18 @@ class ConversationService:
             if command == "status":
                 return self._admin_reply(msg, self.status_text())
             if command == "report":
-                report = build_report(self.feedback, embed=engine_embedder(self.engine))
+                try:
+                    since = _report_since(msg.text)
+                except ValueError as err:
+                    return Reply(ReplyKind.HELP, str(err), private=msg.private)
+                report = build_report(self.feedback, since=since, embed=engine_embedder(self.engine))
                 return self._admin_reply(msg, format_report(report), report=report)
+            if command == "taught":
+                try:
+                    return self._admin_reply(msg, self.teaching.admin(msg.text))
+                except FeedbackDatabaseError as err:
+                    log.error("could not change the taught pairs: %s", err)
+                    return Reply(ReplyKind.ERROR, TEXT_WATCH_NOT_SAVED.format(command="taught"), private=msg.private)
             if command in ("watch", "unwatch"):
                 try:
                     return self._admin_reply(msg, self._watch(msg, command == "watch"))
@@ -522,13 +536,26 @@ class ConversationService:
             log.exception("admin command %s failed", command)
             return Reply(ReplyKind.ERROR, TEXT_FAILED, private=msg.private)
         kind = ReplyKind.ERROR if outcome.status is RebuildStatus.FAILED else ReplyKind.ADMIN
+        text = rebuild_text(command, outcome)
+        if outcome.status in (RebuildStatus.REBUILT, RebuildStatus.ROLLED_BACK):
+            text = "\n".join(filter(None, (text, self.teaching.missing_note())))  # taught passages gone
         return Reply(
             kind,
-            rebuild_text(command, outcome),
+            text,
             private=msg.private,
             index_version=outcome.version,
             extra={"status": outcome.status.value},
         )
+
+    # ---- teaching ("Teach qabot", bot/conversation/teach.py) ------------------------------------
+
+    def teach_offer(self, msg: IncomingMessage) -> Reply:
+        """An admin ran "Teach qabot" on the question in `msg`: its candidate passages as buttons."""
+        return self.teaching.offer(msg)
+
+    def teach_pick(self, value: str, *, platform: str, user_id: str, is_admin: bool) -> Reply:
+        """A teach button was clicked: store the pair (or "not covered")."""
+        return self.teaching.pick(value, platform=platform, user_id=user_id, is_admin=is_admin)
 
     def _admin_reply(self, msg: IncomingMessage, text: str, *, report: FeedbackReport | None = None) -> Reply:
         version = ""
@@ -681,6 +708,19 @@ def _conversation(msg: IncomingMessage) -> str | None:
     if msg.supports_threads:
         return msg.thread_id or (None if msg.is_dm else msg.message_id)
     return msg.thread_id
+
+
+def _report_since(text: str) -> float | None:
+    """`report --since 7d` (or `report since 2026-11-01`): the start it names, None without one."""
+    words = text.split()
+    for i, word in enumerate(words):
+        if word.lower() in ("--since", "since"):
+            if i + 1 >= len(words):
+                raise ValueError("--since needs a value, e.g. `/qabot report --since 7d` or `--since 2026-11-01`")
+            return parse_since(words[i + 1])
+        if word.lower().startswith("--since="):
+            return parse_since(word.split("=", 1)[1])
+    return None
 
 
 def _index_problem_text(err: IndexProblem) -> str:

@@ -142,9 +142,74 @@ class WatchedChannels(Protocol):
     def watched_channels(self, platform: str) -> frozenset[str]: ...
 
 
+@dataclass(frozen=True)
+class TaughtPair:
+    """What an admin taught ("Teach qabot"): this passage answers the question, or the knowledge does
+    not cover it (`passage_text` ''). Kept by the passage's text, so it survives rebuilds."""
+
+    pair_id: int
+    question: str
+    normalized_question: str
+    passage_text: str  # '' for "not covered"
+    doc_path: str
+    section: str
+    passage_id: str  # its id in the index it was taught on
+    index_version: str
+    platform: str
+    user_hash: str  # the admin, as a keyed hash
+    created_at: float  # unix time
+
+    @property
+    def not_covered(self) -> bool:
+        return not self.passage_text
+
+
+@dataclass(frozen=True)
+class TeachOffer:
+    """The candidates shown to an admin for one question, until one is picked. `candidates` are dicts
+    with passage_id, text, doc_path and section."""
+
+    offer_id: str
+    platform: str
+    question: str
+    candidates: tuple[dict, ...]
+    index_version: str
+    created_at: float = 0.0
+
+
+@runtime_checkable
+class TaughtPairs(Protocol):
+    """What admins taught from chat, and the offers they pick from (issue 9 item 3). Admin actions:
+    written now or refused (never queued)."""
+
+    def add_taught(
+        self,
+        *,
+        question: str,
+        normalized_question: str,
+        passage_text: str,
+        doc_path: str = "",
+        section: str = "",
+        passage_id: str = "",
+        index_version: str = "",
+        platform: str,
+        user_id: str,
+    ) -> tuple[TaughtPair, tuple[TaughtPair, ...]]:
+        """(the new pair, the pairs of the same question it replaced)."""
+        ...
+
+    def taught_pairs(self) -> list[TaughtPair]: ...
+
+    def remove_taught(self, pair_id: int) -> TaughtPair | None: ...
+
+    def save_teach_offer(self, offer: TeachOffer, *, keep_s: float) -> None: ...
+
+    def take_teach_offer(self, offer_id: str) -> TeachOffer | None: ...
+
+
 @runtime_checkable
 class ConversationStore(
-    AnswerLog, Votes, ThreadMemory, FeedbackSource, RecentAnswers, Handoffs, WatchedChannels, Protocol
+    AnswerLog, Votes, ThreadMemory, FeedbackSource, RecentAnswers, Handoffs, WatchedChannels, TaughtPairs, Protocol
 ):
     """Everything the conversation service keeps, in one object that is closed at shutdown."""
 

@@ -13,6 +13,7 @@ A follow-up in a conversation ("and in finance?") is read together with the ques
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import re
 import time
@@ -23,7 +24,10 @@ from bot.core.followup import fragment, knowledge_pairs, slots, substitute
 from bot.core.links import fragment_target, passage_link, section_anchors, source_kind
 from bot.core.normalize import SmallTalk, about_question, has_words, normalize_question, small_talk
 from bot.core.retriever import Candidate, HybridRetriever, Retrieval, settings_from
+from bot.core.steering import SteerDecision, Steering, apply_decision
 from bot.core.types import Answer, AnswerKind, Confidence, Quote, Turn
+
+log = logging.getLogger(__name__)
 
 HELP_TEXT = (
     "I answer questions about the knowledge I was given by quoting the passages that answer them. "
@@ -39,6 +43,7 @@ EMPTY_TEXT = "I didn't catch a question there. " + HELP_TEXT
 ABSTAIN_TEXT = "The knowledge I have doesn't cover that, so I won't guess."
 MENTIONED_TEXT = "The knowledge only touches on this; it may not answer your question:"
 ANSWER_TEXT = "Here is what the knowledge says:"
+TAUGHT_NOT_COVERED_TEXT = "An admin marked questions like this as not covered by the knowledge, so I won't guess."
 # Documents usually say what they are about in so many words ("This article will discuss ...").
 ABOUT_PROBE = "This article will discuss and explain what it is about"
 ABOUT_CANDIDATES = 5
@@ -142,8 +147,10 @@ def _section_anchors(passages: Sequence[dict]) -> dict[tuple[str, tuple[str, ...
 
 
 class Answerer:
-    def __init__(self, retriever: HybridRetriever, *, index_version: str):
+    def __init__(self, retriever: HybridRetriever, *, index_version: str, steering: Steering | None = None):
+        """`steering`: what admins taught (bot/core/steering.py); None answers from retrieval alone."""
         self.retriever = retriever
+        self.steering = steering
         self.index_version = index_version
         self.settings = DecisionSettings.from_manifest(retriever.index.retrieval)
         self.passages = retriever.index.passages
@@ -179,8 +186,23 @@ class Answerer:
             return self._about(done)
 
         found, p, context_used = self._retrieve(normalized, context)
-        debug = self._debug(found, p) | {"context_used": context_used}
-        if not covered(found, self.settings):
+        decision = None if context_used else self._steer(found)
+        if decision is not None and decision.abstain:
+            return done(
+                AnswerKind.ABSTAIN,
+                confidence=None,
+                message=TAUGHT_NOT_COVERED_TEXT,
+                closest_sections=self._closest_sections(found),
+                extra=self._debug(found, p) | _taught(decision),
+            )
+        if decision is not None:
+            found = apply_decision(found, decision)
+            if not decision.already_first:
+                p = probability(features(found, self.settings), self.settings)
+            if decision.close:  # an admin said this passage answers this question: at least medium confidence
+                p = max(p, self.settings.medium_probability)
+        debug = self._debug(found, p) | {"context_used": context_used} | _taught(decision)
+        if not (decision is not None and decision.close) and not covered(found, self.settings):
             return done(
                 AnswerKind.ABSTAIN,
                 confidence=None,
@@ -201,6 +223,30 @@ class Answerer:
             message=ANSWER_TEXT,
             extra=debug,
         )
+
+    def _steer(self, found: Retrieval) -> SteerDecision | None:
+        if self.steering is None or not found.candidates:
+            return None
+        try:
+            return self.steering.steer(self.retriever, found)
+        except Exception:  # what was taught never costs an answer: answered from retrieval alone
+            log.exception("steering by the taught pairs failed; answering without them")
+            return None
+
+    def candidates(self, question: str, limit: int = 5) -> list[Quote]:
+        """The passages retrieval ranks highest for `question` (before any teaching), best first, without
+        passages contained in one already listed: what an admin picks from to teach the answer."""
+        normalized = normalize_question(question)
+        if not normalized or not has_words(normalized):
+            return []
+        chosen: list[Candidate] = []
+        for cand in self.retriever.retrieve(normalized).candidates:
+            if any(self._overlaps(cand.row, c.row) for c in chosen):
+                continue
+            chosen.append(cand)
+            if len(chosen) == limit:
+                break
+        return [self._quote(c) for c in chosen]
 
     def _choose(self, found: Retrieval) -> list[Candidate]:
         """The best candidate, and up to max_quotes - 1 more that score nearly as well and are covered."""
@@ -357,3 +403,10 @@ class Answerer:
         return {"probability": round(p, 4)} | {
             k: round(v, 4) for k, v in features(found, self.settings).items() if not math.isnan(v)
         }
+
+
+def _taught(decision: SteerDecision | None) -> dict:
+    """The answer's record of the taught pair that steered it."""
+    if decision is None:
+        return {}
+    return {"taught_pair": decision.pair_id, "taught_similarity": round(decision.similarity, 4)}

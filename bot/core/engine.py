@@ -19,7 +19,8 @@ from bot.core.encoder import load_encoder
 from bot.core.errors import IndexCorruptError, IndexProblem, describe_error
 from bot.core.index_store import BUILD_FIX, CURRENT_LINK, current_version_dir, load_version
 from bot.core.retriever import HybridRetriever
-from bot.core.types import Answer, Turn
+from bot.core.steering import Steering
+from bot.core.types import Answer, Quote, Turn
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +31,9 @@ DEFAULT_CHECK_INTERVAL_S = 1.0
 class QAEngine:
     """Everything needed to answer from one index version, loaded once."""
 
-    def __init__(self, version_dir: Path):
-        """Every failure to load is an IndexProblem (exit code 3 with the fix), whatever raised it."""
+    def __init__(self, version_dir: Path, *, steering: Steering | None = None):
+        """Every failure to load is an IndexProblem (exit code 3 with the fix), whatever raised it.
+        `steering`: what admins taught (bot/core/steering.py), given to the answerer."""
         self.index = load_version(version_dir)
         try:
             self.encoders = [load_encoder(data.spec, data.folder) for data in self.index.encoders]
@@ -48,7 +50,7 @@ class QAEngine:
             ) from err
         try:
             self.retriever = HybridRetriever(self.index, self.encoders)
-            self.answerer = Answerer(self.retriever, index_version=self.index.version)
+            self.answerer = Answerer(self.retriever, index_version=self.index.version, steering=steering)
         except (IndexProblem, MemoryError):
             raise
         except Exception as err:
@@ -57,8 +59,8 @@ class QAEngine:
             ) from err
 
     @classmethod
-    def from_index_dir(cls, index_dir: Path) -> QAEngine:
-        return cls(current_version_dir(Path(index_dir)))
+    def from_index_dir(cls, index_dir: Path, *, steering: Steering | None = None) -> QAEngine:
+        return cls(current_version_dir(Path(index_dir)), steering=steering)
 
     @property
     def version(self) -> str:
@@ -70,6 +72,14 @@ class QAEngine:
 
     def answer(self, question: str, context: Sequence[Turn] = ()) -> Answer:
         return self.answerer.answer(question, context=context)
+
+    def candidates(self, question: str, limit: int = 5) -> list[Quote]:
+        """The top passages for `question` as retrieval ranks them (what an admin teaches from)."""
+        return self.answerer.candidates(question, limit)
+
+    @property
+    def passages(self) -> list[dict]:
+        return self.index.passages
 
     @property
     def question_encoder(self) -> str:
@@ -114,8 +124,11 @@ class EngineHolder:
         *,
         check_interval_s: float = DEFAULT_CHECK_INTERVAL_S,
         clock: Callable[[], float] = time.monotonic,
+        steering: Steering | None = None,
     ):
+        """`steering` is given to every engine this holder loads (bot/core/steering.py)."""
         self.index_dir = Path(index_dir)
+        self.steering = steering
         self.check_interval_s = check_interval_s
         self._clock = clock
         self._engine: QAEngine | None = None
@@ -133,7 +146,7 @@ class EngineHolder:
 
     def _load(self) -> QAEngine:
         target = self._link_target()
-        engine = QAEngine.from_index_dir(self.index_dir)
+        engine = QAEngine.from_index_dir(self.index_dir, steering=self.steering)
         # the link may have moved while loading: remember what the engine actually holds
         if target is not None and Path(target).name != engine.index.version_dir.name:
             target = None
@@ -211,6 +224,13 @@ class EngineHolder:
 
     def embed_questions(self, texts: Sequence[str]) -> tuple[str, np.ndarray]:
         return self.get().embed_questions(texts)
+
+    def candidates(self, question: str, limit: int = 5) -> list[Quote]:
+        return self.get().candidates(question, limit)
+
+    @property
+    def passages(self) -> list[dict]:
+        return self.get().passages
 
     @property
     def manifest(self) -> dict[str, Any]:

@@ -113,6 +113,9 @@ class Retrieval:
     rewritten: str  # the question in the knowledge's words (abbreviations, synonyms, typos)
     known_fraction: float  # share of the question's content words found in the knowledge
     late_interaction: bool  # whether maxsim was computed for the top candidates
+    # the first encoder's vector of the question (mixed with the context's, when given): what taught
+    # questions are compared with (bot/core/steering.py)
+    vector: np.ndarray | None = None
 
 
 @dataclass
@@ -279,7 +282,8 @@ class HybridRetriever:
             rescored.sort(key=lambda c: c.score, reverse=True)
             # the rest had a lower z than every re-scored one, and maxsim only adds: they stay below
             candidates = rescored + candidates[s.late_interaction_top :]
-        return Retrieval(candidates, tokens, text, self.lexical.known_fraction(tokenize(text)), late)
+        vector = queries[0].vector if queries else None
+        return Retrieval(candidates, tokens, text, self.lexical.known_fraction(tokenize(text)), late, vector)
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:

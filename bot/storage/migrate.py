@@ -1,6 +1,6 @@
 """Bring a database to the newest schema with Alembic, inside the caller's transaction.
 
-Schema versions are Alembic revisions "0001".."0006" (SCHEMA_VERSION is the newest as a number).
+Schema versions are Alembic revisions "0001".."0007" (SCHEMA_VERSION is the newest as a number).
 
 - SQLite files written before Alembic (qabot's own migrations, schemas 1 to 3) carry their version in
   `PRAGMA user_version` and no `alembic_version` table: they are stamped at that revision, then upgraded,
@@ -27,7 +27,7 @@ from sqlalchemy.engine import Connection
 from bot.storage.errors import FeedbackDatabaseError
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 HEAD = f"{SCHEMA_VERSION:04d}"
 _PG_MIGRATION_LOCK = 7_146_291_047  # pg_advisory_xact_lock key: "qabot schema"
 

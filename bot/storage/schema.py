@@ -79,3 +79,35 @@ watched_channels = Table(
     Column("channel_id", Text, primary_key=True),
     Column("created_at", Float, nullable=False),
 )
+
+# schema 7: what admins taught from chat ("Teach qabot", issue 9 item 3): a passage that answers a question
+# (kept by its text, re-attached to each index by it), or "not covered" (passage_text '')
+taught = Table(
+    "taught",
+    metadata,
+    Column("pair_id", Integer, primary_key=True, autoincrement=True),
+    Column("question", Text, nullable=False),
+    Column("normalized_question", Text, nullable=False),
+    Column("passage_text", Text, nullable=False),  # '' for "not covered"
+    Column("doc_path", Text, nullable=False),
+    Column("section", Text, nullable=False),
+    Column("passage_id", Text, nullable=False),  # its id in the index it was taught on
+    Column("index_version", Text, nullable=False),
+    Column("platform", Text, nullable=False),
+    Column("user_hash", Text, nullable=False),  # the admin, as a keyed hash (docs/privacy.md)
+    Column("created_at", Float, nullable=False),
+    Index("taught_question", "normalized_question"),
+    sqlite_autoincrement=True,  # an undone pair's id is never given to another
+)
+
+# schema 7: the candidates shown to an admin by "Teach qabot", until one is picked (any replica takes the click)
+teach_offers = Table(
+    "teach_offers",
+    metadata,
+    Column("offer_id", Text, primary_key=True),
+    Column("platform", Text, nullable=False),
+    Column("question", Text, nullable=False),
+    Column("candidates", Text, nullable=False),  # JSON list of {passage_id, text, doc_path, section}
+    Column("index_version", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)

@@ -40,11 +40,11 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import StaticPool
 
 from bot.conversation.privacy import hash_user_for_db
-from bot.conversation.stores import StoredAnswer, UnknownAnswerError, VoteTotals
+from bot.conversation.stores import StoredAnswer, TaughtPair, TeachOffer, UnknownAnswerError, VoteTotals
 from bot.core.types import Turn
 from bot.storage import migrate
 from bot.storage.errors import OPEN_BUSY_TIMEOUT_S, FeedbackDatabaseError, server_error, sqlite_error
-from bot.storage.schema import answers, feedback, handoffs, threads, watched_channels
+from bot.storage.schema import answers, feedback, handoffs, taught, teach_offers, threads, watched_channels
 from bot.storage.target import DatabaseTarget, database_target
 
 log = logging.getLogger("bot.conversation.feedback")
@@ -749,6 +749,125 @@ class FeedbackStore:
         query = select(watched_channels.c.channel_id).where(watched_channels.c.platform == platform)
         with self._read() as conn:
             return frozenset(r.channel_id for r in conn.execute(query).all())
+
+    # ---- TaughtPairs and TeachOffers (schema 7) ------------------------------------------------------
+
+    def add_taught(
+        self,
+        *,
+        question: str,
+        normalized_question: str,
+        passage_text: str,
+        doc_path: str = "",
+        section: str = "",
+        passage_id: str = "",
+        index_version: str = "",
+        platform: str,
+        user_id: str,
+    ) -> tuple[TaughtPair, tuple[TaughtPair, ...]]:
+        """Store a taught pair (passage_text '' for "not covered"); a pair taught before for the same
+        normalised question is replaced. Returns (the new pair, the pairs it replaced). An admin's command:
+        written now or refused with FeedbackDatabaseError (never queued)."""
+        row = {
+            "question": clean_text(question),
+            "normalized_question": clean_text(normalized_question),
+            "passage_text": clean_text(passage_text),
+            "doc_path": clean_text(doc_path),
+            "section": clean_text(section),
+            "passage_id": clean_text(passage_id),
+            "index_version": clean_text(index_version),
+            "platform": clean_text(platform),
+            "user_hash": self.hash_user(platform, user_id),
+            "created_at": self._clock(),
+        }
+        try:
+            with self._tx() as conn:
+                replaced = (
+                    conn.execute(
+                        delete(taught)
+                        .where(taught.c.normalized_question == row["normalized_question"])
+                        .returning(taught)
+                    )
+                    .mappings()
+                    .all()
+                )
+                new = conn.execute(taught.insert().values(**row).returning(taught)).mappings().one()
+        except DBAPIError as err:
+            raise self._error(err) from err
+        return _taught(new), tuple(_taught(r) for r in replaced)
+
+    def taught_pairs(self) -> list[TaughtPair]:
+        """Every taught pair, oldest first."""
+        with self._read() as conn:
+            rows = conn.execute(select(taught).order_by(taught.c.pair_id)).mappings().all()
+        return [_taught(r) for r in rows]
+
+    def remove_taught(self, pair_id: int) -> TaughtPair | None:
+        """Undo a taught pair; the pair removed, or None when there was none with that id."""
+        try:
+            with self._tx() as conn:
+                row = conn.execute(delete(taught).where(taught.c.pair_id == int(pair_id)).returning(taught))
+                found = row.mappings().first()
+        except DBAPIError as err:
+            raise self._error(err) from err
+        return _taught(found) if found is not None else None
+
+    def save_teach_offer(self, offer: TeachOffer, *, keep_s: float) -> None:
+        """Keep the candidates shown to an admin until one is picked; offers older than `keep_s` go."""
+        row = {
+            "offer_id": offer.offer_id,
+            "platform": clean_text(offer.platform),
+            "question": clean_text(offer.question),
+            "candidates": json.dumps([dict(c) for c in offer.candidates], ensure_ascii=False),
+            "index_version": clean_text(offer.index_version),
+            "created_at": offer.created_at or self._clock(),
+        }
+        try:
+            with self._tx() as conn:
+                conn.execute(delete(teach_offers).where(teach_offers.c.created_at < self._clock() - keep_s))
+                conn.execute(teach_offers.insert().values(**row))
+        except DBAPIError as err:
+            raise self._error(err) from err
+
+    def take_teach_offer(self, offer_id: str) -> TeachOffer | None:
+        """The offer (removed: one pick per offer), or None when it is unknown or was already taken."""
+        try:
+            with self._tx() as conn:
+                found = (
+                    conn.execute(
+                        delete(teach_offers).where(teach_offers.c.offer_id == offer_id).returning(teach_offers)
+                    )
+                    .mappings()
+                    .first()
+                )
+        except DBAPIError as err:
+            raise self._error(err) from err
+        if found is None:
+            return None
+        return TeachOffer(
+            offer_id=found["offer_id"],
+            platform=found["platform"],
+            question=found["question"],
+            candidates=tuple(json.loads(found["candidates"])),
+            index_version=found["index_version"],
+            created_at=float(found["created_at"]),
+        )
+
+
+def _taught(row: Any) -> TaughtPair:
+    return TaughtPair(
+        pair_id=int(row["pair_id"]),
+        question=row["question"],
+        normalized_question=row["normalized_question"],
+        passage_text=row["passage_text"],
+        doc_path=row["doc_path"],
+        section=row["section"],
+        passage_id=row["passage_id"],
+        index_version=row["index_version"],
+        platform=row["platform"],
+        user_hash=row["user_hash"],
+        created_at=float(row["created_at"]),
+    )
 
 
 def _answer(row: Row | dict[str, Any] | Any) -> StoredAnswer:

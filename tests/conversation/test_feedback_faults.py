@@ -150,7 +150,7 @@ def test_a_v1_database_loses_its_stored_salt_and_keeps_its_rows(tmp_path):
     conn.close()
     assert salt.encode() in path.read_bytes()
     with FeedbackStore(path, user_key=KEY) as store:
-        assert store.schema_version == SCHEMA_VERSION == 6
+        assert store.schema_version == SCHEMA_VERSION == 7
         assert store.get_answer("a1").user_hash == old_hash  # kept, now an opaque id
         assert store.hash_user("slack", "U1") != old_hash  # new hashes are keyed from the environment
         store.record_vote("a1", -1, platform="slack", user_id="U1", channel_id="C1")

@@ -553,6 +553,29 @@ class FakeDiscord:
         await self.dispatch("INTERACTION_CREATE", data)
         return data
 
+    async def message_command(
+        self,
+        user: FakeUser,
+        name: str,
+        target: dict[str, Any],
+        *,
+        permissions: int = MEMBER_PERMISSIONS,
+    ) -> dict[str, Any]:
+        """Dispatch INTERACTION_CREATE type 2 for a message command (type 3) run on `target` (a message payload)
+        from its Apps menu, as Discord does: the target's id and the message itself under data.resolved, with
+        its content (message commands get it without the Message Content intent)."""
+        data = self._interaction_base(2, user, target["channel_id"], permissions, False)
+        registered = next((c for c in self.commands if c["name"] == name and c.get("type") == 3), None)
+        data["data"] = {
+            "id": registered["id"] if registered else self.snowflake(),
+            "name": name,
+            "type": 3,
+            "target_id": target["id"],
+            "resolved": {"messages": {target["id"]: target}},
+        }
+        await self.dispatch("INTERACTION_CREATE", data)
+        return data
+
     async def click_button(
         self,
         user: FakeUser,
@@ -619,9 +642,14 @@ class FakeDiscord:
         call = await self._record(request)
         out = []
         for cmd in call.body or []:
+            problem = _command_problem(cmd)
+            if problem is not None:  # Discord refuses the whole overwrite
+                call.status = 400
+                return _json({"message": "Invalid Form Body", "code": 50035, "errors": problem}, 400)
             registered = dict(cmd)
             registered.setdefault("type", 1)
             registered.setdefault("options", [])
+            registered.setdefault("description", "")  # Discord answers "" for user and message commands
             registered.update(
                 id=self.snowflake(),
                 application_id=self.application_id,
@@ -818,6 +846,31 @@ class FakeDiscord:
                 or re.fullmatch(r"/api/v10/webhooks/\d+/[^/]+", c.path)
             )
         ]
+
+
+_CHAT_INPUT_NAME = re.compile(r"^[-_'\w]{1,32}$")
+
+
+def _command_problem(cmd: dict[str, Any]) -> str | None:
+    """What Discord's bulk overwrite refuses in one application command (50035), or None."""
+    kind = cmd.get("type", 1)
+    name = cmd.get("name") or ""
+    description = cmd.get("description") or ""
+    if kind == 1:
+        if not _CHAT_INPUT_NAME.match(name) or name != name.lower():
+            return f"name {name!r}: chat input commands are 1-32 lowercase characters without spaces"
+        if not 1 <= len(description) <= 100:
+            return "description: 1-100 characters for chat input commands"
+    elif kind in (2, 3):
+        if not 1 <= len(name) <= 32:
+            return f"name {name!r}: 1-32 characters"
+        if description:
+            return "description: must be empty for user and message commands"
+        if cmd.get("options"):
+            return "options: user and message commands take none"
+    else:
+        return f"type {kind!r} is not a command type"
+    return None
 
 
 def _bad_url(url: Any) -> str | None:

@@ -54,8 +54,14 @@ class ObservedBot(QabotDiscordBot):
     async def on_ask(self, interaction: discord.Interaction, question: str, private: bool) -> None:
         await self._observe(interaction.id, super().on_ask(interaction, question, private))
 
-    async def on_admin(self, interaction: discord.Interaction, command: str) -> None:
-        await self._observe(interaction.id, super().on_admin(interaction, command))
+    async def on_admin(self, interaction: discord.Interaction, command: str, options: str = "") -> None:
+        await self._observe(interaction.id, super().on_admin(interaction, command, options))
+
+    async def on_teach(self, interaction: discord.Interaction, message: discord.Message) -> None:
+        await self._observe(interaction.id, super().on_teach(interaction, message))
+
+    async def on_teach_pick(self, interaction: discord.Interaction, value: str) -> None:
+        await self._observe(interaction.id, super().on_teach_pick(interaction, value))
 
     async def on_feedback(self, interaction: discord.Interaction, answer_id: str, vote: FeedbackVote) -> None:
         await self._observe(interaction.id, super().on_feedback(interaction, answer_id, vote))

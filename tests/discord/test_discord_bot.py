@@ -61,12 +61,20 @@ async def test_login_identify_ready_and_command_sync(fake_discord: FakeDiscord, 
         sync = [c for c in fake_discord.calls if c.method == "PUT" and c.path.endswith("/commands")]
         assert len(sync) == 1
         commands = {c["name"]: c for c in sync[0].body}
-        assert set(commands) == {"ask", "qabot"}
+        assert set(commands) == {"ask", "qabot", "Teach qabot"}
         ask_options = {o["name"]: o for o in commands["ask"]["options"]}
         assert ask_options["question"]["required"] is True and ask_options["private"].get("required") is False
         admin = commands["qabot"]
         assert int(admin["default_member_permissions"]) == MANAGE_GUILD
-        assert {o["name"] for o in admin["options"]} == {"reindex", "status", "rollback", "report", "watch", "unwatch"}
+        assert {o["name"] for o in admin["options"]} == {
+            "reindex",
+            "status",
+            "rollback",
+            "report",
+            "watch",
+            "unwatch",
+            "taught",
+        }
         assert not [c for c in fake_discord.calls if c.status == 404], "the bot called an endpoint the fake lacks"
 
 

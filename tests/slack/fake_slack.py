@@ -14,6 +14,7 @@ It says no the way Slack does (always on, so every test checks what it sends):
   `Retry-After` header in whole seconds; `ratelimit_next[method] = n` refuses the next n calls.
 - connection failures: `drop_next[method] = n` closes the connection without an answer n times.
 - `refuse_blocks = "msg_blocks_too_long"` (any code) refuses every message that carries blocks.
+- a block_id used twice in one message, or an action_id used twice within one block → `invalid_blocks`.
 - chat.getPermalink knows the messages it posted and those a test announced (`remember_message`, e.g.
   a person's question): any other ts is `message_not_found`, a call without channel or message_ts is
   `invalid_arguments`; `fail["chat.getPermalink"] = "channel_not_found"` refuses them all.
@@ -68,6 +69,9 @@ def _text_objects(blocks: list[Any]) -> list[tuple[str, dict[str, Any]]]:
         kind = block.get("type", "")
         if isinstance(block.get("text"), dict):
             found.append((kind, block["text"]))
+        accessory = block.get("accessory")
+        if isinstance(accessory, dict) and isinstance(accessory.get("text"), dict):
+            found.append((accessory.get("type", "element"), accessory["text"]))
         for f in block.get("fields") or []:
             if isinstance(f, dict):
                 found.append((kind + ".field", f))
@@ -96,6 +100,17 @@ def check_message(args: dict[str, Any]) -> str | None:
             return "invalid_blocks_format"
     if not isinstance(blocks, list) or len(blocks) > MAX_BLOCKS:
         return "invalid_blocks"
+    block_ids = [b.get("block_id") for b in blocks if isinstance(b, dict) and b.get("block_id")]
+    if len(block_ids) != len(set(block_ids)):
+        return "invalid_blocks"  # a block_id must be unique within a message
+    for block in blocks:
+        if not isinstance(block, dict):
+            continue
+        # an action_id must be unique within its block (Slack answers invalid_blocks)
+        ids = [el.get("action_id") for el in (block.get("elements") or []) if isinstance(el, dict)]
+        ids = [i for i in ids if i]
+        if len(ids) != len(set(ids)):
+            return "invalid_blocks"
     total = 0
     for where, obj in _text_objects(blocks):
         value = obj.get("text")
@@ -489,4 +504,44 @@ def block_action(
             "ts": container["message_ts"],
             "thread_ts": thread_ts,
         }
+    return urlencode({"payload": json.dumps(payload)})
+
+
+def message_action(
+    callback_id: str,
+    message_text: str,
+    *,
+    user: str = "U1",
+    channel: str = "C1",
+    author: str = "U2",
+    message_ts: str | None = None,
+    response_url: str,
+) -> str:
+    """A message shortcut as Slack sends it (interactivity request, form-encoded `payload`) when someone picks
+    the app's shortcut on a message's ⋯ menu: type message_action, the message itself, a response_url."""
+    from urllib.parse import urlencode
+
+    ts = message_ts or next_ts()
+    payload: dict[str, Any] = {
+        "type": "message_action",
+        "token": "legacy-verification-token",
+        "action_ts": str(time.time()),
+        "team": {"id": TEAM_ID, "domain": "fake"},
+        "user": {"id": user, "username": user.lower(), "team_id": TEAM_ID, "name": user.lower()},
+        "channel": {"id": channel, "name": "general"},
+        "is_enterprise_install": False,
+        "enterprise": None,
+        "callback_id": callback_id,
+        "trigger_id": f"trig.{next(_ts_counter)}",
+        "response_url": response_url,
+        "message_ts": ts,
+        "message": {
+            "type": "message",
+            "user": author,
+            "ts": ts,
+            "text": message_text,
+            "team": TEAM_ID,
+            "blocks": [],
+        },
+    }
     return urlencode({"payload": json.dumps(payload)})

@@ -11,7 +11,7 @@ import aiohttp
 
 from bot.adapters.slack import SlackAdapter, SlackSettings
 from bot.adapters.slack.app import EVENTS_PATH, SlackHttpServer
-from tests.slack.fake_slack import FakeSlack, block_action, event_callback, sign, slash_command
+from tests.slack.fake_slack import FakeSlack, block_action, event_callback, message_action, sign, slash_command
 
 
 @dataclass
@@ -122,6 +122,18 @@ class SlackHttpHarness:
             message_ts=message_ts,
             ephemeral=ephemeral,
         )
+        before = self.adapter.listeners.finished
+        sent = await self.post(body, "application/x-www-form-urlencoded")
+        if wait and sent.status == 200:
+            await self.adapter.listeners.wait_until(lambda ls: ls.finished >= before + 1, 30)
+        return sent, response_url
+
+    async def shortcut(
+        self, callback_id: str, message_text: str, *, user: str = "U1", channel: str = "C1", wait: bool = True
+    ) -> tuple[Sent, str]:
+        """A message shortcut on a message with `message_text` (as Slack sends it); (sent, its response_url)."""
+        response_url = self.fake.response_url()
+        body = message_action(callback_id, message_text, user=user, channel=channel, response_url=response_url)
         before = self.adapter.listeners.finished
         sent = await self.post(body, "application/x-www-form-urlencoded")
         if wait and sent.status == 200:

@@ -44,3 +44,19 @@ def test_the_qabot_command_lists_every_admin_command():
     assert hinted == set(ADMIN_COMMANDS)
     assert all(name in qabot["description"] for name in ADMIN_COMMANDS)
     assert len(qabot["description"]) <= 2000 and len(qabot["usage_hint"]) <= 1000  # the manifest schema's limits
+
+
+def test_the_teach_shortcut_is_a_message_shortcut_the_app_listens_to():
+    """Within the manifest schema's limits (name <= 24, description <= 150 characters, type message|global),
+    and its callback_id is the action id the Bolt app registers for it."""
+    from bot.adapters.slack.app import SlackAdapter
+    from bot.conversation.models import TEACH_NAME, Action
+
+    m = yaml.safe_load(MANIFEST.read_text(encoding="utf-8"))
+    (shortcut,) = m["features"]["shortcuts"]
+    assert set(shortcut) == {"name", "type", "callback_id", "description"}  # additionalProperties: false
+    assert shortcut["name"] == TEACH_NAME and len(shortcut["name"]) <= 24
+    assert shortcut["type"] == "message"
+    assert shortcut["callback_id"] == Action.TEACH.value
+    assert 1 <= len(shortcut["description"]) <= 150
+    assert hasattr(SlackAdapter, "on_teach")

@@ -21,7 +21,7 @@ DATA = Path(__file__).parent / "data"
 def test_watch_unwatch_per_platform_and_across_a_restart(database):
     with database.open() as store:
         assert isinstance(store, WatchedChannels) and isinstance(store, ConversationStore)
-        assert store.schema_version == SCHEMA_VERSION == 6
+        assert store.schema_version == SCHEMA_VERSION == 7
         assert store.set_watched("slack", "C1", True) is True
         assert store.set_watched("slack", "C1", True) is False  # already watched: nothing changed
         assert store.set_watched("slack", "C2", True) is True
@@ -41,7 +41,7 @@ def test_a_database_from_before_watched_channels_gains_them_and_keeps_its_rows(t
     from bot.storage import FeedbackStore
 
     with FeedbackStore(path) as store:
-        assert store.schema_version == 6
+        assert store.schema_version == 7
         assert store.answers()  # the old rows are there
         assert store.set_watched("slack", "C1", True) is True
         assert store.watched_channels("slack") == frozenset({"C1"})

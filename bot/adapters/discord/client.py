@@ -41,6 +41,7 @@ from bot.adapters.discord.render import (
     FEEDBACK_CUSTOM_ID_TEMPLATE,
     HANDOFF_CUSTOM_ID_TEMPLATE,
     QUOTE_LIMIT,
+    TEACH_CUSTOM_ID_TEMPLATE,
     MessagePayload,
     button_custom_id,
     feedback_custom_id,
@@ -52,6 +53,7 @@ from bot.adapters.discord.settings import DiscordSettings
 from bot.adapters.discord.text import clean_discord_text
 from bot.conversation.models import (
     ADMIN_COMMANDS,
+    TEACH_NAME,
     Action,
     Button,
     FeedbackVote,
@@ -155,6 +157,32 @@ class HandoffButton(discord.ui.DynamicItem[discord.ui.Button], template=HANDOFF_
             await client.on_handoff(interaction, self.answer_id)
 
 
+class TeachButton(discord.ui.DynamicItem[discord.ui.Button], template=TEACH_CUSTOM_ID_TEMPLATE):
+    """A "Teach qabot" choice (a candidate passage, or "Not covered"): its custom_id carries the offer and the
+    choice, so a click works after a restart and on any process."""
+
+    def __init__(self, value: str, *, label: str | None = None) -> None:
+        not_covered = value.endswith(":none")
+        action = Action.TEACH_NOT_COVERED if not_covered else Action.TEACH_PICK
+        custom_id = button_custom_id(action, value)
+        if custom_id is None:
+            raise ValueError(f"{value!r} cannot be carried in a custom_id")
+        style = discord.ButtonStyle.danger if not_covered else discord.ButtonStyle.primary
+        super().__init__(discord.ui.Button(style=style, label=clip(label or "Pick", 80), custom_id=custom_id))
+        self.value = value
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
+    ) -> TeachButton:
+        return cls(match["value"], label=item.label)
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        client = interaction.client
+        if isinstance(client, QabotDiscordBot):
+            await client.on_teach_pick(interaction, self.value)
+
+
 def feedback_view(buttons: tuple[Button, ...]) -> discord.ui.View | None:
     """A view of the answer's buttons (feedback, "Ask a person"). Fully dynamic, so discord.py does not
     keep it in memory per message."""
@@ -165,6 +193,8 @@ def feedback_view(buttons: tuple[Button, ...]) -> discord.ui.View | None:
             view.add_item(FeedbackButton(vote, b.value, label=b.label or None))
         elif b.action_id == Action.HANDOFF and button_custom_id(b.action_id, b.value) is not None:
             view.add_item(HandoffButton(b.value, label=b.label or None))
+        elif b.action_id in (Action.TEACH_PICK, Action.TEACH_NOT_COVERED) and button_custom_id(b.action_id, b.value):
+            view.add_item(TeachButton(b.value, label=b.label or None))
     return view if view.children else None
 
 
@@ -257,7 +287,7 @@ class QabotDiscordBot(discord.Client):
                     "DISCORD_WATCHED_CHANNEL_IDS is set but the Message Content intent is off: Discord does not "
                     "send me the text of messages that do not mention me, so those channels get no answers."
                 )
-        self.add_dynamic_items(FeedbackButton, HandoffButton)
+        self.add_dynamic_items(FeedbackButton, HandoffButton, TeachButton)
         self._register_commands()
         if not self.syncs_commands:
             log.info("shards %s: the process running shard 0 registers the application commands", self.shard_ids)
@@ -285,13 +315,31 @@ class QabotDiscordBot(discord.Client):
             default_permissions=discord.Permissions(manage_guild=True),
             guild_only=True,
         )
+
+        @app_commands.describe(undo="Remove the taught pair with this id")
+        async def taught(interaction: discord.Interaction, undo: app_commands.Range[int, 1] | None = None) -> None:
+            await bot.on_admin(interaction, "taught", f"undo {undo}" if undo is not None else "")
+
+        @app_commands.describe(since="Only questions asked since: 7d, 24h, 30m, 2w or a date (2026-11-01)")
+        async def report(interaction: discord.Interaction, since: str | None = None) -> None:
+            await bot.on_admin(interaction, "report", f"--since {since}" if since else "")
+
+        with_options = {"taught": taught, "report": report}  # the admin commands that take an option
         for name, description in ADMIN_COMMANDS.items():
-            admin.add_command(
-                app_commands.Command(name=name, description=description, callback=self._admin_callback(name))
-            )
+            callback = with_options.get(name) or self._admin_callback(name)
+            admin.add_command(app_commands.Command(name=name, description=description, callback=callback))
+
+        # "Teach qabot" on a message's Apps menu: registered like the slash commands, for the same admins
+        async def teach(interaction: discord.Interaction, message: discord.Message) -> None:
+            await bot.on_teach(interaction, message)
+
+        teach_menu = app_commands.ContextMenu(name=TEACH_NAME, callback=teach, type=discord.AppCommandType.message)
+        teach_menu.default_permissions = discord.Permissions(manage_guild=True)
+        teach_menu.guild_only = True
 
         self.tree.add_command(ask)
         self.tree.add_command(admin)
+        self.tree.add_command(teach_menu)
 
     def _admin_callback(self, command: str) -> Any:
         async def run(interaction: discord.Interaction) -> None:
@@ -480,13 +528,30 @@ class QabotDiscordBot(discord.Client):
         reply = await asyncio.to_thread(self.service.handle, incoming)
         await self._send_followups(interaction, reply, deferred_ephemeral=private)
 
-    async def on_admin(self, interaction: discord.Interaction, command: str) -> None:
+    async def on_admin(self, interaction: discord.Interaction, command: str, options: str = "") -> None:
         # a rebuild takes longer than 3 s; the refusal for non-admins comes from the service (it logs it)
         await interaction.response.defer(thinking=True, ephemeral=True)
-        incoming = self._interaction_message(interaction, f"/qabot {command}", private=True)
+        incoming = self._interaction_message(interaction, f"/qabot {command} {options}".strip(), private=True)
         reply = await asyncio.to_thread(self.service.handle_admin, incoming, command)
         if command == "watch" and reply.kind is ReplyKind.ADMIN and not self.intents.message_content:
             reply = dataclasses.replace(reply, hints=(*reply.hints, TEXT_WATCH_NEEDS_INTENT))
+        await self._send_followups(interaction, reply, deferred_ephemeral=True)
+
+    async def on_teach(self, interaction: discord.Interaction, message: discord.Message) -> None:
+        """ "Teach qabot" on a message: its candidate passages as buttons, privately (the service checks admin)."""
+        await interaction.response.defer(thinking=True, ephemeral=True)
+        # the target message's text comes with the interaction (no Message Content intent needed)
+        incoming = self._interaction_message(interaction, message.content or "", private=True)
+        reply = await asyncio.to_thread(self.service.teach_offer, incoming)
+        await self._send_followups(interaction, reply, deferred_ephemeral=True)
+
+    async def on_teach_pick(self, interaction: discord.Interaction, value: str) -> None:
+        """A teach button: the pair is stored (or "not covered")."""
+        await interaction.response.defer(thinking=True, ephemeral=True)
+        admin = self.is_admin(interaction.user, interaction.permissions if interaction.guild_id else None)
+        reply = await asyncio.to_thread(
+            self.service.teach_pick, value, platform=self.adapter.name, user_id=str(interaction.user.id), is_admin=admin
+        )
         await self._send_followups(interaction, reply, deferred_ephemeral=True)
 
     async def on_feedback(self, interaction: discord.Interaction, answer_id: str, vote: FeedbackVote) -> None:

@@ -73,8 +73,15 @@ def feedback_custom_id(action_id: str, answer_id: str) -> str | None:
 HANDOFF_CUSTOM_ID_TEMPLATE = r"qabot:ask:(?P<answer_id>[A-Za-z0-9_-]+)"
 
 
+# custom_id of a "Teach qabot" choice: the offer and the candidate's number, or "none" for "Not covered"
+TEACH_CUSTOM_ID_TEMPLATE = r"qabot:teach:(?P<value>[A-Za-z0-9_-]{1,40}:(?:[0-9]{1,2}|none))"
+_TEACH_VALUE_RE = re.compile(r"[A-Za-z0-9_-]{1,40}:(?:[0-9]{1,2}|none)")
+
+
 def button_custom_id(action_id: str, value: str) -> str | None:
-    """The persistent custom_id of a button Discord can show (feedback, "Ask a person"); None for others."""
+    """The persistent custom_id of a button Discord can show (feedback, "Ask a person", teach); None for others."""
+    if action_id in (Action.TEACH_PICK, Action.TEACH_NOT_COVERED):
+        return f"qabot:teach:{value}" if _TEACH_VALUE_RE.fullmatch(value) else None
     if action_id == Action.HANDOFF:
         return f"qabot:ask:{value}" if _ANSWER_ID_RE.fullmatch(value) else None
     return feedback_custom_id(action_id, value)

@@ -12,8 +12,10 @@ The conversation layer (ConversationService) decides what to say; this module on
                                     only a question, only confidently, in the message's thread
 - `/ask <text>`                  -> ack at once, then a private (ephemeral) answer with a
                                     "Share in channel" button
-- `/qabot reindex|status|rollback|report` -> ack at once, admin check, private result
+- `/qabot reindex|status|rollback|report|watch|unwatch|taught` -> ack at once, admin check, private result
 - feedback buttons               -> ack, stored by the service, private thanks
+- the "Teach qabot" message shortcut (callback_id qabot_teach) -> ack, admin check, the candidate passages
+                                    as an ephemeral message (response_url); its buttons store the pick
 
 Retries: Slack re-sends an event it thinks was not acknowledged (X-Slack-Retry-Num over HTTP,
 retry_attempt in Socket Mode). Bolt passes retries to the listeners like any event, so every event's
@@ -74,6 +76,7 @@ from bot.adapters.slack.render import (
     escape_mrkdwn,
     handoff_text,
     render_slack_blocks,
+    render_teach_blocks,
     with_link,
     without_actions,
 )
@@ -609,6 +612,41 @@ class SlackAdapter(ChatAdapter):
             if body.get("response_url"):
                 await self.reply(respond, blocks=blocks, text=text, response_type="ephemeral", replace_original=False)
 
+    # ---- "Teach qabot" ---------------------------------------------------------------------------
+
+    async def on_teach(self, ack: Any, shortcut: dict[str, Any], respond: Any, client: AsyncWebClient) -> None:
+        """The message shortcut on a question: its candidate passages, privately, as buttons (admins only)."""
+        await ack()
+        user = (shortcut.get("user") or {}).get("id", "")
+        channel = (shortcut.get("channel") or {}).get("id", "")
+        message = shortcut.get("message") or {}
+        msg = self.incoming(
+            message.get("text") or "",
+            user_id=user,
+            channel_id=channel,
+            message_id=message.get("ts"),
+            is_dm=channel.startswith("D"),
+            is_admin=await self.is_admin(user, client),
+            addressed=True,
+            private=True,
+        )
+        reply = await asyncio.to_thread(self.service.teach_offer, msg)
+        blocks, text = render_teach_blocks(reply)
+        await self.reply(respond, blocks=blocks, text=text, response_type="ephemeral", replace_original=False)
+
+    async def on_teach_pick(
+        self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any, client: AsyncWebClient
+    ) -> None:
+        """A candidate's button or "Not covered": stored; the choices are replaced by what was taught."""
+        await ack()
+        user = (body.get("user") or {}).get("id", "")
+        admin = await self.is_admin(user, client)
+        reply = await asyncio.to_thread(
+            self.service.teach_pick, action.get("value", ""), platform=self.name, user_id=user, is_admin=admin
+        )
+        blocks, text = render_slack_blocks(reply)
+        await self.reply(respond, blocks=blocks, text=text, response_type="ephemeral", replace_original=True)
+
     # ---- /qabot ------------------------------------------------------------------------------
 
     async def on_qabot(self, ack: Any, command: dict[str, Any], respond: Any, client: AsyncWebClient) -> None:
@@ -690,6 +728,9 @@ class SlackAdapter(ChatAdapter):
         for action in (Action.FEEDBACK_UP, Action.FEEDBACK_DOWN):
             app.action(action.value)(track(self.on_feedback))
         app.action(Action.HANDOFF.value)(track(self.on_handoff))
+        app.shortcut(Action.TEACH.value)(track(self.on_teach))  # the "Teach qabot" message shortcut
+        for action in (Action.TEACH_PICK, Action.TEACH_NOT_COVERED):
+            app.action(action.value)(track(self.on_teach_pick))
         return app
 
     def _finishing(self, fn: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:

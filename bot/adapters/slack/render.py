@@ -27,7 +27,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from bot.conversation.models import Button, Handoff, Reply, ReplyKind
+from bot.conversation.models import Action, Button, Handoff, Reply, ReplyKind
 from bot.core.links import quote_link
 from bot.core.split import clip, line_spans, pack_lines, split_text
 from bot.core.trim import trim_quote
@@ -379,3 +379,37 @@ def with_link(blocks: list[Block], text: str, url: str, label: str) -> list[Bloc
     line = _context(f"{escape_mrkdwn(text)}: <{url}|{escape_mrkdwn(label)}>")
     at = next((i for i, b in enumerate(blocks) if b.get("type") == "actions"), len(blocks))
     return [*blocks[:at], line, *blocks[at:]]
+
+
+def render_teach_blocks(reply: Reply) -> tuple[list[Block], str]:
+    """ "Teach qabot": the question, then each candidate passage (shortened, with its section) with its own
+    button beside it, then "Not covered". Each button sits in a block of its own (Slack wants an action_id
+    unique within its block)."""
+    view = reply.teach
+    if view is None:
+        return render_slack_blocks(reply)
+    lines = reply.text.splitlines()
+    intro = lines[0] if lines else ""
+    blocks: list[Block] = [
+        _section(f"{escape_mrkdwn(intro)}\n>{escape_mrkdwn(clip(' '.join(view.question.split()), 500))}")
+    ]
+    picks = {b.value: b for b in reply.buttons if b.action_id == Action.TEACH_PICK}
+    for c in view.candidates:
+        button = next((b for b in picks.values() if b.value.endswith(f":{c.number}")), None)
+        block = _section(f"*{c.number}.* _{escape_mrkdwn(clip(c.section, 200))}_\n{escape_mrkdwn(c.short)}")
+        block["block_id"] = f"qabot_teach_{c.number}"
+        if button is not None:
+            block["accessory"] = {
+                "type": "button",
+                "action_id": button.action_id,
+                "text": {"type": "plain_text", "text": f"Pick {c.number}", "emoji": True},
+                "value": button.value[:BUTTON_VALUE_LIMIT],
+            }
+        blocks.append(block)
+    rest = [b for b in reply.buttons if b.action_id != Action.TEACH_PICK]
+    if rest:
+        actions = _actions(rest)
+        if actions is not None:
+            actions["block_id"] = "qabot_teach_none"
+            blocks.append(actions)
+    return blocks, fallback_text(reply)
