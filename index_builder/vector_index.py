@@ -50,6 +50,9 @@ class VectorIndexSettings:
     ef_search_max: int = 4096
     nprobe_max_fraction: float = 0.5  # nprobe never above this share of the lists
     min_recall: float = MIN_RECALL
+    # the setting is raised until the check's queries reach this (a margin over min_recall: another set of
+    # questions scatters by about +-0.01 around it, measured); failing only below min_recall at the largest
+    target_recall: float = MIN_RECALL + 0.01
 
     def ef_search_start(self, n: int) -> int:
         start = next((ef for size, ef in self.ef_search_by_size if n <= size), self.ef_search_by_size[-1][1])
@@ -171,7 +174,7 @@ def make_vector_index(
     while True:
         set_value(value)
         reached = recall(index)
-        if reached >= s.min_recall:
+        if reached >= s.target_recall or (value >= limit and reached >= s.min_recall):
             break
         if value >= limit:
             raise BuildError(
