@@ -135,3 +135,13 @@ def test_the_build_records_the_setting_and_the_core_applies_it(approximate_index
     faults.edit_manifest(copy, search={"minilm": {**search, "nprobe": 4}}, update_checksum=True)
     with pytest.raises(IndexCorruptError, match="sets nprobe but the index is IndexHNSWFlat"):
         load_version(faults.version_dir(copy))
+
+
+def test_the_setting_aims_above_the_floor_and_settles_for_the_floor_at_the_largest():
+    vectors = clustered(4000)
+    # aims for 0.999 (unreachable at efSearch <= 32 here) but 0.5 at the largest setting is enough
+    settings = VectorIndexSettings(
+        **SMALL_GRAPH, ef_search_by_size=((EVERYTHING, 16),), ef_search_max=32, min_recall=0.5, target_recall=0.999
+    )
+    built = make_vector_index(vectors, settings=settings)
+    assert built.ef_search == 32 and 0.5 <= built.recall_at_10 < 0.999
