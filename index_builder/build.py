@@ -32,6 +32,7 @@ from index_builder.parser import DocumentError, Passage, collect_knowledge
 from index_builder.profiles import Profile, load_profile
 from index_builder.progress import BuildProgress
 from index_builder.sources import SourceLimits
+from index_builder.vector_index import VectorIndexSettings, make_vector_index
 
 log = logging.getLogger(__name__)
 
@@ -42,47 +43,8 @@ BACKGROUND_SAMPLE = 5000  # passages (and sentences) the background is measured 
 MIN_BACKGROUND_STD = 0.01
 # Token vectors (late interaction) cost ~100 x a passage vector: stored up to this many passages.
 LATE_INTERACTION_MAX_PASSAGES = 20_000
-# Up to this many passages an exact inner-product search takes well under a millisecond a question
-# (~100k x 384 floats is ~150 MB and ~10 ms); beyond it an HNSW graph answers in about a millisecond
-# at any size, checked at build time against exact search (recall@10 must stay >= MIN_RECALL).
-EXACT_SEARCH_MAX_PASSAGES = 100_000
-HNSW_NEIGHBOURS = 32
-HNSW_EF_SEARCH = 128
-MIN_RECALL = 0.95
-
-
-def make_vector_index(vectors: np.ndarray, *, exact_max: int = EXACT_SEARCH_MAX_PASSAGES):
-    """An exact IndexFlatIP, or an HNSW index (inner product) once the knowledge outgrows exact search.
-
-    Returns (index, description, measured recall@10 against exact search or None for exact).
-    """
-    import faiss
-
-    n, dim = vectors.shape
-    exact = faiss.IndexFlatIP(dim)
-    exact.add(vectors)
-    if n <= exact_max:
-        return exact, "IndexFlatIP", None
-    hnsw = faiss.IndexHNSWFlat(dim, HNSW_NEIGHBOURS, faiss.METRIC_INNER_PRODUCT)
-    hnsw.hnsw.efConstruction = 2 * HNSW_EF_SEARCH
-    hnsw.hnsw.efSearch = HNSW_EF_SEARCH
-    # the graph is built on every core, even in a process whose engine searches with one thread
-    serving_threads = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(os.cpu_count() or 1)
-    try:
-        hnsw.add(vectors)
-    finally:
-        faiss.omp_set_num_threads(serving_threads)
-    # recall@10 on a sample of the passages used as queries
-    rng = np.random.default_rng(0)
-    sample = vectors[rng.choice(n, size=min(n, 500), replace=False)]
-    k = min(10, n)
-    _, truth = exact.search(sample, k)
-    _, found = hnsw.search(sample, k)
-    recall = float(np.mean([len(set(t) & set(f)) / k for t, f in zip(truth, found, strict=True)]))
-    if recall < MIN_RECALL:
-        raise BuildError(f"The approximate index reached recall@10 {recall:.3f} < {MIN_RECALL}; not serving it.")
-    return hnsw, f"IndexHNSWFlat(M={HNSW_NEIGHBOURS},efSearch={HNSW_EF_SEARCH})", round(recall, 4)
+# The passage vector index (exact / HNSW / IVF), its search setting and recall check: vector_index.py.
+EXACT_SEARCH_MAX_PASSAGES = VectorIndexSettings.exact_max
 
 
 @dataclass(frozen=True)
@@ -298,14 +260,13 @@ def build_index(
     )
 
 
-def _background(encoder, vectors: np.ndarray, sentence_vectors: np.ndarray) -> Background:
+def _background(questions: np.ndarray, vectors: np.ndarray, sentence_vectors: np.ndarray) -> Background:
     """Similarities of generic questions to this knowledge: the scale each encoder's scores are put on."""
     rng = np.random.default_rng(0)
 
     def sample(m: np.ndarray) -> np.ndarray:
         return m if len(m) <= BACKGROUND_SAMPLE else m[rng.choice(len(m), BACKGROUND_SAMPLE, replace=False)]
 
-    questions = encoder.encode_queries(background_questions())
     p = questions @ sample(vectors).T
     s = questions @ sample(sentence_vectors).T if len(sentence_vectors) else p
     # a knowledge base of one passage has no spread to measure: never divide by (almost) nothing
@@ -379,10 +340,14 @@ def _write_version(
             )
         vectors = out.passage_vectors
         sentence_vectors = np.load(folder / fmt.SENTENCE_VECTORS, mmap_mode="r")
-        background = _background(encoder, vectors, sentence_vectors)
+        questions = encoder.encode_queries(background_questions())
+        background = _background(questions, vectors, sentence_vectors)
         del sentence_vectors
-        index, index_kind, recall = make_vector_index(vectors, exact_max=exact_max)
-        del vectors, out.passage_vectors
+        vector_index = make_vector_index(
+            vectors, questions=questions, settings=VectorIndexSettings(exact_max=exact_max)
+        )
+        index, search_kinds[model.id] = vector_index.index, vector_index.search_entry()
+        del vectors, out.passage_vectors, vector_index
         # each data file is serialised in memory and written once; its checksum comes from the same bytes
         prefix = f"{fmt.ENCODERS_DIR}/{model.id}/"
         files[prefix + fmt.VECTORS] = write_file(folder / fmt.VECTORS, faiss.serialize_index(index).tobytes())
@@ -393,7 +358,6 @@ def _write_version(
             files[prefix + fmt.TOKEN_OFFSETS] = write_file(folder / fmt.TOKEN_OFFSETS, _npy_bytes(out.token_files[1]))
         spec_json = spec.to_json() | {"background": background.__dict__, "token_vectors": bool(token_vectors)}
         encoders.append(spec_json)
-        search_kinds[model.id] = {"faiss_index": index_kind, "faiss_recall_at_10": recall}
         del encoder
         step_done(f"encoder {model.id}")
 

@@ -228,6 +228,21 @@ def _mapped(path: Path) -> np.ndarray:
     return np.load(path, mmap_mode="r", allow_pickle=False)
 
 
+def _apply_search_setting(version_dir: Path, encoder_id: str, index: Any, search: dict[str, Any]) -> None:
+    """The approximate index's efSearch / nprobe as the build's recall check chose it (manifest `search`)."""
+    ef_search, nprobe = search.get("ef_search"), search.get("nprobe")
+    if ef_search is not None:
+        if not hasattr(index, "hnsw"):
+            raise _damaged(
+                version_dir, f"its {encoder_id} search sets ef_search but the index is {type(index).__name__}"
+            )
+        index.hnsw.efSearch = int(ef_search)
+    if nprobe is not None:
+        if not hasattr(index, "nprobe") or not hasattr(index, "nlist"):
+            raise _damaged(version_dir, f"its {encoder_id} search sets nprobe but the index is {type(index).__name__}")
+        index.nprobe = int(nprobe)
+
+
 def load_version(version_dir: Path) -> LoadedIndex:
     """Load one version's data for serving, refusing anything truncated or edited.
 
@@ -265,6 +280,7 @@ def load_version(version_dir: Path) -> LoadedIndex:
             folder = version_dir / ENCODERS_DIR / spec.id
             prefix = f"{ENCODERS_DIR}/{spec.id}/"
             faiss_index = faiss.deserialize_index(np.frombuffer(data[prefix + VECTORS], dtype=np.uint8))
+            _apply_search_setting(version_dir, spec.id, faiss_index, manifest["search"][spec.id])
             sentence_vectors = _mapped(folder / SENTENCE_VECTORS)
             tokens = offsets = None
             if spec.token_vectors:

@@ -103,6 +103,10 @@ class EncoderEntry(_Strict):
 class SearchEntry(_Strict):
     faiss_index: Text
     faiss_recall_at_10: Annotated[float, Field(ge=0, le=1)] | None
+    # the approximate index's search setting chosen by the build's recall check (index_builder/vector_index.py),
+    # applied on load; absent for exact search and in versions built before it was recorded
+    ef_search: PositiveInt | None = None  # IndexHNSWFlat
+    nprobe: PositiveInt | None = None  # IndexIVFFlat
 
 
 Number = float | int

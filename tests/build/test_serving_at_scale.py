@@ -141,7 +141,7 @@ def test_the_engine_searches_with_one_faiss_thread_and_a_build_with_every_core(m
     busy (p50 ~200 ms instead of ~6 ms at 10,000 passages, load 16). Building an HNSW graph uses them all."""
     import faiss
 
-    from index_builder.build import make_vector_index
+    from index_builder.vector_index import VectorIndexSettings, make_vector_index
 
     faiss.omp_set_num_threads(2)
     engine = QAEngine.from_index_dir(many_documents_index)
@@ -161,8 +161,8 @@ def test_the_engine_searches_with_one_faiss_thread_and_a_build_with_every_core(m
     original = faiss.IndexHNSWFlat
     faiss.IndexHNSWFlat = Spy
     try:
-        _, kind, recall = make_vector_index(vectors, exact_max=100)
+        built = make_vector_index(vectors, settings=VectorIndexSettings(exact_max=100))
     finally:
         faiss.IndexHNSWFlat = original
-    assert kind.startswith("IndexHNSWFlat") and recall >= 0.95
+    assert built.kind.startswith("IndexHNSWFlat") and built.recall_at_10 >= 0.95
     assert seen == [os.cpu_count()] and faiss.omp_get_max_threads() == 1  # the engine's setting is restored
