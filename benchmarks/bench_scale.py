@@ -146,6 +146,7 @@ def assemble(
     from index_builder import store
     from index_builder.build import LATE_INTERACTION_MAX_PASSAGES, write_file
     from index_builder.embedding import NpyWriter
+    from index_builder.models import EXPORT_FILES
 
     timings: dict[str, Any] = {}
     base_manifest = json.loads((base_version / "manifest.json").read_text())
@@ -162,7 +163,8 @@ def assemble(
     staging = store.new_staging_dir(index_dir, version_id)
     folder = staging / "encoders" / enc_id
     folder.mkdir(parents=True)
-    for name in ("model.onnx", "tokenizer.json"):
+    model_files = [name for name in EXPORT_FILES if (base_enc / name).exists()]  # older exports: weights inline
+    for name in model_files:
         os.link(base_enc / name, folder / name)
 
     started = time.perf_counter()
@@ -242,7 +244,7 @@ def assemble(
             files[f"encoders/{enc_id}/token_vectors.npy"] = out.close()
         files[f"encoders/{enc_id}/token_offsets.npy"] = write_file(folder / "token_offsets.npy", _npy(offsets))
     spec["token_vectors"] = token_vectors
-    for name in ("model.onnx", "tokenizer.json"):
+    for name in model_files:
         files[f"encoders/{enc_id}/{name}"] = {
             "sha256": fmt.sha256_file(folder / name),
             "bytes": (folder / name).stat().st_size,
