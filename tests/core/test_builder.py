@@ -45,7 +45,9 @@ def _snapshot(index_dir: Path) -> dict:
             stat = path.stat()
             # the models (hundreds of MB) are hard-linked between copies: compare their identity, hash the rest
             files[path.relative_to(version).as_posix()] = (
-                (stat.st_ino, stat.st_size, stat.st_mtime_ns) if path.suffix in (".onnx", ".bin") else _sha256(path)
+                (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+                if path.name.endswith((".onnx", ".onnx.data", ".bin"))
+                else _sha256(path)
             )
     versions = sorted(p.name for p in (index_dir / "versions").iterdir())
     return {"current": os.readlink(index_dir / "current"), "versions": versions, "files": files}
