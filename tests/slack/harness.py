@@ -82,8 +82,12 @@ class SlackHttpHarness:
         headers = kw.pop("headers", {}) or {}
         if retry_num is not None:
             headers.update({"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"})
+        return await self._submit(body, "application/json", wait=wait, headers=headers, **kw)
+
+    async def _submit(self, body: str, content_type: str, *, wait: bool, **kw: Any) -> Sent:
+        """Post a signed request; with `wait`, until the app's listener has finished with it (if accepted)."""
         before = self.adapter.listeners.finished
-        sent = await self.post(body, "application/json", headers=headers, **kw)
+        sent = await self.post(body, content_type, **kw)
         if wait and sent.status == 200:
             await self.adapter.listeners.wait_until(lambda ls: ls.finished >= before + 1, 30)
         return sent
@@ -93,11 +97,7 @@ class SlackHttpHarness:
     ) -> tuple[Sent, str]:
         response_url = self.fake.response_url()
         body = slash_command(command, text, user=user, channel=channel, response_url=response_url)
-        before = self.adapter.listeners.finished
-        sent = await self.post(body, "application/x-www-form-urlencoded")
-        if wait and sent.status == 200:
-            await self.adapter.listeners.wait_until(lambda ls: ls.finished >= before + 1, 30)
-        return sent, response_url
+        return await self._submit(body, "application/x-www-form-urlencoded", wait=wait), response_url
 
     async def click(
         self,
@@ -122,11 +122,7 @@ class SlackHttpHarness:
             message_ts=message_ts,
             ephemeral=ephemeral,
         )
-        before = self.adapter.listeners.finished
-        sent = await self.post(body, "application/x-www-form-urlencoded")
-        if wait and sent.status == 200:
-            await self.adapter.listeners.wait_until(lambda ls: ls.finished >= before + 1, 30)
-        return sent, response_url
+        return await self._submit(body, "application/x-www-form-urlencoded", wait=wait), response_url
 
     async def shortcut(
         self, callback_id: str, message_text: str, *, user: str = "U1", channel: str = "C1", wait: bool = True
@@ -134,11 +130,7 @@ class SlackHttpHarness:
         """A message shortcut on a message with `message_text` (as Slack sends it); (sent, its response_url)."""
         response_url = self.fake.response_url()
         body = message_action(callback_id, message_text, user=user, channel=channel, response_url=response_url)
-        before = self.adapter.listeners.finished
-        sent = await self.post(body, "application/x-www-form-urlencoded")
-        if wait and sent.status == 200:
-            await self.adapter.listeners.wait_until(lambda ls: ls.finished >= before + 1, 30)
-        return sent, response_url
+        return await self._submit(body, "application/x-www-form-urlencoded", wait=wait), response_url
 
 
 def buttons_of(payload: dict[str, Any]) -> dict[str, str]:
