@@ -135,7 +135,7 @@ def assemble(
     """An index version of n passages in the real format, from the base (see the module docstring).
 
     vector_index "build": the build's own make_vector_index (index_builder/vector_index.py: exact, HNSW or
-    IVF by size, search setting chosen by its recall check); "ivf": an IVFFlat at any size.
+    IVF by size, search setting chosen by its recall check); "ivf": the build's inverted file at any size.
     Below LATE_INTERACTION_MAX_PASSAGES passage i gets base passage i mod B's token vectors, as a real
     build would store them."""
     import faiss
@@ -213,8 +213,8 @@ def assemble(
     started = time.perf_counter()
     from index_builder.vector_index import VectorIndexSettings, make_vector_index
 
-    # "ivf": an IVFFlat whatever the size (cheap to build), so the rest of the engine can be served at a
-    # size whose HNSW graph takes too long to build here; "build": the build's own choice
+    # "ivf": the build's inverted file whatever the size (cheap to build), so the rest of the engine can be
+    # served at a size whose HNSW graph takes too long to build here; "build": the build's own choice
     settings = VectorIndexSettings(exact_max=0, ivf_min=0) if vector_index == "ivf" else VectorIndexSettings()
     built = make_vector_index(vectors, settings=settings)
     index, search_entry = built.index, built.search_entry()
@@ -437,6 +437,7 @@ def clustered_matrix(
     held-out passages and for question-like queries (held-out passages moved to cosine 0.6)."""
     import faiss
 
+    from bot.core.index_store import inverted_file
     from index_builder.vector_index import VectorIndexSettings, make_vector_index, question_like, recall_at_10
 
     started = time.perf_counter()
@@ -477,11 +478,11 @@ def clustered_matrix(
         exact.add(vectors)
         row(exact, "IndexFlatIP", "", 0.0, n <= VectorIndexSettings().exact_max, mixed[:exact_timed])
         del exact
-    for kind in [k for k in kinds if k in ("hnsw", "ivf")]:
+    for kind in [k for k in kinds if k in ("hnsw", "ivf", "ivfflat")]:
         settings = (
             VectorIndexSettings(exact_max=0, ivf_min=2**62)
             if kind == "hnsw"
-            else VectorIndexSettings(exact_max=0, ivf_min=0)
+            else VectorIndexSettings(exact_max=0, ivf_min=0, ivf_storage="flat" if kind == "ivfflat" else "sq8")
         )
         faiss.omp_set_num_threads(os.cpu_count() or 1)
         started = time.perf_counter()
@@ -490,10 +491,11 @@ def clustered_matrix(
         chosen = built.ef_search if kind == "hnsw" else built.nprobe
         name = "efSearch" if kind == "hnsw" else "nprobe"
         default = VectorIndexSettings()
-        is_default = (kind == "hnsw") == (default.exact_max < n <= default.ivf_min)
+        is_default = (kind == "hnsw") == (default.exact_max < n <= default.ivf_min) and kind != "ivfflat"
         row(built.index, built.kind, f"{name}={chosen}", build_s, is_default, mixed)
+        ivf = inverted_file(built.index)
         if sweep:
-            nlist = getattr(built.index, "nlist", 0)
+            nlist = ivf.nlist if ivf is not None else 0
             values = (64, 128, 256, 512, 1024) if kind == "hnsw" else [nlist // d for d in (128, 64, 32, 16, 8)]
             for v in values:
                 if v == chosen or v < 1:
@@ -501,7 +503,7 @@ def clustered_matrix(
                 if kind == "hnsw":
                     built.index.hnsw.efSearch = v
                 else:
-                    built.index.nprobe = v
+                    ivf.nprobe = v
                 row(built.index, built.kind, f"{name}={v}", None, False, mixed)
         del built
     for r in rows:
@@ -539,7 +541,11 @@ def main() -> None:
         "(no base build, no serving)",
     )
     parser.add_argument("--dim", type=int, default=384, help="--clustered: dimension (384 MiniLM, 768 mpnet)")
-    parser.add_argument("--kinds", default="exact,hnsw,ivf", help="--clustered: index kinds")
+    parser.add_argument(
+        "--kinds",
+        default="exact,hnsw,ivf",
+        help="--clustered: index kinds (exact, hnsw, ivf: the build's inverted file, ivfflat: IndexIVFFlat for comparison)",
+    )
     parser.add_argument("--hnsw-max-clustered", type=int, default=1_000_000, help="--clustered: largest HNSW size")
     parser.add_argument("--scratch", type=Path)
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")

@@ -141,7 +141,7 @@ def build_index(
     profile: Profile | str | None = None,
     encoder_cache: Path | None = None,
     embedding_cache: Path | None = None,
-    exact_max: int = EXACT_SEARCH_MAX_PASSAGES,
+    vector_index: VectorIndexSettings | None = None,
     encoder_loader: Callable[[EncoderSpec, Path], Encoder] = load_encoder,
     limits: SourceLimits | None = None,  # None: QABOT_MAX_DOCUMENT_BYTES / QABOT_MAX_PASSAGE_CHARS or defaults
 ) -> BuildResult:
@@ -153,7 +153,8 @@ def build_index(
     exports are kept between builds (default INDEX_DIR/.cache/encoders). `embedding_cache` is where the
     vectors of texts already embedded are kept for the next build (default INDEX_DIR/.cache/embeddings;
     cleaned against this index's versions, so give each index its own). `encoder_loader` opens an
-    encoder from its files (the query side's runtime, by default).
+    encoder from its files (the query side's runtime, by default). `vector_index` says which passage
+    vector index is made at which size (exact, HNSW, inverted file) and how its recall is checked.
 
     Raises BuildError (or BuildInProgressError) with a message fit for a user; whatever was serving
     before keeps serving.
@@ -225,7 +226,7 @@ def build_index(
                         embedding_cache=embedding_cache,
                         fingerprint=fingerprint,
                         progress=progress,
-                        exact_max=exact_max,
+                        vector_index=vector_index or VectorIndexSettings(),
                         started=started,
                         encoder_loader=encoder_loader,
                         warnings=warnings,
@@ -291,7 +292,7 @@ def _write_version(
     embedding_cache: Path,
     fingerprint: str,
     progress: BuildProgress,
-    exact_max: int,
+    vector_index: VectorIndexSettings,
     started: float,
     encoder_loader: Callable[[EncoderSpec, Path], Encoder],
     warnings: tuple[str, ...] = (),
@@ -343,11 +344,9 @@ def _write_version(
         questions = encoder.encode_queries(background_questions())
         background = _background(questions, vectors, sentence_vectors)
         del sentence_vectors
-        vector_index = make_vector_index(
-            vectors, questions=questions, settings=VectorIndexSettings(exact_max=exact_max)
-        )
-        index, search_kinds[model.id] = vector_index.index, vector_index.search_entry()
-        del vectors, out.passage_vectors, vector_index
+        made = make_vector_index(vectors, questions=questions, settings=vector_index)
+        index, search_kinds[model.id] = made.index, made.search_entry()
+        del vectors, out.passage_vectors, made
         # each data file is serialised in memory and written once; its checksum comes from the same bytes
         prefix = f"{fmt.ENCODERS_DIR}/{model.id}/"
         files[prefix + fmt.VECTORS] = write_file(folder / fmt.VECTORS, faiss.serialize_index(index).tobytes())

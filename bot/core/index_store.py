@@ -238,9 +238,20 @@ def _apply_search_setting(version_dir: Path, encoder_id: str, index: Any, search
             )
         index.hnsw.efSearch = int(ef_search)
     if nprobe is not None:
-        if not hasattr(index, "nprobe") or not hasattr(index, "nlist"):
+        ivf = inverted_file(index)
+        if ivf is None:
             raise _damaged(version_dir, f"its {encoder_id} search sets nprobe but the index is {type(index).__name__}")
-        index.nprobe = int(nprobe)
+        ivf.nprobe = int(nprobe)
+
+
+def inverted_file(index: Any) -> Any | None:
+    """The IndexIVF inside `index` (itself, or the base of an IndexRefineFlat), or None if it has none."""
+    import faiss
+
+    try:
+        return faiss.extract_index_ivf(index)
+    except RuntimeError:  # no inverted file in it
+        return None
 
 
 def load_version(version_dir: Path) -> LoadedIndex:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bot.core.errors import BuildError, IndexCorruptError
-from bot.core.index_store import load_version
+from bot.core.index_store import inverted_file, load_version
 from index_builder.vector_index import VectorIndexSettings, make_vector_index, question_like, recall_at_10
 from tests import index_faults as faults
 
@@ -87,15 +87,84 @@ def test_exact_search_up_to_exact_max():
     assert built.search_entry() == {"faiss_index": "IndexFlatIP", "faiss_recall_at_10": None}
 
 
-def test_an_inverted_file_above_ivf_min_with_its_nprobe_checked_and_vectors_readable():
+@pytest.mark.parametrize(
+    ("storage", "kind"),
+    [
+        ("sq8", "IndexRefineFlat(IndexIVFScalarQuantizer(nlist={nlist},QT_8bit))"),
+        ("flat", "IndexIVFFlat(nlist={nlist})"),
+    ],
+)
+def test_an_inverted_file_above_ivf_min_with_its_nprobe_checked_and_vectors_readable(storage, kind):
     vectors = clustered(6000)
-    built = make_vector_index(vectors, settings=VectorIndexSettings(exact_max=100, ivf_min=5000))
-    assert built.kind == f"IndexIVFFlat(nlist={int(4 * 6000**0.5)})" and built.ef_search is None
+    settings = VectorIndexSettings(exact_max=100, ivf_min=5000, ivf_storage=storage)
+    built = make_vector_index(vectors, settings=settings)
+    assert built.kind == kind.format(nlist=int(4 * 6000**0.5)) and built.ef_search is None
     assert built.nprobe >= 8 and built.recall_at_10 >= 0.95
     assert built.search_entry()["nprobe"] == built.nprobe
-    # the engine reads candidates' vectors back (a direct map), also after serialising
+    # the engine reads candidates' vectors back (a direct map, or the refining exact vectors), also after
+    # serialising: exactly the vectors indexed, not their 8-bit codes
     copy = faiss.deserialize_index(faiss.serialize_index(built.index))
     np.testing.assert_array_equal(copy.reconstruct(123), vectors[123])
+    # and the scores it returns are exact inner products
+    inverted_file(copy).nprobe = built.nprobe
+    queries = question_like(vectors, 20, seed=5)
+    scores, found = copy.search(queries, 10)
+    exact = np.einsum("qd,qkd->qk", queries, vectors[found])
+    np.testing.assert_allclose(scores, exact, rtol=0, atol=1e-5)
+
+
+def test_eight_bit_codes_alone_give_inexact_scores():
+    """Why the codes are re-ranked: without the exact vectors the scores are off (so the assertion above
+    can fail)."""
+    vectors = clustered(6000)
+    ivf = faiss.IndexIVFScalarQuantizer(
+        faiss.IndexFlatIP(64), 64, 64, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+    )
+    ivf.train(vectors)
+    ivf.add(vectors)
+    ivf.nprobe = 64
+    queries = question_like(vectors, 20, seed=5)
+    scores, found = ivf.search(queries, 10)
+    exact = np.einsum("qd,qkd->qk", queries, vectors[found])
+    assert np.abs(scores - exact).max() > 1e-4
+
+
+def test_a_build_with_an_inverted_file_is_served_with_its_nprobe(tmp_path, encoder_cache):
+    """Through a real build: the inverted file (inside its re-ranking wrapper) is written, and the core
+    finds it inside the wrapper and sets the manifest's nprobe on it."""
+    import shutil
+
+    from index_builder.build import build_index
+
+    knowledge = tmp_path / "docs"
+    knowledge.mkdir()
+    for n in range(40):
+        (knowledge / f"town{n}.md").write_text(
+            f"# Town {n}\n\nTown {n} holds a market on square {n + 1} every week. Its tower has {n + 20} bells.\n",
+            encoding="utf-8",
+        )
+    index = tmp_path / "index"
+    build_index(
+        knowledge,
+        index,
+        profile="fast",
+        encoder_cache=encoder_cache,
+        vector_index=VectorIndexSettings(exact_max=5, ivf_min=10),
+    )
+    search = faults.read_manifest(index)["search"]["minilm"]
+    assert search["faiss_index"].startswith("IndexRefineFlat(IndexIVFScalarQuantizer(")
+    assert search["nprobe"] >= 1 and search["faiss_recall_at_10"] >= 0.95
+    (data,) = load_version(faults.version_dir(index)).encoders
+    assert inverted_file(data.faiss_index).nprobe == search["nprobe"]
+
+    copy = tmp_path / "copy"
+    shutil.copytree(index, copy, symlinks=True)
+    faults.edit_manifest(copy, search={"minilm": {**search, "nprobe": 3}}, update_checksum=True)
+    (data,) = load_version(faults.version_dir(copy)).encoders
+    assert inverted_file(data.faiss_index).nprobe == 3
+    faults.edit_manifest(copy, search={"minilm": {**search, "ef_search": 64}}, update_checksum=True)
+    with pytest.raises(IndexCorruptError, match="sets ef_search but the index is IndexRefineFlat"):
+        load_version(faults.version_dir(copy))
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +179,9 @@ def approximate_index(tmp_path_factory, encoder_cache):
             encoding="utf-8",
         )
     index = tmp_path_factory.mktemp("hnsw-index")
-    build_index(knowledge, index, profile="fast", encoder_cache=encoder_cache, exact_max=5)
+    build_index(
+        knowledge, index, profile="fast", encoder_cache=encoder_cache, vector_index=VectorIndexSettings(exact_max=5)
+    )
     return index
 
 
