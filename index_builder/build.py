@@ -305,6 +305,8 @@ def _write_version(
 
     passage_texts = [embedding_text(p) for p in passages]
     sentence_texts = [p.text[s:e] for p in passages for s, e in p.sentences]
+    # where each passage's own text starts in its passage text, and its sentences there
+    contexts = [(len(t) - len(p.text), p.sentences) for t, p in zip(passage_texts, passages, strict=True)]
     encoders: list[dict[str, Any]] = []
     search_kinds: dict[str, Any] = {}
     files: dict[str, dict[str, Any]] = {}
@@ -329,6 +331,7 @@ def _write_version(
                 token_path=folder / fmt.TOKEN_VECTORS if token_vectors else None,
                 cache_root=embedding_cache,
                 build_id=version_id,
+                contexts=contexts if spec.tokens_in_context or spec.sentences_in_context else None,
             )
         for kind, st in out.stats.items():
             log.info(

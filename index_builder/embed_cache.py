@@ -51,7 +51,7 @@ from bot.core.encoder import EncoderSpec
 log = logging.getLogger(__name__)
 
 CACHE_FORMAT = 1
-KINDS = ("vector", "tokens")
+KINDS = ("vector", "tokens", "in-context", "tokens-in-context")
 SEGMENT_BYTES = 256 << 20  # data per segment a build writes before starting the next (a checkpoint)
 MAX_SEGMENTS = 8  # segments one build reads from; beyond it the smaller ones are copied into its own
 MIN_LIVE_FRACTION = 0.5  # a segment of which a build needs less is copied from, not kept
@@ -59,7 +59,7 @@ SEGMENT_PREFIX = "seg-"
 TMP_PREFIX = ".tmp-"
 USERS = "users.json"
 DATA = "data.bin"
-DTYPES = {"vector": np.float32, "tokens": np.float16}
+DTYPES = {"vector": np.float32, "tokens": np.float16, "in-context": np.float32, "tokens-in-context": np.float16}
 
 
 def text_key(text: str) -> bytes:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -122,14 +123,39 @@ def embed_for_version(
     cache_root: Path | None,
     build_id: str,
     progress: Callable[[int], None] = lambda n: None,
+    contexts: Sequence[tuple[int, Sequence[tuple[int, int]]]] | None = None,
 ) -> EncoderOutput:
     """Every vector `encoder` contributes to a version: passage vectors (returned), sentence vectors
     (written to `sentence_path`) and, when `token_texts` is given, each passage's token vectors
     (written to `token_path`; their offsets are returned). `progress(n)` is told of n texts done.
 
+    `contexts` (for an encoder whose spec says tokens_in_context or sentences_in_context): for each
+    passage, where its own text starts in its passage text and its sentences' (begin, end) in that text;
+    the passage's one forward pass then gives its token vectors and/or its sentences' vectors too
+    (`_in_context`).
+
     `cache_root` None: no cache (everything embedded).
     """
     spec = encoder.spec
+    want_tokens = token_texts is not None and token_path is not None
+    if (
+        contexts is not None
+        and ((spec.tokens_in_context and want_tokens) or spec.sentences_in_context)
+        and hasattr(encoder, "encode_in_context")
+    ):
+        return _in_context(
+            encoder,
+            passage_texts=passage_texts,
+            contexts=contexts,
+            sentence_texts=sentence_texts,
+            want_tokens=want_tokens,
+            sentences_in_context=spec.sentences_in_context,
+            sentence_path=sentence_path,
+            token_path=token_path,
+            cache_root=cache_root,
+            build_id=build_id,
+            progress=progress,
+        )
     dim = spec.dim
     n = len(passage_texts)
     unique, where = _unique([*passage_texts, *sentence_texts])
@@ -247,3 +273,149 @@ def _token_vectors(encoder, texts, path, cache_root, build_id, stats):
                 stats["tokens"] = ns.stats
         vectors_file = out.close()
     return vectors_file, offsets
+
+
+def _in_context_key(text: str, start: int, spans: Sequence[tuple[int, int]]) -> str:
+    return f"{text}\x00{start}\x00{json.dumps([list(span) for span in spans])}"
+
+
+def _in_context_token_counts(encoder, items: Sequence[tuple[str, int, Sequence[tuple[int, int]]]]) -> np.ndarray:
+    """How many token vectors encode_in_context gives each item (its own part's tokens, truncated)."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_str(encoder.tokenizer.to_str())
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(encoder.spec.max_seq_length)
+    prefix = encoder.spec.passage_prefix
+    counts = np.zeros(len(items), np.int64)
+    for first in range(0, len(items), 1024):
+        batch = tokenizer.encode_batch([prefix + text for text, _, _ in items[first : first + 1024]])
+        for j, e in enumerate(batch):
+            start = items[first + j][1] + len(prefix)
+            counts[first + j] = sum(
+                1
+                for (b, _), special in zip(e.offsets, e.special_tokens_mask, strict=True)
+                if not special and b >= start
+            )
+    return counts
+
+
+def _in_context(
+    encoder,
+    *,
+    passage_texts: Sequence[str],
+    contexts: Sequence[tuple[int, Sequence[tuple[int, int]]]],
+    sentence_texts: Sequence[str],
+    want_tokens: bool,
+    sentences_in_context: bool,
+    sentence_path: Path,
+    token_path: Path | None,
+    cache_root: Path | None,
+    build_id: str,
+    progress: Callable[[int], None],
+) -> EncoderOutput:
+    """One forward pass per distinct passage: its vector, its token vectors (`want_tokens`) and, with
+    `sentences_in_context`, its sentences' vectors (pooled over their tokens in the passage; a sentence
+    the maximum length cut out of the pass, and every sentence without it, is embedded on its own).
+    Cached per passage (the text, where its own part starts and the sentence spans pooled): "in-context"
+    holds the passage vector then one row per sentence (zeros: embedded on its own), "tokens-in-context"
+    the token vectors."""
+    spec = encoder.spec
+    dim = spec.dim
+    n = len(passage_texts)
+    if len(contexts) != n or sum(len(spans) for _, spans in contexts) != len(sentence_texts):
+        raise ValueError("contexts must give every passage's sentence spans, in sentence_texts' order")
+    items = [
+        (text, start, tuple(spans) if sentences_in_context else ())
+        for text, (start, spans) in zip(passage_texts, contexts, strict=True)
+    ]
+    unique, where = _unique([_in_context_key(*item) for item in items])
+    first = np.zeros(len(unique), np.int64)
+    first[where[::-1]] = np.arange(n)[::-1]  # a passage of each distinct key
+    destinations = np.argsort(where, kind="stable")
+    starts = np.searchsorted(where[destinations], np.arange(len(unique) + 1))
+    sentence_start = np.concatenate([[0], np.cumsum([len(spans) for _, spans in contexts])]).astype(np.int64)
+    spans_of = [len(items[int(first[u])][2]) for u in range(len(unique))]
+    passage_vectors = np.zeros((n, dim), np.float32)
+    # sentences to embed on their own
+    alone: list[int] = [] if sentences_in_context else list(range(len(sentence_texts)))
+    stats: dict[str, embed_cache.CacheStats] = {}
+
+    def put_vectors(u: int, rows: np.ndarray) -> None:
+        for d in destinations[starts[u] : starts[u + 1]]:
+            passage_vectors[d] = rows[0]
+            at = int(sentence_start[d])
+            sentences.write(at, rows[1:])
+            alone.extend(at + k for k in np.flatnonzero(~rows[1:].any(axis=1)))
+
+    counts = _in_context_token_counts(encoder, [items[int(f)] for f in first]) if want_tokens else None
+    token_offsets = np.concatenate([[0], np.cumsum(counts[where])]).astype(np.int64) if counts is not None else None
+
+    def put_tokens(u: int, rows: np.ndarray) -> None:
+        for d in destinations[starts[u] : starts[u + 1]]:
+            tokens.write(int(token_offsets[d]), rows)
+
+    with contextlib.ExitStack() as stack:
+        sentences = stack.enter_context(NpyWriter(sentence_path, (len(sentence_texts), dim), np.float32))
+        tokens = (
+            stack.enter_context(NpyWriter(token_path, (int(token_offsets[-1]), dim), np.float16))
+            if token_offsets is not None and token_path is not None
+            else None
+        )
+        ns = stack.enter_context(_namespace(cache_root, spec, "in-context", build_id))
+        ns_tokens = stack.enter_context(_namespace(cache_root, spec, "tokens-in-context", build_id)) if tokens else None
+        missing = set(_from_cache(ns, unique, put_vectors, expect_rows=lambda u: 1 + spans_of[u]))
+        missing_tokens = (
+            set(_from_cache(ns_tokens, unique, put_tokens, expect_rows=lambda u: int(counts[u])))
+            if tokens is not None
+            else set()
+        )
+        progress(sum(1 + spans_of[u] for u in range(len(unique)) if u not in missing))
+        for rows in _chunks(_by_length(unique, sorted(missing | missing_tokens)), TOKEN_CHUNK_TEXTS):
+            results = encoder.encode_in_context([items[int(first[u])] for u in rows])
+            for u, r in zip(rows, results, strict=True):
+                key = embed_cache.text_key(unique[u])
+                if u in missing:
+                    vectors = np.zeros((1 + spans_of[u], dim), np.float32)
+                    vectors[0] = r.vector
+                    for k, v in enumerate(r.spans):
+                        if v is not None:
+                            vectors[1 + k] = v
+                    put_vectors(u, vectors)
+                    if ns is not None:
+                        ns.add(key, vectors)
+                if u in missing_tokens:
+                    t16 = r.tokens.astype(np.float16)
+                    if len(t16) != counts[u]:
+                        raise RuntimeError(f"the encoder gave {len(t16)} token vectors for {counts[u]} tokens")
+                    put_tokens(u, t16)
+                    if ns_tokens is not None:
+                        ns_tokens.add(key, t16)
+            progress(sum(1 + spans_of[u] for u in rows if u in missing))
+        if ns is not None:
+            stats["in-context"] = ns.stats
+        if ns_tokens is not None:
+            stats["tokens-in-context"] = ns_tokens.stats
+        if alone:  # sentences cut out of their passage's pass: on their own, like a build without contexts
+            texts, at = _unique([sentence_texts[i] for i in alone])
+            by_text = np.argsort(at, kind="stable")
+            text_starts = np.searchsorted(at[by_text], np.arange(len(texts) + 1))
+
+            def put_alone(u: int, rows: np.ndarray) -> None:
+                for j in by_text[text_starts[u] : text_starts[u + 1]]:
+                    sentences.write(alone[int(j)], rows[:1])
+
+            with _namespace(cache_root, spec, "vector", build_id) as ns_alone:
+                left = _from_cache(ns_alone, texts, put_alone, expect_rows=lambda u: 1)
+                progress(len(alone) - len(left))
+                for rows in _chunks(_by_length(texts, left), CHUNK_TEXTS):
+                    for u, vector in zip(rows, encoder.encode_passages([texts[u] for u in rows]), strict=True):
+                        put_alone(u, vector[None, :])
+                        if ns_alone is not None:
+                            ns_alone.add(embed_cache.text_key(texts[u]), vector[None, :])
+                    progress(len(rows))
+                if ns_alone is not None:
+                    stats["vector"] = ns_alone.stats
+        sentence_file = sentences.close()
+        token_files = (tokens.close(), token_offsets) if tokens is not None else None
+    return EncoderOutput(passage_vectors, sentence_file, token_files, stats)

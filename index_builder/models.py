@@ -66,6 +66,10 @@ class ModelConfig:
     query_prefix: str = ""
     passage_prefix: str = ""
     token_vectors: bool = False
+    # from the passage's own forward pass (onnx, mean pooling) instead of passes of their own: its token
+    # vectors (the passage's own tokens, having read its heading), its sentences' vectors (late chunking)
+    tokens_in_context: bool = False
+    sentences_in_context: bool = False
 
     def spec(self, *, dim: int, max_seq_length: int, pooling: str, normalize: bool, pad_token_id: int) -> EncoderSpec:
         return EncoderSpec(
@@ -81,6 +85,8 @@ class ModelConfig:
             passage_prefix=self.passage_prefix,
             pad_token_id=pad_token_id,
             token_vectors=self.token_vectors,
+            tokens_in_context=self.tokens_in_context,
+            sentences_in_context=self.sentences_in_context,
         )
 
 
@@ -179,7 +185,14 @@ def _cached_export(folder: Path, model: ModelConfig) -> EncoderSpec | None:
         spec = EncoderSpec.from_json(
             {**spec.to_json(), "query_prefix": model.query_prefix, "passage_prefix": model.passage_prefix}
         )
-    return EncoderSpec.from_json({**spec.to_json(), "token_vectors": model.token_vectors})
+    return EncoderSpec.from_json(
+        {
+            **spec.to_json(),
+            "token_vectors": model.token_vectors,
+            "tokens_in_context": model.tokens_in_context,
+            "sentences_in_context": model.sentences_in_context,
+        }
+    )
 
 
 def prepare_encoder(model: ModelConfig, cache_dir: Path, target: Path) -> EncoderSpec:

@@ -55,9 +55,16 @@ def load_profile(name: str | None = None) -> Profile:
         for item in data["encoders"]:
             model_id = item["id"] if isinstance(item, dict) else item
             options = item if isinstance(item, dict) else {}
-            models.append(
-                ModelConfig(id=model_id, **catalogue[model_id], token_vectors=bool(options.get("token_vectors")))
+            model = ModelConfig(
+                id=model_id,
+                **catalogue[model_id],
+                token_vectors=bool(options.get("token_vectors")),
+                tokens_in_context=bool(options.get("tokens_in_context")),
+                sentences_in_context=bool(options.get("sentences_in_context")),
             )
+            if (model.tokens_in_context or model.sentences_in_context) and model.runtime != "onnx":
+                raise ValueError(f"{model_id}: tokens/sentences_in_context need an onnx encoder, not {model.runtime}")
+            models.append(model)
         return Profile(name, str(data.get("description", "")), tuple(models), dict(data.get("retrieval", {})))
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise BuildError(f"The profile {name!r} ({path}) is malformed: {err}.") from err

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -63,6 +64,10 @@ class EncoderSpec:
     passage_prefix: str = ""
     pad_token_id: int = 0
     token_vectors: bool = False  # passages' token vectors stored (late interaction)
+    # the build takes the passage's token vectors / its sentences' vectors from the passage's own forward
+    # pass (encode_in_context) instead of embedding the passage text / each sentence again on its own
+    tokens_in_context: bool = False
+    sentences_in_context: bool = False
     background: Background | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -121,7 +126,9 @@ class OnnxEncoder:
         self._input_names = {i.name for i in self.session.get_inputs()}
 
     def _run(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        batch = self.tokenizer.encode_batch(texts)
+        return self._run_encoded(self.tokenizer.encode_batch(texts))
+
+    def _run_encoded(self, batch: list[Any]) -> tuple[np.ndarray, np.ndarray]:
         ids = np.array([e.ids for e in batch], dtype=np.int64)
         mask = np.array([e.attention_mask for e in batch], dtype=np.int64)
         feeds = {"input_ids": ids, "attention_mask": mask}
@@ -170,6 +177,56 @@ class OnnxEncoder:
             for j, i in enumerate(rows):
                 out[i] = token_vectors(hidden[j], mask[j])
         return out
+
+    def encode_in_context(self, items: list[InContextItem], *, batch_size: int = 16) -> list[InContext]:
+        """One forward pass per passage gives all its vectors (a mean-pooling model only).
+
+        For each item (text, start, spans): the text's vector (pooled over all of it, exactly as
+        encode_passages), the token vectors of its part from character `start` on (special tokens left
+        out; they have seen the whole text), and a vector for each (begin, end) character span of that
+        part: the mean of the tokens that start inside it, normalised like a passage vector ("late
+        chunking": a sentence's vector that has read its passage). A span whose tokens were all cut by
+        the maximum length gets None (embed it on its own)."""
+        if self.spec.pooling != "mean":
+            raise ValueError(f"{self.spec.id} pools with {self.spec.pooling!r}; spans need mean pooling")
+        out: list[InContext] = [None] * len(items)  # type: ignore[list-item]
+        shift = len(self.spec.passage_prefix)
+        order = sorted(range(len(items)), key=lambda i: len(items[i][0]))
+        for first in range(0, len(order), batch_size):
+            rows = order[first : first + batch_size]
+            batch = self.tokenizer.encode_batch([self.spec.passage_prefix + items[i][0] for i in rows])
+            hidden, mask = self._run_encoded(batch)
+            pooled = self._pool(hidden, mask)
+            for j, i in enumerate(rows):
+                _, start, spans = items[i]
+                real = np.array(batch[j].attention_mask, bool) & ~np.array(batch[j].special_tokens_mask, bool)
+                begins = np.array([b for b, _ in batch[j].offsets], np.int64) - shift
+                mine = real & (begins >= start)
+                tokens = hidden[j][mine]
+                span_vectors: list[np.ndarray | None] = []
+                for b, e in spans:
+                    inside = mine & (begins >= start + b) & (begins < start + e)
+                    if not inside.any():
+                        span_vectors.append(None)
+                        continue
+                    v = hidden[j][inside].mean(axis=0)
+                    if self.spec.normalize:
+                        v = v / max(float(np.linalg.norm(v)), 1e-12)
+                    span_vectors.append(v.astype(np.float32))
+                norms = np.clip(np.linalg.norm(tokens, axis=1, keepdims=True), 1e-12, None)
+                out[i] = InContext(pooled[j], (tokens / norms).astype(np.float32), span_vectors)
+        return out
+
+
+# (text, start of the passage's own part in it, its sentences' (begin, end) relative to that start)
+InContextItem = tuple[str, int, Sequence[tuple[int, int]]]
+
+
+@dataclass(frozen=True)
+class InContext:
+    vector: np.ndarray
+    tokens: np.ndarray  # (tokens of the passage's own part, dim), unit rows
+    spans: list[np.ndarray | None]
 
 
 def token_vectors(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:

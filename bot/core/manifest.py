@@ -90,6 +90,9 @@ class EncoderEntry(_Strict):
     passage_prefix: str
     pad_token_id: NonNegativeInt
     token_vectors: bool
+    # token / sentence vectors came from each passage's own forward pass (older versions: absent, False)
+    tokens_in_context: bool = False
+    sentences_in_context: bool = False
     background: BackgroundEntry
     extra: dict[str, str] = Field(default_factory=dict)
 

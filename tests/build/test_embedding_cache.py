@@ -3,6 +3,7 @@ build, never serves a damaged entry, keeps what a failed build embedded, and is 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -18,6 +19,7 @@ from bot.core.index_store import load_version
 from index_builder import embed_cache, store
 from index_builder.build import build_index, embedding_text
 from index_builder.parser import collect_knowledge
+from index_builder.profiles import load_profile
 
 TOPICS = {
     "harbour.md": (
@@ -63,6 +65,11 @@ class CountingEncoder:
         self._embedded.extend(texts)
         return self._inner.encode_passages(texts, **kwargs)
 
+    def encode_in_context(self, items, **kwargs):  # one pass: the passage text, and its own part's tokens
+        self._embedded.extend(text for text, _, _ in items)
+        self._tokens.extend(text[start:] for text, start, _ in items)
+        return self._inner.encode_in_context(items, **kwargs)
+
     def passage_token_vectors(self, texts, **kwargs):
         if self._fail_tokens:
             raise RuntimeError("token vectors failed half-way")
@@ -100,10 +107,19 @@ def knowledge(tmp_path) -> Path:
     return folder
 
 
+def separate_passes_profile():
+    """The fast profile with a pass of its own for each passage's token vectors (the profiles take them
+    from the passage's pass: tests/build/test_in_context.py)."""
+    fast = load_profile("fast")
+    return dataclasses.replace(fast, models=tuple(dataclasses.replace(m, tokens_in_context=False) for m in fast.models))
+
+
 @pytest.fixture
 def build(encoder_cache):
     recorder = Recorder()
-    run = functools.partial(build_index, profile="fast", encoder_cache=encoder_cache, encoder_loader=recorder.loader)
+    run = functools.partial(
+        build_index, profile=separate_passes_profile(), encoder_cache=encoder_cache, encoder_loader=recorder.loader
+    )
     run.recorder = recorder  # type: ignore[attr-defined]
     return run
 
@@ -322,9 +338,12 @@ def test_every_encoder_of_the_default_profile_has_its_own_cache(built_index_dir,
     for folder in (index / ".cache" / "embeddings").iterdir():
         described = json.loads((folder / "namespace.json").read_text())
         namespaces[(described["encoder"], described["kind"])] = described["weights_sha256"]
+    # mpnet's token vectors come from its passages' pass (tokens_in_context): passage vectors and token
+    # vectors under the in-context kinds, sentences under "vector"
     assert namespaces == {
+        ("mpnet", "in-context"): manifest["encoders"][0]["weights_sha256"],
+        ("mpnet", "tokens-in-context"): manifest["encoders"][0]["weights_sha256"],
         ("mpnet", "vector"): manifest["encoders"][0]["weights_sha256"],
-        ("mpnet", "tokens"): manifest["encoders"][0]["weights_sha256"],
         ("e5", "vector"): manifest["encoders"][1]["weights_sha256"],
     }
 
