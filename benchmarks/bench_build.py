@@ -10,6 +10,8 @@ the child's peak RSS from `os.wait4` and times it from spawn to exit. The knowle
   Python: it embeds with sentence-transformers (torch) MiniLM, then checks an ONNX export against it.
 - full: this code, a fresh index folder (empty embedding cache). The ONNX export is made once before
   the timings (a first build per model pays it once: reported separately).
+- separate (`--separate-token-pass`): this code with each passage's token vectors computed in a pass of
+  their own, as before `tokens_in_context` (a fresh index folder, like full).
 - incremental: this code, after the full build: one document rewritten (every sentence new), then
   `build_index` again; a different document each run.
 
@@ -42,7 +44,13 @@ from pathlib import Path
 logging.basicConfig(level=logging.WARNING)
 started = time.perf_counter()
 from index_builder.build import build_index
-r = build_index(Path(sys.argv[1]), Path(sys.argv[2]), profile=sys.argv[3], encoder_cache=Path(sys.argv[4]))
+profile = sys.argv[3]
+if sys.argv[5:] == ["separate"]:  # the passages' token vectors in a pass of their own (before tokens_in_context)
+    import dataclasses
+    from index_builder.profiles import load_profile
+    p = load_profile(profile)
+    profile = dataclasses.replace(p, models=tuple(dataclasses.replace(m, tokens_in_context=False) for m in p.models))
+r = build_index(Path(sys.argv[1]), Path(sys.argv[2]), profile=profile, encoder_cache=Path(sys.argv[4]))
 m = json.loads((r.version_dir / "manifest.json").read_text())
 print(json.dumps({"took_s": r.took_s, "in_process_s": time.perf_counter() - started, "passages": r.passage_count,
                   "sentences": m["sentence_count"], "skipped": r.skipped}))
@@ -126,6 +134,9 @@ def main() -> None:
     parser.add_argument("--today-path", default=TODAY_PATH)
     parser.add_argument("--today-python", default=TODAY_PYTHON)
     parser.add_argument("--full-runs", type=int, default=1)
+    parser.add_argument(
+        "--separate-token-pass", action="store_true", help="also a full build with token vectors in a pass of their own"
+    )
     parser.add_argument("--incremental", type=int, default=3, help="incremental rebuilds after the (last) full build")
     parser.add_argument("--scratch", type=Path, help="work folder (default: a temporary one, removed at the end)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "build.json")
@@ -156,7 +167,7 @@ def main() -> None:
     )
     print("export:", report["first_build_with_export"], flush=True)
 
-    runs: dict[str, list[dict[str, Any]]] = {"today": [], "full": [], "incremental": []}
+    runs: dict[str, list[dict[str, Any]]] = {"today": [], "full": [], "separate": [], "incremental": []}
     report["runs"] = runs
 
     def save() -> None:  # after every run: a benchmark stopped half-way keeps what it measured
@@ -171,6 +182,15 @@ def main() -> None:
         runs["full"].append(res)
         print("full:", res, flush=True)
         save()
+    if args.separate_token_pass:
+        for _ in range(args.full_runs):
+            index = scratch / "separate-index"
+            shutil.rmtree(index, ignore_errors=True)
+            res = measured([*new, str(knowledge), str(index), args.profile, str(encoders), "separate"], env, ROOT)
+            runs["separate"].append(res)
+            print("separate:", res, flush=True)
+            save()
+        shutil.rmtree(scratch / "separate-index", ignore_errors=True)
     for i in range(args.incremental):
         changed = rewrite_document(knowledge, i + 1, i)
         res = measured([*new, str(knowledge), str(scratch / "index"), args.profile, str(encoders)], env, ROOT)

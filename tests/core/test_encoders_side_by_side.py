@@ -23,8 +23,8 @@ class _WaitsForTheOthers:
         self.seen.append(threading.current_thread().name)
         return self.inner.encode_queries(texts)
 
-    def encode_passages(self, texts: list[str], *, batch_size: int = 32) -> np.ndarray:
-        return self.inner.encode_passages(texts, batch_size=batch_size)
+    def encode_passages(self, texts: list[str]) -> np.ndarray:
+        return self.inner.encode_passages(texts)
 
 
 def test_the_encoders_of_a_default_index_run_at_the_same_time(engine_holder):

@@ -164,15 +164,48 @@ def test_token_vectors_match_sentence_transformers_token_embeddings(pair):
 
 
 def test_the_index_token_vectors_are_the_passages(pair):
+    """The stored token vectors are the passage's own tokens from its pass with its heading path
+    (tokens_in_context, what every profile does)."""
     folder = pair.version / "encoders" / pair.spec.id
     tokens = np.load(folder / "token_vectors.npy", allow_pickle=False).astype(np.float32)
     offsets = np.load(folder / "token_offsets.npy", allow_pickle=False)
     passages = _passages(pair.version)
-    fresh = pair.onnx.passage_token_vectors([p["text"] for p in passages[:5]])
+    texts = _embedding_texts(pair.version)[:5]
+    assert pair.spec.tokens_in_context
+    items = [(t, len(t) - len(p["text"]), ()) for t, p in zip(texts, passages, strict=False)]
+    assert any(start > 0 for _, start, _ in items)  # some have read a heading
+    fresh = [r.tokens for r in pair.onnx.encode_in_context(items)]
     for row, mine in enumerate(fresh):
         stored = tokens[offsets[row] : offsets[row + 1]]
         assert stored.shape == mine.shape
         assert float(np.min(np.sum(stored * mine, axis=1))) >= 0.999  # stored as float16
+
+
+def test_in_context_tokens_without_a_heading_are_the_texts_token_vectors(pair):
+    """encode_in_context's tokens from character 0 on are passage_token_vectors (sentence-transformers'
+    token embeddings, tested above), and its vector is encode_passages'."""
+    texts = [t for t in SAMPLES if t]
+    results = pair.onnx.encode_in_context([(t, 0, ()) for t in texts])
+    plain = pair.onnx.passage_token_vectors(texts)
+    vectors = pair.onnx.encode_passages(texts)
+    for text, r, tokens, vector in zip(texts, results, plain, vectors, strict=True):
+        assert r.tokens.shape == tokens.shape, text[:60]
+        assert float(np.min(np.sum(r.tokens * tokens, axis=1))) >= 0.9999, text[:60]
+        assert float(r.vector @ vector) >= PARITY, text[:60]
+
+
+def test_calls_side_by_side_give_the_same_vectors(pair):
+    """A build's encoder (one-thread calls on several workers, bounded window) gives the vectors of one
+    call at a time."""
+    texts = [f"{t} ({n})" for n in range(12) for t in SAMPLES if t]
+    alone = pair.onnx.encode_passages(texts)
+    side_by_side = OnnxEncoder(pair.spec, pair.version / "encoders" / pair.spec.id, workers=3)
+    assert side_by_side.session.get_session_options().intra_op_num_threads == 1
+    np.testing.assert_allclose(side_by_side.encode_passages(texts), alone, atol=1e-5)
+    for mine, theirs in zip(
+        side_by_side.passage_token_vectors(texts[:20]), pair.onnx.passage_token_vectors(texts[:20]), strict=True
+    ):
+        np.testing.assert_allclose(mine, theirs, atol=1e-4)
 
 
 def test_batching_does_not_change_a_vector(pair):
