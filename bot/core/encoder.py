@@ -125,6 +125,7 @@ class OnnxEncoder:
         self.tokenizer.enable_padding(pad_id=spec.pad_token_id)
         self._unpadded = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
         self._unpadded.enable_truncation(spec.max_seq_length)
+        self._unpadded.no_padding()  # the file may ask for padding to a fixed length: calls pad themselves
         self.workers = max(1, workers)
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1 if self.workers > 1 else _threads(threads)
