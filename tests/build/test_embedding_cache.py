@@ -108,8 +108,8 @@ def knowledge(tmp_path) -> Path:
 
 
 def separate_passes_profile():
-    """The fast profile with a pass of its own for each passage's token vectors (the profiles take them
-    from the passage's pass: tests/build/test_in_context.py)."""
+    """The fast profile with a pass of its own for each passage's token vectors (the default and fast
+    profiles take them from the passage's pass: tests/build/test_in_context.py)."""
     fast = load_profile("fast")
     return dataclasses.replace(fast, models=tuple(dataclasses.replace(m, tokens_in_context=False) for m in fast.models))
 

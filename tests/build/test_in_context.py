@@ -1,5 +1,5 @@
-"""One forward pass per passage gives its vector and its token vectors (tokens_in_context, what the
-profiles do) and, optionally, its sentences' vectors pooled over their tokens in the passage
+"""One forward pass per passage gives its vector and its token vectors (tokens_in_context, as the
+default and fast profiles do) and, optionally, its sentences' vectors pooled over their tokens in the passage
 (sentences_in_context, off: it lost answer quality on both splits). A rebuild passes only changed
 passages through the model and gives the vectors of a full build."""
 

@@ -165,7 +165,7 @@ def test_token_vectors_match_sentence_transformers_token_embeddings(pair):
 
 def test_the_index_token_vectors_are_the_passages(pair):
     """The stored token vectors are the passage's own tokens from its pass with its heading path
-    (tokens_in_context, what every profile does)."""
+    (tokens_in_context, as the default and fast profiles do)."""
     folder = pair.version / "encoders" / pair.spec.id
     tokens = np.load(folder / "token_vectors.npy", allow_pickle=False).astype(np.float32)
     offsets = np.load(folder / "token_offsets.npy", allow_pickle=False)
