@@ -227,8 +227,9 @@ def _from_cache(
     return missing
 
 
-def _token_counts(encoder, texts: Sequence[str]) -> np.ndarray:
-    """How many token vectors each text gets (its tokens without the two special ones, truncated)."""
+def _token_counts(encoder, texts: Sequence[str], starts: Sequence[int] | None = None) -> np.ndarray:
+    """How many token vectors each text gets: its tokens but the special ones, truncated; with `starts`,
+    only those from character starts[i] of texts[i] on (where a passage's own text starts)."""
     from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_str(encoder.tokenizer.to_str())
@@ -236,9 +237,15 @@ def _token_counts(encoder, texts: Sequence[str]) -> np.ndarray:
     tokenizer.enable_truncation(encoder.spec.max_seq_length)
     prefix = encoder.spec.passage_prefix
     counts = np.zeros(len(texts), np.int64)
-    for start in range(0, len(texts), 1024):
-        batch = tokenizer.encode_batch([prefix + t for t in texts[start : start + 1024]])
-        counts[start : start + len(batch)] = [max(0, len(e.ids) - 2) for e in batch]
+    for first in range(0, len(texts), 1024):
+        batch = tokenizer.encode_batch([prefix + t for t in texts[first : first + 1024]])
+        for j, e in enumerate(batch):
+            begin = 0 if starts is None else len(prefix) + starts[first + j]
+            counts[first + j] = sum(
+                1
+                for (b, _), special in zip(e.offsets, e.special_tokens_mask, strict=True)
+                if not special and b >= begin
+            )
     return counts
 
 
@@ -277,27 +284,6 @@ def _token_vectors(encoder, texts, path, cache_root, build_id, stats):
 
 def _in_context_key(text: str, start: int, spans: Sequence[tuple[int, int]]) -> str:
     return f"{text}\x00{start}\x00{json.dumps([list(span) for span in spans])}"
-
-
-def _in_context_token_counts(encoder, items: Sequence[tuple[str, int, Sequence[tuple[int, int]]]]) -> np.ndarray:
-    """How many token vectors encode_in_context gives each item (its own part's tokens, truncated)."""
-    from tokenizers import Tokenizer
-
-    tokenizer = Tokenizer.from_str(encoder.tokenizer.to_str())
-    tokenizer.no_padding()
-    tokenizer.enable_truncation(encoder.spec.max_seq_length)
-    prefix = encoder.spec.passage_prefix
-    counts = np.zeros(len(items), np.int64)
-    for first in range(0, len(items), 1024):
-        batch = tokenizer.encode_batch([prefix + text for text, _, _ in items[first : first + 1024]])
-        for j, e in enumerate(batch):
-            start = items[first + j][1] + len(prefix)
-            counts[first + j] = sum(
-                1
-                for (b, _), special in zip(e.offsets, e.special_tokens_mask, strict=True)
-                if not special and b >= start
-            )
-    return counts
 
 
 def _in_context(
@@ -348,7 +334,11 @@ def _in_context(
             sentences.write(at, rows[1:])
             alone.extend(at + k for k in np.flatnonzero(~rows[1:].any(axis=1)))
 
-    counts = _in_context_token_counts(encoder, [items[int(f)] for f in first]) if want_tokens else None
+    counts = (
+        _token_counts(encoder, [items[int(f)][0] for f in first], [items[int(f)][1] for f in first])
+        if want_tokens
+        else None
+    )
     token_offsets = np.concatenate([[0], np.cumsum(counts[where])]).astype(np.int64) if counts is not None else None
 
     def put_tokens(u: int, rows: np.ndarray) -> None:
