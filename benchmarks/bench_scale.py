@@ -14,7 +14,7 @@ that is days):
   i mod B under a title of its own (100 passages per document), its vectors are *mixtures* of three real
   base vectors plus a little noise (normalised), so they spread over the region real embeddings
   occupy instead of piling up on copies; the passage vector index is made by the build's own
-  `make_vector_index` (exact up to EXACT_SEARCH_MAX_PASSAGES, HNSW above, recall checked). No token
+  `make_vector_index` (exact up to VectorIndexSettings.exact_max, HNSW above, recall checked). No token
   vectors above LATE_INTERACTION_MAX_PASSAGES, as in a real build. Build time at these sizes is
   extrapolated from the measured embedding throughput (and the FAISS build time, which is measured).
 - vector indexes alone (`--faiss`): exact, HNSW and IVF over the same mixture vectors at each size:

@@ -44,7 +44,6 @@ MIN_BACKGROUND_STD = 0.01
 # Token vectors (late interaction) cost ~100 x a passage vector: stored up to this many passages.
 LATE_INTERACTION_MAX_PASSAGES = 20_000
 # The passage vector index (exact / HNSW / IVF), its search setting and recall check: vector_index.py.
-EXACT_SEARCH_MAX_PASSAGES = VectorIndexSettings.exact_max
 
 
 @dataclass(frozen=True)
@@ -160,8 +159,8 @@ def build_index(
     vectors of texts already embedded are kept for the next build (default INDEX_DIR/.cache/embeddings;
     cleaned against this index's versions, so give each index its own). `encoder_loader` opens an
     encoder from its files (default: the query side's runtime, with a one-thread call per core side by
-    side: `build_encoder`). `vector_index` says which passage
-    vector index is made at which size (exact, HNSW, inverted file) and how its recall is checked.
+    side: `build_encoder`). `vector_index` says which passage vector index is made at which size
+    (exact, HNSW, inverted file) and how its recall is checked.
 
     Raises BuildError (or BuildInProgressError) with a message fit for a user; whatever was serving
     before keeps serving.

@@ -103,6 +103,26 @@ def _unique(texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
     return list(index), where
 
 
+def _groups(where: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs grouped by their distinct text: distinct text u's inputs are
+    destinations[starts[u]:starts[u + 1]], first-seen first."""
+    destinations = np.argsort(where, kind="stable")
+    return destinations, np.searchsorted(where[destinations], np.arange(count + 1))
+
+
+def _embed_missing(encoder, ns, texts: Sequence[str], put: Callable[[int, np.ndarray], None], progress) -> None:
+    """One pooled vector per text: from the cache where it is intact, else embedded (length-sorted
+    chunks) and added to the cache; put(u, vector) for each."""
+    missing = _from_cache(ns, texts, lambda u, rows: put(u, rows[0]), expect_rows=lambda u: 1)
+    progress(len(texts) - len(missing))
+    for rows in _chunks(_by_length(texts, missing), CHUNK_TEXTS):
+        for u, vector in zip(rows, encoder.encode_passages([texts[u] for u in rows]), strict=True):
+            put(u, vector)
+            if ns is not None:
+                ns.add(embed_cache.text_key(texts[u]), vector[None, :])
+        progress(len(rows))
+
+
 def _chunks(rows: list[int], size: int):
     for start in range(0, len(rows), size):
         yield rows[start : start + size]
@@ -159,8 +179,7 @@ def embed_for_version(
     dim = spec.dim
     n = len(passage_texts)
     unique, where = _unique([*passage_texts, *sentence_texts])
-    destinations = np.argsort(where, kind="stable")  # all inputs grouped by their distinct text
-    starts = np.searchsorted(where[destinations], np.arange(len(unique) + 1))
+    destinations, starts = _groups(where, len(unique))
     passage_vectors = np.zeros((n, dim), np.float32)
     stats: dict[str, embed_cache.CacheStats] = {}
 
@@ -173,15 +192,7 @@ def embed_for_version(
 
     with NpyWriter(sentence_path, (len(sentence_texts), dim), np.float32) as sentences:
         with _namespace(cache_root, spec, "vector", build_id) as ns:
-            missing = _from_cache(ns, unique, lambda u, rows: put(u, rows[0]), expect_rows=lambda u: 1)
-            progress(len(unique) - len(missing))
-            for rows in _chunks(_by_length(unique, missing), CHUNK_TEXTS):
-                vectors = encoder.encode_passages([unique[u] for u in rows])
-                for u, vector in zip(rows, vectors, strict=True):
-                    put(u, vector)
-                    if ns is not None:
-                        ns.add(embed_cache.text_key(unique[u]), vector[None, :])
-                progress(len(rows))
+            _embed_missing(encoder, ns, unique, put, progress)
             if ns is not None:
                 stats["vector"] = ns.stats
         sentence_file = sentences.close()
@@ -230,11 +241,7 @@ def _from_cache(
 def _token_counts(encoder, texts: Sequence[str], starts: Sequence[int] | None = None) -> np.ndarray:
     """How many token vectors each text gets: its tokens but the special ones, truncated; with `starts`,
     only those from character starts[i] of texts[i] on (where a passage's own text starts)."""
-    from tokenizers import Tokenizer
-
-    tokenizer = Tokenizer.from_str(encoder.tokenizer.to_str())
-    tokenizer.no_padding()
-    tokenizer.enable_truncation(encoder.spec.max_seq_length)
+    tokenizer = encoder.tokenizer  # truncated as the model reads, unpadded
     prefix = encoder.spec.passage_prefix
     counts = np.zeros(len(texts), np.int64)
     for first in range(0, len(texts), 1024):
@@ -254,8 +261,7 @@ def _token_vectors(encoder, texts, path, cache_root, build_id, stats):
     counts = _token_counts(encoder, unique)
     per_passage = counts[where]
     offsets = np.concatenate([[0], np.cumsum(per_passage)]).astype(np.int64)
-    destinations = np.argsort(where, kind="stable")
-    starts = np.searchsorted(where[destinations], np.arange(len(unique) + 1))
+    destinations, starts = _groups(where, len(unique))
     vectors_path = path
 
     def put(u: int, rows: np.ndarray) -> None:
@@ -316,10 +322,8 @@ def _in_context(
         for text, (start, spans) in zip(passage_texts, contexts, strict=True)
     ]
     unique, where = _unique([_in_context_key(*item) for item in items])
-    first = np.zeros(len(unique), np.int64)
-    first[where[::-1]] = np.arange(n)[::-1]  # a passage of each distinct key
-    destinations = np.argsort(where, kind="stable")
-    starts = np.searchsorted(where[destinations], np.arange(len(unique) + 1))
+    destinations, starts = _groups(where, len(unique))
+    first = destinations[starts[:-1]]  # the first passage of each distinct key
     sentence_start = np.concatenate([[0], np.cumsum([len(spans) for _, spans in contexts])]).astype(np.int64)
     spans_of = [len(items[int(first[u])][2]) for u in range(len(unique))]
     passage_vectors = np.zeros((n, dim), np.float32)
@@ -388,22 +392,14 @@ def _in_context(
             stats["tokens-in-context"] = ns_tokens.stats
         if alone:  # sentences cut out of their passage's pass: on their own, like a build without contexts
             texts, at = _unique([sentence_texts[i] for i in alone])
-            by_text = np.argsort(at, kind="stable")
-            text_starts = np.searchsorted(at[by_text], np.arange(len(texts) + 1))
+            by_text, text_starts = _groups(at, len(texts))
 
-            def put_alone(u: int, rows: np.ndarray) -> None:
+            def put_alone(u: int, vector: np.ndarray) -> None:
                 for j in by_text[text_starts[u] : text_starts[u + 1]]:
-                    sentences.write(alone[int(j)], rows[:1])
+                    sentences.write(alone[int(j)], vector[None, :])
 
             with _namespace(cache_root, spec, "vector", build_id) as ns_alone:
-                left = _from_cache(ns_alone, texts, put_alone, expect_rows=lambda u: 1)
-                progress(len(alone) - len(left))
-                for rows in _chunks(_by_length(texts, left), CHUNK_TEXTS):
-                    for u, vector in zip(rows, encoder.encode_passages([texts[u] for u in rows]), strict=True):
-                        put_alone(u, vector[None, :])
-                        if ns_alone is not None:
-                            ns_alone.add(embed_cache.text_key(texts[u]), vector[None, :])
-                    progress(len(rows))
+                _embed_missing(encoder, ns_alone, texts, put_alone, progress)
                 if ns_alone is not None:
                     stats["vector"] = ns_alone.stats
         sentence_file = sentences.close()

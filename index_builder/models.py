@@ -181,17 +181,13 @@ def _cached_export(folder: Path, model: ModelConfig) -> EncoderSpec | None:
         path = folder / name
         if not path.is_file() or path.stat().st_size != record["sizes"][name] or sha256_file(path) != digest:
             return None
-    if spec.query_prefix != model.query_prefix or spec.passage_prefix != model.passage_prefix:
-        spec = EncoderSpec.from_json(
-            {**spec.to_json(), "query_prefix": model.query_prefix, "passage_prefix": model.passage_prefix}
-        )
-    return EncoderSpec.from_json(
-        {
-            **spec.to_json(),
-            "token_vectors": model.token_vectors,
-            "tokens_in_context": model.tokens_in_context,
-            "sentences_in_context": model.sentences_in_context,
-        }
+    # what the export measured, with what the profile declares today (prefixes, token vectors, ...)
+    return model.spec(
+        dim=spec.dim,
+        max_seq_length=spec.max_seq_length,
+        pooling=spec.pooling,
+        normalize=spec.normalize,
+        pad_token_id=spec.pad_token_id,
     )
 
 

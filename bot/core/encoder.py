@@ -122,10 +122,9 @@ class OnnxEncoder:
         self.dim = spec.dim
         self.tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
         self.tokenizer.enable_truncation(spec.max_seq_length)
-        self.tokenizer.enable_padding(pad_id=spec.pad_token_id)
-        self._unpadded = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
-        self._unpadded.enable_truncation(spec.max_seq_length)
-        self._unpadded.no_padding()  # the file may ask for padding to a fixed length: calls pad themselves
+        # each model call pads its own texts (_run_encoded); the file may ask for padding to the longest
+        # of a whole encode_batch, which would pad every text of a build to its longest
+        self.tokenizer.no_padding()
         self.workers = max(1, workers)
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1 if self.workers > 1 else _threads(threads)
@@ -161,7 +160,7 @@ class OnnxEncoder:
     def _bulk(self, texts: list[str]) -> Iterator[tuple[list[int], list[Any], np.ndarray, np.ndarray]]:
         """Many texts through the model: tokenised once, in length order, in calls of about BULK_TOKENS
         tokens, `workers` calls at a time. Yields (rows, their encodings, hidden states, mask) in order."""
-        encodings = self._unpadded.encode_batch(texts)
+        encodings = self.tokenizer.encode_batch(texts)
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
         batches: list[list[int]] = []
         for i in order:  # ascending lengths: the text added is the longest of its call
@@ -197,24 +196,17 @@ class OnnxEncoder:
             pooled = pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
         return pooled.astype(np.float32)
 
-    def _encode(self, texts: list[str], prefix: str, batch_size: int) -> np.ndarray:
+    def _encode(self, texts: list[str], prefix: str) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        # similar lengths together: less padding, and the same vectors (padding is masked out)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
-            hidden, mask = self._run([prefix + texts[i] for i in rows])
+        for rows, _, hidden, mask in self._bulk([prefix + t for t in texts]):
             out[rows] = self._pool(hidden, mask)
         return out
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
-        return self._encode(texts, self.spec.query_prefix, 32)
+        return self._encode(texts, self.spec.query_prefix)
 
     def encode_passages(self, texts: list[str]) -> np.ndarray:
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for rows, _, hidden, mask in self._bulk([self.spec.passage_prefix + t for t in texts]):
-            out[rows] = self._pool(hidden, mask)
-        return out
+        return self._encode(texts, self.spec.passage_prefix)
 
     def encode_query_with_tokens(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """The question's vector and its normalised token vectors (special tokens left out)."""

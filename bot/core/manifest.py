@@ -109,7 +109,7 @@ class SearchEntry(_Strict):
     # the approximate index's search setting chosen by the build's recall check (index_builder/vector_index.py),
     # applied on load; absent for exact search and in versions built before it was recorded
     ef_search: PositiveInt | None = None  # IndexHNSWFlat
-    nprobe: PositiveInt | None = None  # IndexIVFFlat
+    nprobe: PositiveInt | None = None  # an inverted file (IndexIVFFlat, or 8-bit lists in IndexRefineFlat)
 
 
 Number = float | int
